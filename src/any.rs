@@ -1,0 +1,108 @@
+//! [`AnyConnection`]: the type state erased, for code that holds connections in every
+//! phase (a registry, a driver's table).
+
+use std::time::Instant;
+
+use crate::state::{Accepted, Authenticated, Closing, Connecting, Ready};
+use crate::{
+    CloseFrame, CloseRecord, Connection, ConnectionId, Frame, Phase, Rejected, Step, TransportLoss,
+};
+
+/// A [`Connection`] in any type state. Match on it to get the typed handle back.
+#[derive(Debug)]
+pub enum AnyConnection {
+    /// See [`Connecting`].
+    Connecting(Connection<Connecting>),
+    /// See [`Accepted`].
+    Accepted(Connection<Accepted>),
+    /// See [`Authenticated`].
+    Authenticated(Connection<Authenticated>),
+    /// See [`Ready`].
+    Ready(Connection<Ready>),
+    /// See [`Closing`].
+    Closing(Connection<Closing>),
+}
+
+macro_rules! each {
+    ($self:expr, $c:ident => $body:expr) => {
+        match $self {
+            AnyConnection::Connecting($c) => $body,
+            AnyConnection::Accepted($c) => $body,
+            AnyConnection::Authenticated($c) => $body,
+            AnyConnection::Ready($c) => $body,
+            AnyConnection::Closing($c) => $body,
+        }
+    };
+}
+
+macro_rules! from {
+    ($($state:ident),*) => {$(
+        impl From<Connection<$state>> for AnyConnection {
+            fn from(c: Connection<$state>) -> AnyConnection {
+                AnyConnection::$state(c)
+            }
+        }
+    )*};
+}
+from!(Connecting, Accepted, Authenticated, Ready, Closing);
+
+impl AnyConnection {
+    /// The connection's id.
+    pub fn id(&self) -> ConnectionId {
+        each!(self, c => c.id())
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        each!(self, c => c.phase())
+    }
+
+    /// How the connection is closing or closed; `None` while it is not.
+    pub fn close_record(&self) -> Option<&CloseRecord> {
+        each!(self, c => c.close_record())
+    }
+
+    /// Closes it (see [`Connection::close`]); a closing connection is returned as is.
+    pub fn close(self, frame: CloseFrame, now: Instant) -> Connection<Closing> {
+        match self {
+            AnyConnection::Connecting(c) => c.close(frame, now),
+            AnyConnection::Accepted(c) => c.close(frame, now),
+            AnyConnection::Authenticated(c) => c.close(frame, now),
+            AnyConnection::Ready(c) => c.close(frame, now),
+            AnyConnection::Closing(c) => c,
+        }
+    }
+
+    /// See [`Connection::poll_transmit`].
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Frame> {
+        each!(self, c => c.poll_transmit(now))
+    }
+
+    /// See [`Connection::handle_peer_close`].
+    pub fn handle_peer_close(
+        &mut self,
+        frame: Option<CloseFrame>,
+        now: Instant,
+    ) -> Result<Step, Rejected> {
+        each!(self, c => c.handle_peer_close(frame, now))
+    }
+
+    /// See [`Connection::handle_transport_lost`].
+    pub fn handle_transport_lost(
+        &mut self,
+        loss: TransportLoss,
+        now: Instant,
+    ) -> Result<Step, Rejected> {
+        each!(self, c => c.handle_transport_lost(loss, now))
+    }
+
+    /// See [`Connection::handle_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<Step> {
+        each!(self, c => c.handle_timeout(now))
+    }
+
+    /// See [`Connection::poll_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        each!(self, c => c.poll_timeout())
+    }
+}

@@ -1,0 +1,317 @@
+//! [`Connection<S>`]: the type-state handle. Transitions consume `self`; `send` exists
+//! only on `Connection<Ready>` (**G1**).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Instant;
+
+use crate::state::{Accepted, Authenticated, Closing, Connecting, Ready, TypeState};
+use crate::{
+    AnyConnection, CloseFrame, CloseRecord, Config, ConnectionId, Frame, Gone, Input, Lifecycle,
+    MachineState, Message, Phase, Rejected, SendError, SendErrorKind, Step, TransportLoss,
+};
+
+/// A connection in type state `S`.
+///
+/// The type parameter is the step of the lifecycle the *owner* has reached:
+/// `Connection<Connecting>` → [`accept`](Connection::accept) →
+/// `Connection<Accepted>` → [`authenticate`](Connection::authenticate) →
+/// `Connection<Authenticated>` → [`ready`](Connection::ready) → `Connection<Ready>`,
+/// and [`close`](Connection::close) from any of them → `Connection<Closing>`. Each
+/// transition consumes the handle, so a stale handle cannot be used, and
+/// [`send`](Connection::send) only compiles on `Connection<Ready>` (**G1**):
+///
+/// ```compile_fail
+/// use ws_lifecycle::{Config, Connection, ConnectionId, Message};
+/// let mut conn = Connection::new(ConnectionId::new(1), Config::default());
+/// conn.send(Message::text("too early")); // no `send` on Connection<Connecting>
+/// ```
+///
+/// The peer, timers and the transport act independently of the owner, so a
+/// transition can still fail at run time: it returns [`Gone`], which carries the
+/// connection in its closing state, and `send` returns the message inside a
+/// [`SendError`] (**G3**).
+///
+/// Methods available in every state (the *driver side*): [`poll_transmit`]
+/// (frames to write, our Close always last), [`handle_peer_close`],
+/// [`handle_transport_lost`], [`handle_timeout`] / [`poll_timeout`], and the getters.
+///
+/// [`poll_transmit`]: Connection::poll_transmit
+/// [`handle_peer_close`]: Connection::handle_peer_close
+/// [`handle_transport_lost`]: Connection::handle_transport_lost
+/// [`handle_timeout`]: Connection::handle_timeout
+/// [`poll_timeout`]: Connection::poll_timeout
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Frame, Message, Phase};
+///
+/// let now = Instant::now();
+/// let conn = Connection::new(ConnectionId::new(7), Config::default());
+/// let conn = conn.accept(now)?;
+/// let conn = conn.authenticate(None, now)?;
+/// let mut conn = conn.ready(now)?;
+/// conn.send(Message::text("hello"))?;
+/// let mut closing = conn.close(CloseFrame::normal(), now);
+/// assert_eq!(closing.poll_transmit(now), Some(Frame::Message(Message::text("hello"))));
+/// assert_eq!(closing.poll_transmit(now), Some(Frame::Close(Some(CloseFrame::normal()))));
+/// assert_eq!(closing.poll_transmit(now), None);
+/// closing.handle_peer_close(None, now)?; // the peer's acknowledgement
+/// assert_eq!(closing.phase(), Phase::Closed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Connection<S: TypeState> {
+    lifecycle: Lifecycle,
+    outbox: VecDeque<Message>,
+    capacity: usize,
+    _state: PhantomData<fn() -> S>,
+}
+
+/// Type states from which the owner may still close: every state but [`Closing`].
+pub trait Live: TypeState {}
+impl Live for Connecting {}
+impl Live for Accepted {}
+impl Live for Authenticated {}
+impl Live for Ready {}
+
+impl<S: TypeState> fmt::Debug for Connection<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("type_state", &S::NAME)
+            .field("id", &self.lifecycle.id())
+            .field("state", &self.lifecycle.state())
+            .field("queued", &self.outbox.len())
+            .finish()
+    }
+}
+
+impl<S: TypeState> Connection<S> {
+    fn retag<T: TypeState>(self) -> Connection<T> {
+        Connection {
+            lifecycle: self.lifecycle,
+            outbox: self.outbox,
+            capacity: self.capacity,
+            _state: PhantomData,
+        }
+    }
+
+    /// Applies an owner-side transition; a refusal means the connection is gone.
+    fn transition<T: TypeState>(
+        mut self,
+        input: Input,
+        expected: Phase,
+        now: Instant,
+    ) -> Result<Connection<T>, Gone> {
+        match self.lifecycle.handle(input, now) {
+            Ok(step) if step.to.phase() == expected => Ok(self.retag()),
+            _ => {
+                // By construction the only way a typed transition fails is that the
+                // connection is closing or closed (the peer, a timer or the transport
+                // got there first).
+                debug_assert!(
+                    self.phase().is_closing_or_closed(),
+                    "typed transition refused in {}",
+                    self.state()
+                );
+                Err(Gone {
+                    connection: self.retag(),
+                })
+            }
+        }
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> ConnectionId {
+        self.lifecycle.id()
+    }
+
+    /// The current phase. It can be later than `S` (closing, closed) when the peer,
+    /// a timer or the transport ended the connection.
+    pub fn phase(&self) -> Phase {
+        self.lifecycle.phase()
+    }
+
+    /// The current fine-grained machine state.
+    pub fn state(&self) -> MachineState {
+        self.lifecycle.state()
+    }
+
+    /// The sans-IO core underneath.
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// How the connection is closing or closed; `None` while it is not.
+    pub fn close_record(&self) -> Option<&CloseRecord> {
+        self.lifecycle.close_record()
+    }
+
+    /// The next frame to write: queued messages in order, then our Close frame once,
+    /// which is always the last frame (**G3**). `None` when there is nothing to write.
+    /// Once the connection is closed without having written them, queued messages are
+    /// not yielded; take them back with [`take_unsent`](Self::take_unsent).
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Frame> {
+        if self.phase() == Phase::Closed {
+            return None;
+        }
+        if let Some(message) = self.outbox.pop_front() {
+            return Some(Frame::Message(message));
+        }
+        self.lifecycle.poll_transmit(now)
+    }
+
+    /// Messages that will never be written because the connection closed first (the
+    /// transport was lost or the close timed out): returned, not dropped (**G3**).
+    /// Empty while the connection is not closed.
+    pub fn take_unsent(&mut self) -> Vec<Message> {
+        if self.phase() == Phase::Closed {
+            self.outbox.drain(..).collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The peer's Close frame arrived (`None`: no status code). Moves an open
+    /// connection to closing (our answer is then owed), or completes our close.
+    pub fn handle_peer_close(
+        &mut self,
+        frame: Option<CloseFrame>,
+        now: Instant,
+    ) -> Result<Step, Rejected> {
+        self.lifecycle.handle(Input::PeerClose(frame), now)
+    }
+
+    /// The transport ended without a close handshake.
+    pub fn handle_transport_lost(
+        &mut self,
+        loss: TransportLoss,
+        now: Instant,
+    ) -> Result<Step, Rejected> {
+        self.lifecycle.handle(Input::TransportLost(loss), now)
+    }
+
+    /// Fires a due deadline (**G5**); see [`Lifecycle::handle_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<Step> {
+        self.lifecycle.handle_timeout(now)
+    }
+
+    /// The next deadline; see [`Lifecycle::poll_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.lifecycle.poll_timeout()
+    }
+
+    /// Erases the type state, for code that stores connections in every phase.
+    pub fn into_any(self) -> AnyConnection
+    where
+        AnyConnection: From<Connection<S>>,
+    {
+        AnyConnection::from(self)
+    }
+}
+
+impl<S: Live> Connection<S> {
+    /// Closes the connection with `frame`, consuming the handle (**G3**, **G4**).
+    ///
+    /// Queued messages are still written, then our Close. Before the handshake is
+    /// accepted this refuses the upgrade and no Close frame is written. If the
+    /// connection was already closing (the peer or a deadline was first), the first
+    /// close stands and this one changes nothing; [`Connection::close_record`] says
+    /// what happened.
+    pub fn close(mut self, frame: CloseFrame, now: Instant) -> Connection<Closing> {
+        // Close is never rejected: in a closing or closed state it is absorbed (G4).
+        let _ = self.lifecycle.handle(Input::Close(frame), now);
+        self.retag()
+    }
+}
+
+impl Connection<Connecting> {
+    /// A new connection whose upgrade request has arrived.
+    pub fn new(id: ConnectionId, config: Config) -> Connection<Connecting> {
+        Connection {
+            capacity: config.outbox_capacity,
+            lifecycle: Lifecycle::new(id, config),
+            outbox: VecDeque::new(),
+            _state: PhantomData,
+        }
+    }
+
+    /// Accepts the WebSocket handshake; the readiness deadline starts (**G5**).
+    pub fn accept(self, now: Instant) -> Result<Connection<Accepted>, Gone> {
+        self.transition(Input::Accept, Phase::Accepted, now)
+    }
+}
+
+impl Connection<Accepted> {
+    /// The peer's credential checked out. `expires_at`: when it lapses, if it does;
+    /// the connection is then closed with 1008 (**G5**) unless re-authenticated.
+    pub fn authenticate(
+        self,
+        expires_at: Option<Instant>,
+        now: Instant,
+    ) -> Result<Connection<Authenticated>, Gone> {
+        self.transition(
+            Input::AuthSucceeded { expires_at },
+            Phase::Authenticated,
+            now,
+        )
+    }
+
+    /// The peer's credential was refused: close with 1008.
+    pub fn reject(mut self, now: Instant) -> Connection<Closing> {
+        let _ = self.lifecycle.handle(Input::AuthFailed, now);
+        self.retag()
+    }
+}
+
+impl Connection<Authenticated> {
+    /// The application's services for this connection are ready: from now on
+    /// messages may flow (**G2**).
+    pub fn ready(self, now: Instant) -> Result<Connection<Ready>, Gone> {
+        self.transition(Input::ServicesReady, Phase::Ready, now)
+    }
+}
+
+impl Connection<Ready> {
+    /// Queues `message` for the peer.
+    ///
+    /// Fails, handing the message back, when the connection is closing or closed
+    /// (**G3**: nothing follows our Close, nothing is silently dropped) or when the
+    /// outbox is full ([`Config::outbox_capacity`]).
+    pub fn send(&mut self, message: Message) -> Result<(), SendError> {
+        if self.lifecycle.check_send().is_err() {
+            return Err(SendError {
+                kind: SendErrorKind::Closed,
+                message,
+            });
+        }
+        if self.outbox.len() >= self.capacity {
+            return Err(SendError {
+                kind: SendErrorKind::Full,
+                message,
+            });
+        }
+        self.outbox.push_back(message);
+        Ok(())
+    }
+
+    /// The peer proved itself again: its credential's expiry is replaced (`None`:
+    /// it no longer expires). Refused once the connection is closing.
+    pub fn reauthenticate(
+        &mut self,
+        expires_at: Option<Instant>,
+        now: Instant,
+    ) -> Result<(), Rejected> {
+        self.lifecycle
+            .handle(Input::AuthSucceeded { expires_at }, now)
+            .map(|_| ())
+    }
+}
+
+impl Connection<Closing> {
+    /// True once the close handshake is over (or was cut short) and the transport
+    /// can be dropped.
+    pub fn is_closed(&self) -> bool {
+        self.phase() == Phase::Closed
+    }
+}

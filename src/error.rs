@@ -1,0 +1,108 @@
+//! Errors, one type per concern. Each says what the caller can do next.
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::Closing;
+use crate::{CloseRecord, Connection, InputKind, MachineState, Message, Phase};
+
+/// Why the machine refused an input.
+///
+/// Serde form: the snake-case name, e.g. `"not_yet"` (**G9**).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// The input comes too early (authentication before accept, ready before
+    /// authentication): perform the missing step first.
+    NotYet,
+    /// That step already happened (a second accept or ready); nothing to do.
+    AlreadyDone,
+    /// Peer frames cannot arrive before the handshake is accepted: the driver fed an
+    /// input for a connection that is not open.
+    NotOpen,
+    /// No Close frame of ours is owed: `CloseSent` was reported without one.
+    NoCloseOwed,
+    /// The connection is closing: it will not open further. Finish the close
+    /// handshake and drop it.
+    Closing,
+    /// The connection is closed: drop it.
+    Closed,
+    /// No handler took the input. This is a bug in ws-lifecycle; please report it.
+    Unhandled,
+}
+
+/// The machine refused an input; nothing changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("input {input} rejected in state {state}: {reason:?}")]
+#[non_exhaustive]
+pub struct Rejected {
+    /// The state the input arrived in.
+    pub state: MachineState,
+    /// The refused input.
+    pub input: InputKind,
+    /// Why; its documentation says what to do next.
+    pub reason: RejectReason,
+}
+
+/// Why the send gate is shut ([`Lifecycle::check_send`](crate::Lifecycle::check_send)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendRefused {
+    /// Not `Ready` yet (**G1**/**G2**): wait until the connection is ready.
+    #[error("connection is {0}, not ready: nothing may be sent before ready")]
+    NotReady(Phase),
+    /// A close was requested, received or forced (**G3**): stop sending.
+    #[error("connection is closing or closed: nothing may follow the Close frame")]
+    Closed,
+}
+
+/// Why a message was not sent. The message itself is in [`SendError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendErrorKind {
+    /// The connection is closing or closed (**G3**): stop sending to it.
+    Closed,
+    /// The outbox is full: the peer is not reading fast enough. Retry later, drop the
+    /// message, or close the connection.
+    Full,
+}
+
+/// A message that was not sent, handed back with the reason (**G3**: never silently
+/// dropped).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("message not sent: {}", match .kind {
+    SendErrorKind::Closed => "the connection is closing or closed",
+    SendErrorKind::Full => "the outbox is full",
+})]
+pub struct SendError {
+    /// Why.
+    pub kind: SendErrorKind,
+    /// The message, returned to the caller.
+    pub message: Message,
+}
+
+impl SendError {
+    /// Takes the message back.
+    pub fn into_message(self) -> Message {
+        self.message
+    }
+}
+
+/// A type-state transition failed because the connection is closing or closed: the
+/// peer left, a deadline fired, or a close was requested first.
+///
+/// It carries the connection in its closing state, so the close handshake can still
+/// be driven to the end (`poll_transmit`, `handle_*`); [`Gone::record`] says why.
+#[derive(Debug, thiserror::Error)]
+#[error("connection {} is gone: {:?}", .connection.id(), .connection.close_record().map(|r| r.cause))]
+pub struct Gone {
+    /// The connection, now closing or closed.
+    pub connection: Connection<Closing>,
+}
+
+impl Gone {
+    /// How the connection closed.
+    pub fn record(&self) -> Option<&CloseRecord> {
+        self.connection.close_record()
+    }
+}

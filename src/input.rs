@@ -1,0 +1,147 @@
+//! [`Input`]: everything that can happen to a connection, as the machine sees it.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::CloseFrame;
+
+/// An input to the lifecycle machine.
+///
+/// The typed [`Connection`](crate::Connection) API and a driver produce these; code that
+/// drives a [`Lifecycle`](crate::Lifecycle) directly passes them to
+/// [`Lifecycle::handle`](crate::Lifecycle::handle). Every (state, input) pair has a
+/// defined outcome — see [`transition_table`](crate::transition_table) and
+/// `docs/state-diagram.md`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Input {
+    /// The WebSocket handshake was accepted (the upgrade response is being sent).
+    Accept,
+    /// The peer proved who it is. `expires_at` is when its credential lapses, if it
+    /// does. While `Ready` (or `Authenticated`) this is a re-authentication: the
+    /// credential's expiry is replaced and the phase does not change.
+    AuthSucceeded {
+        /// When the credential expires; `None` for a credential that does not.
+        expires_at: Option<Instant>,
+    },
+    /// The peer's credential was refused: the connection closes with 1008.
+    AuthFailed,
+    /// The application's services for this connection are ready: messages may flow.
+    ServicesReady,
+    /// The application asks to close with this frame (the first close wins — **G4**).
+    Close(CloseFrame),
+    /// The peer's Close frame arrived (`None`: it carried no status code). While we
+    /// wait for the answer to our own Close this is the *close acknowledgement*.
+    PeerClose(Option<CloseFrame>),
+    /// Our Close frame was handed to the transport.
+    CloseSent,
+    /// The close handshake did not finish in time: the transport is dropped (**G5**).
+    CloseTimeout,
+    /// The connection was not `Ready` by its readiness deadline: close 1008 (**G5**).
+    ReadinessDeadline,
+    /// The credential of an authenticated connection expired: close 1008 (**G5**).
+    CredentialExpired,
+    /// The transport ended without a close handshake (EOF or an I/O error).
+    TransportLost(TransportLoss),
+}
+
+/// How the transport was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportLoss {
+    /// The peer closed the TCP stream without a Close frame.
+    Eof,
+    /// A read or write failed.
+    Error,
+}
+
+/// The kind of an [`Input`], without its payload: the columns of the transition table.
+///
+/// Serde form: the snake-case name, e.g. `"peer_close"` (**G9**).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum InputKind {
+    /// [`Input::Accept`].
+    Accept,
+    /// [`Input::AuthSucceeded`].
+    AuthSucceeded,
+    /// [`Input::AuthFailed`].
+    AuthFailed,
+    /// [`Input::ServicesReady`].
+    ServicesReady,
+    /// [`Input::Close`].
+    Close,
+    /// [`Input::PeerClose`].
+    PeerClose,
+    /// [`Input::CloseSent`].
+    CloseSent,
+    /// [`Input::CloseTimeout`].
+    CloseTimeout,
+    /// [`Input::ReadinessDeadline`].
+    ReadinessDeadline,
+    /// [`Input::CredentialExpired`].
+    CredentialExpired,
+    /// [`Input::TransportLost`].
+    TransportLost,
+}
+
+impl InputKind {
+    /// Every input kind, in table order.
+    pub const ALL: [InputKind; 11] = [
+        InputKind::Accept,
+        InputKind::AuthSucceeded,
+        InputKind::AuthFailed,
+        InputKind::ServicesReady,
+        InputKind::Close,
+        InputKind::PeerClose,
+        InputKind::CloseSent,
+        InputKind::CloseTimeout,
+        InputKind::ReadinessDeadline,
+        InputKind::CredentialExpired,
+        InputKind::TransportLost,
+    ];
+
+    /// The stable snake-case name (the serde form).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InputKind::Accept => "accept",
+            InputKind::AuthSucceeded => "auth_succeeded",
+            InputKind::AuthFailed => "auth_failed",
+            InputKind::ServicesReady => "services_ready",
+            InputKind::Close => "close",
+            InputKind::PeerClose => "peer_close",
+            InputKind::CloseSent => "close_sent",
+            InputKind::CloseTimeout => "close_timeout",
+            InputKind::ReadinessDeadline => "readiness_deadline",
+            InputKind::CredentialExpired => "credential_expired",
+            InputKind::TransportLost => "transport_lost",
+        }
+    }
+}
+
+impl std::fmt::Display for InputKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Input {
+    /// The kind of this input.
+    pub fn kind(&self) -> InputKind {
+        match self {
+            Input::Accept => InputKind::Accept,
+            Input::AuthSucceeded { .. } => InputKind::AuthSucceeded,
+            Input::AuthFailed => InputKind::AuthFailed,
+            Input::ServicesReady => InputKind::ServicesReady,
+            Input::Close(_) => InputKind::Close,
+            Input::PeerClose(_) => InputKind::PeerClose,
+            Input::CloseSent => InputKind::CloseSent,
+            Input::CloseTimeout => InputKind::CloseTimeout,
+            Input::ReadinessDeadline => InputKind::ReadinessDeadline,
+            Input::CredentialExpired => InputKind::CredentialExpired,
+            Input::TransportLost(_) => InputKind::TransportLost,
+        }
+    }
+}

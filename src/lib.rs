@@ -1,0 +1,98 @@
+//! # ws-lifecycle
+//!
+//! A WebSocket connection lifecycle that is correct by construction: the wrong order
+//! does not compile where the type system can prevent it, and every (state, input)
+//! pair has one defined, tested outcome where it cannot.
+//!
+//! ```
+//! use std::time::Instant;
+//! use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Frame, Message};
+//!
+//! let now = Instant::now();
+//! let conn = Connection::new(ConnectionId::new(1), Config::default()) // Connecting
+//!     .accept(now)?                                                   // Accepted
+//!     .authenticate(None, now)?;                                      // Authenticated
+//! let mut conn = conn.ready(now)?;                                    // Ready
+//! conn.send(Message::text("welcome"))?;            // `send` exists only on Ready (G1)
+//! let mut closing = conn.close(CloseFrame::normal(), now); // consumes `conn`
+//! assert_eq!(closing.poll_transmit(now), Some(Frame::Message(Message::text("welcome"))));
+//! assert!(matches!(closing.poll_transmit(now), Some(Frame::Close(_)))); // always last (G3)
+//! assert_eq!(closing.poll_transmit(now), None);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## The lifecycle
+//!
+//! ```text
+//! Connecting ──accept──▶ Accepted ──auth ok──▶ Authenticated ──services ready──▶ Ready
+//!      │                    │                        │                              │
+//!      └────────────────────┴──── close (local or peer), auth failure, deadline ────┴──▶ Closing ──▶ Closed
+//! ```
+//!
+//! `Accepted`, `Authenticated` and `Ready` form the *open* superstate, which handles
+//! a close request, a peer Close or a transport loss once for all three. `Accepted`
+//! and `Authenticated` form the *handshake* superstate, which owns the readiness
+//! deadline. `Closing` has three sub-states, by which Close frames are still owed.
+//! The complete table, generated from the machine by a test:
+//!
+#![doc = include_str!("../docs/transitions.md")]
+//!
+//! ## Guarantees
+//!
+//! Each is named in the code that upholds it and in the tests that check it
+//! (`grep G3` tells one guarantee's whole story; see `docs/guarantees.md`).
+//!
+//! - **G1 accept-first**: nothing is sent before the handshake is accepted; `send`
+//!   does not compile on a handle that is not `Ready`.
+//! - **G2 ready-gating**: no application message reaches the peer before `Ready`.
+//! - **G3 close-gating**: once a close is requested, `send` is refused; no data frame
+//!   follows our Close; a message not sent is handed back, never dropped.
+//! - **G4 single close**: one Close frame; the first close's code and cause win.
+//! - **G5 deadlines**: readiness deadline (1008), credential expiry (1008) and the
+//!   close-handshake timeout; a deadline racing its success has one winner.
+//! - **G6**–**G8** (wakeups, registry, startup gating) belong to the shared-state and
+//!   registry layers.
+//! - **G9 wire stability**: serialized forms are snapshot-tested.
+//!
+//! ## Map of the crate
+//!
+//! | layer | items |
+//! |---|---|
+//! | core, sans-IO | [`Lifecycle`], [`Input`], [`Phase`], [`MachineState`], [`transition_table`], [`CloseCode`], [`CloseFrame`], [`CloseRecord`], [`Config`] |
+//! | type-state handles | [`Connection`], the markers [`Connecting`], [`Accepted`], [`Authenticated`], [`Ready`], [`Closing`], and [`AnyConnection`] |
+//! | errors | [`Rejected`], [`Gone`], [`SendError`], [`SendRefused`], [`InvalidCloseFrame`], [`UnknownPhase`] |
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+// Core, sans-IO.
+mod close;
+mod config;
+mod id;
+mod input;
+mod lifecycle;
+mod machine;
+mod message;
+mod phase;
+mod table;
+
+// Type-state handles.
+mod any;
+mod connection;
+mod state;
+
+// Errors.
+mod error;
+
+pub use any::AnyConnection;
+pub use close::{CloseClass, CloseCode, CloseFrame, InvalidCloseFrame};
+pub use config::Config;
+pub use connection::{Connection, Live};
+pub use error::{Gone, RejectReason, Rejected, SendError, SendErrorKind, SendRefused};
+pub use id::ConnectionId;
+pub use input::{Input, InputKind, TransportLoss};
+pub use lifecycle::{CloseCause, CloseEnd, CloseRecord, Lifecycle, Step};
+pub use message::{Frame, Message};
+pub use phase::{Phase, UnknownPhase};
+pub use state::{Accepted, Authenticated, Closing, Connecting, Ready, TypeState};
+pub use table::{MachineState, Outcome, TableRow, transition_table};

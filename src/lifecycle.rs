@@ -1,0 +1,334 @@
+//! [`Lifecycle`]: the sans-IO core. Inputs in (`handle`, `handle_timeout`), outputs out
+//! (`poll_transmit`, `poll_timeout`); no sockets, no clocks, no runtime.
+
+use std::time::Instant;
+
+use serde::Serialize;
+use statig::blocking::{IntoStateMachineExt, StateMachine};
+
+use crate::input::TransportLoss;
+use crate::machine::{Dispatch, Machine, Verdict};
+use crate::{
+    CloseCode, CloseFrame, Config, ConnectionId, Frame, Input, InputKind, MachineState, Phase,
+    RejectReason, Rejected, SendRefused,
+};
+
+/// The sans-IO lifecycle of one connection: the machine, its deadlines and its close
+/// record. Time is an input, the next deadline an output (the quinn-proto pattern).
+///
+/// Most code uses the type-state [`Connection`](crate::Connection), which wraps a
+/// `Lifecycle` and adds the outbox. Use `Lifecycle` directly to build a driver or to
+/// test a protocol with virtual time. Its methods fall into four groups:
+///
+/// - **getters**: [`id`](Self::id), [`phase`](Self::phase), [`state`](Self::state),
+///   [`close_record`](Self::close_record), [`check_send`](Self::check_send);
+/// - **inputs**: [`handle`](Self::handle) for events,
+///   [`handle_timeout`](Self::handle_timeout) when the clock passes
+///   [`poll_timeout`](Self::poll_timeout);
+/// - **outputs**: [`poll_transmit`](Self::poll_transmit) yields our Close frame once
+///   (and records that it was sent), [`poll_timeout`](Self::poll_timeout) the next
+///   deadline.
+///
+/// A driver loop: feed what arrived (`handle`), write what `poll_transmit` yields,
+/// sleep until `poll_timeout`, call `handle_timeout(now)`, repeat until
+/// [`Phase::Closed`].
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use ws_lifecycle::{CloseCode, Config, ConnectionId, Frame, Input, Lifecycle, Phase};
+///
+/// let t0 = Instant::now();
+/// let mut lc = Lifecycle::new(ConnectionId::new(1), Config::default());
+/// lc.handle(Input::Accept, t0).unwrap();
+/// // The readiness deadline is armed at accept (G5).
+/// let deadline = lc.poll_timeout().unwrap();
+/// assert_eq!(deadline, t0 + Config::default().readiness_timeout);
+/// // Nobody authenticated in time: the deadline closes the connection with 1008.
+/// lc.handle_timeout(deadline);
+/// assert_eq!(lc.phase(), Phase::Closing);
+/// match lc.poll_transmit(deadline) {
+///     Some(Frame::Close(Some(frame))) => assert_eq!(frame.code(), CloseCode::POLICY_VIOLATION),
+///     other => panic!("expected our Close, got {other:?}"),
+/// }
+/// // The peer acknowledges: the handshake is complete.
+/// lc.handle(Input::PeerClose(None), deadline + Duration::from_millis(5)).unwrap();
+/// assert_eq!(lc.phase(), Phase::Closed);
+/// ```
+#[derive(Clone)]
+pub struct Lifecycle {
+    id: ConnectionId,
+    machine: StateMachine<Machine>,
+    span: tracing::Span,
+}
+
+/// The result of an accepted input: the state before and after. `from == to` means
+/// "handled, no change" (a stale timer, a second close, a re-authentication).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// The state before the input.
+    pub from: MachineState,
+    /// The state after the input.
+    pub to: MachineState,
+}
+
+impl Step {
+    /// True when the input moved the machine.
+    pub fn changed(&self) -> bool {
+        self.from != self.to
+    }
+}
+
+impl std::fmt::Debug for Lifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lifecycle")
+            .field("id", &self.id)
+            .field("state", &self.state())
+            .field("deadline", &self.poll_timeout())
+            .field("close", &self.close_record())
+            .finish()
+    }
+}
+
+impl Lifecycle {
+    /// A new lifecycle in [`Phase::Connecting`]. Creates the connection's tracing span.
+    pub fn new(id: ConnectionId, config: Config) -> Lifecycle {
+        Lifecycle {
+            id,
+            machine: Machine::new(config.readiness_timeout, config.close_timeout).state_machine(),
+            span: tracing::info_span!("ws_connection", id = %id),
+        }
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> ConnectionId {
+        self.id
+    }
+
+    /// The connection's tracing span (events of this connection are recorded in it).
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.state().phase()
+    }
+
+    /// The current fine-grained machine state.
+    pub fn state(&self) -> MachineState {
+        MachineState::from_machine(self.machine.state())
+    }
+
+    /// How the connection is closing or closed; `None` while it is not.
+    pub fn close_record(&self) -> Option<&CloseRecord> {
+        self.machine.inner().close.as_ref()
+    }
+
+    /// The send gate (**G1**, **G3**): `Ok` only in [`Phase::Ready`]. Before `Ready`
+    /// nothing may reach the peer; once a close is requested, received or forced,
+    /// nothing may follow it.
+    pub fn check_send(&self) -> Result<(), SendRefused> {
+        match self.phase() {
+            Phase::Ready => Ok(()),
+            Phase::Closing | Phase::Closed => Err(SendRefused::Closed),
+            phase => Err(SendRefused::NotReady(phase)),
+        }
+    }
+
+    /// Feeds one input at time `now`.
+    ///
+    /// Returns the step taken — possibly "handled, no change" — or [`Rejected`] when
+    /// the input is not allowed in the current state; a rejected input changes
+    /// nothing. Never panics.
+    pub fn handle(&mut self, input: Input, now: Instant) -> Result<Step, Rejected> {
+        let from = self.state();
+        let kind = input.kind();
+        let mut dispatch = Dispatch {
+            now,
+            verdict: Verdict::Unset,
+        };
+        self.machine.handle_with_context(&input, &mut dispatch);
+        let to = self.state();
+        let result = match dispatch.verdict {
+            Verdict::Handled => Ok(Step { from, to }),
+            Verdict::Rejected(reason) => Err(Rejected {
+                state: from,
+                input: kind,
+                reason,
+            }),
+            // Unreachable by construction (every handler chain ends in an exhaustive
+            // match); reported as a rejection rather than a panic.
+            Verdict::Unset => Err(Rejected {
+                state: from,
+                input: kind,
+                reason: RejectReason::Unhandled,
+            }),
+        };
+        self.trace(&input, &result);
+        result
+    }
+
+    /// Fires the earliest deadline that is due at `now`, if any: the close-handshake
+    /// timeout, the readiness deadline or the credential's expiry (**G5**). Call
+    /// [`poll_timeout`](Self::poll_timeout) afterwards for the next one.
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<Step> {
+        let m = self.machine.inner();
+        let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
+        let input = if due(m.close_deadline) {
+            Input::CloseTimeout
+        } else if due(m.readiness_deadline) {
+            Input::ReadinessDeadline
+        } else if due(m.credential_expiry) {
+            Input::CredentialExpired
+        } else {
+            return None;
+        };
+        // Timer inputs are never rejected: in a state where they do not apply they are
+        // stale and absorbed.
+        self.handle(input, now).ok()
+    }
+
+    /// The earliest armed deadline, if any: when to call
+    /// [`handle_timeout`](Self::handle_timeout) next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let m = self.machine.inner();
+        [m.close_deadline, m.readiness_deadline, m.credential_expiry]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Our Close frame, once, when one is owed; it is recorded as sent. `None`
+    /// otherwise. A [`Connection`](crate::Connection) calls this only after its
+    /// outbox is empty, so the Close is the last frame (**G3**).
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Frame> {
+        if !matches!(
+            self.state(),
+            MachineState::SendingClose | MachineState::ReplyingClose
+        ) {
+            return None;
+        }
+        let frame = self.close_record().and_then(|r| r.frame.clone());
+        self.handle(Input::CloseSent, now).ok()?;
+        Some(Frame::Close(frame))
+    }
+
+    fn trace(&self, input: &Input, result: &Result<Step, Rejected>) {
+        let _entered = self.span.enter();
+        let kind = input.kind();
+        match result {
+            Err(rejected) => tracing::warn!(
+                state = %rejected.state, input = %kind, reason = ?rejected.reason,
+                "lifecycle input rejected"
+            ),
+            Ok(step) if !step.changed() => {
+                tracing::trace!(state = %step.from, input = %kind, "lifecycle input absorbed")
+            }
+            Ok(step) => {
+                let abnormal = match kind {
+                    InputKind::AuthFailed
+                    | InputKind::ReadinessDeadline
+                    | InputKind::CredentialExpired
+                    | InputKind::CloseTimeout
+                    | InputKind::TransportLost => true,
+                    _ => false,
+                };
+                if abnormal {
+                    tracing::info!(from = %step.from, to = %step.to, cause = %kind, "lifecycle transition");
+                } else {
+                    tracing::debug!(from = %step.from, to = %step.to, cause = %kind, "lifecycle transition");
+                }
+            }
+        }
+    }
+}
+
+/// Why a connection is closing: the first close of any kind, kept for good (**G4**).
+///
+/// Serde form: the snake-case name, e.g. `"readiness_deadline"`, or
+/// `{"transport_lost":"eof"}` (**G9**).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CloseCause {
+    /// The application closed it.
+    Local,
+    /// The peer sent Close first.
+    Peer,
+    /// Authentication failed (1008).
+    AuthFailed,
+    /// It was not `Ready` by its readiness deadline (1008, **G5**).
+    ReadinessDeadline,
+    /// Its credential expired while it was open (1008, **G5**).
+    CredentialExpired,
+    /// The transport ended without a close handshake.
+    TransportLost(TransportLoss),
+    /// The application refused it before accepting the handshake (no Close frame).
+    Refused,
+}
+
+/// How a closed connection ended.
+///
+/// Serde form: `"clean"`, `"timed_out"`, `{"transport_lost":"error"}`,
+/// `"never_opened"` (**G9**).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CloseEnd {
+    /// Both Close frames were exchanged.
+    Clean,
+    /// The close handshake timed out; the transport was dropped (**G5**).
+    TimedOut,
+    /// The transport ended first.
+    TransportLost(TransportLoss),
+    /// The handshake was never accepted, so there was nothing to close.
+    NeverOpened,
+}
+
+/// The record of a connection's close: why, which frames, how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct CloseRecord {
+    /// The first cause (**G4**).
+    pub cause: CloseCause,
+    /// What our Close frame carries (`None`: an empty Close, or no Close at all).
+    pub frame: Option<CloseFrame>,
+    /// Our Close frame was handed to the transport.
+    pub close_sent: bool,
+    /// The peer's Close frame arrived.
+    pub peer_closed: bool,
+    /// What the peer's Close carried, if it arrived with a code.
+    pub peer_frame: Option<CloseFrame>,
+    /// How it ended; `None` while still closing.
+    pub end: Option<CloseEnd>,
+}
+
+impl CloseRecord {
+    pub(crate) fn new(cause: CloseCause, frame: Option<CloseFrame>) -> CloseRecord {
+        CloseRecord {
+            cause,
+            frame,
+            close_sent: false,
+            peer_closed: false,
+            peer_frame: None,
+            end: None,
+        }
+    }
+
+    /// The code to report for this close: ours if we sent one with a code, else the
+    /// peer's, else 1005 (the peer's Close had no code), else 1006 (no Close at all).
+    pub fn code(&self) -> CloseCode {
+        match (&self.frame, &self.peer_frame) {
+            (Some(ours), _) if self.close_sent => ours.code(),
+            (_, Some(theirs)) => theirs.code(),
+            _ if self.peer_closed => CloseCode::NO_STATUS,
+            (Some(ours), _) if self.end.is_none() => ours.code(),
+            _ => CloseCode::ABNORMAL,
+        }
+    }
+
+    /// True when the close handshake completed.
+    pub fn is_clean(&self) -> bool {
+        self.end == Some(CloseEnd::Clean)
+    }
+}
