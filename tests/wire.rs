@@ -1,0 +1,162 @@
+//! G9 wire stability: the serialized form of every public serde type is pinned by a
+//! snapshot in `tests/snapshots/`. A change to any of them is a deliberate, visible
+//! diff there (review with `cargo insta review`, or accept with
+//! `INSTA_UPDATE=always cargo test --test wire`).
+
+use std::time::Instant;
+
+use insta::assert_snapshot;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use ws_lifecycle::{
+    CloseClass, CloseCode, CloseFrame, Config, Connection, ConnectionId, InputKind, MachineState,
+    Phase, RejectReason, TransportLoss, transition_table,
+};
+
+fn json<T: Serialize>(values: &[T]) -> String {
+    values
+        .iter()
+        .map(|v| serde_json::to_string(v).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn round_trips<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(values: &[T]) {
+    for v in values {
+        let text = serde_json::to_string(v).unwrap();
+        let back: T = serde_json::from_str(&text).unwrap();
+        assert_eq!(&back, v, "{text}");
+    }
+}
+
+/// G9: `Phase` serializes as its lower-case name; its numeric codes are pinned too.
+#[test]
+fn phase_wire_form_g9() {
+    round_trips(&Phase::ALL);
+    assert_snapshot!("phase", json(&Phase::ALL));
+    let codes: Vec<String> = Phase::ALL
+        .iter()
+        .map(|p| format!("{p}={}", p.code()))
+        .collect();
+    assert_snapshot!("phase_codes", codes.join("\n"));
+}
+
+/// G9: close codes are bare numbers; classes snake-case names; frames objects.
+#[test]
+fn close_wire_forms_g9() {
+    let codes = [
+        CloseCode::NORMAL,
+        CloseCode::POLICY_VIOLATION,
+        CloseCode::application(4001).unwrap(),
+    ];
+    round_trips(&codes);
+    assert_snapshot!("close_code", json(&codes));
+    let classes = [
+        CloseClass::Normal,
+        CloseClass::Retryable,
+        CloseClass::Terminal,
+        CloseClass::Application,
+    ];
+    round_trips(&classes);
+    assert_snapshot!("close_class", json(&classes));
+    let frames = [
+        CloseFrame::normal(),
+        CloseFrame::new(CloseCode::GOING_AWAY, "shutting down").unwrap(),
+    ];
+    round_trips(&frames);
+    assert_snapshot!("close_frame", json(&frames));
+}
+
+/// G9: deserializing a Close frame runs the same validation as `CloseFrame::new`, so
+/// a reserved code or an oversized reason cannot sneak in through serde.
+#[test]
+fn close_frame_deserialization_validates_g9() {
+    assert!(serde_json::from_str::<CloseFrame>(r#"{"code":1006,"reason":""}"#).is_err());
+    assert!(serde_json::from_str::<CloseFrame>(r#"{"code":999}"#).is_err());
+    let long = format!(r#"{{"code":1000,"reason":"{}"}}"#, "x".repeat(124));
+    assert!(serde_json::from_str::<CloseFrame>(&long).is_err());
+    let frame: CloseFrame = serde_json::from_str(r#"{"code":1000}"#).unwrap();
+    assert_eq!(frame, CloseFrame::normal());
+}
+
+/// G9: ids, machine states, input kinds, reject reasons and transport losses.
+#[test]
+fn identifier_wire_forms_g9() {
+    round_trips(&[ConnectionId::new(42)]);
+    assert_snapshot!("connection_id", json(&[ConnectionId::new(42)]));
+    round_trips(&MachineState::ALL);
+    assert_snapshot!("machine_state", json(&MachineState::ALL));
+    round_trips(&InputKind::ALL);
+    assert_snapshot!("input_kind", json(&InputKind::ALL));
+    let reasons = [
+        RejectReason::NotYet,
+        RejectReason::AlreadyDone,
+        RejectReason::NotOpen,
+        RejectReason::NoCloseOwed,
+        RejectReason::Closing,
+        RejectReason::Closed,
+        RejectReason::Unhandled,
+    ];
+    round_trips(&reasons);
+    assert_snapshot!("reject_reason", json(&reasons));
+    round_trips(&[TransportLoss::Eof, TransportLoss::Error]);
+    assert_snapshot!(
+        "transport_loss",
+        json(&[TransportLoss::Eof, TransportLoss::Error])
+    );
+}
+
+/// G9: the transition table itself (rows, outcomes) has a stable serialized form, so
+/// tooling that reads it (the formal model's generator) sees every change.
+#[test]
+fn transition_table_wire_form_g9() {
+    let table = transition_table();
+    round_trips(&table);
+    assert_snapshot!("transition_table", json(&table));
+}
+
+/// G9: close records — cause, frames, how it ended — as an operator's tooling sees them.
+#[test]
+fn close_record_wire_form_g9() {
+    let now = Instant::now();
+    let mut records = Vec::new();
+
+    // A clean local close.
+    let conn = Connection::new(ConnectionId::new(1), Config::default())
+        .accept(now)
+        .unwrap();
+    let mut closing = conn.close(CloseFrame::new(CloseCode::GOING_AWAY, "bye").unwrap(), now);
+    closing.poll_transmit(now);
+    closing
+        .handle_peer_close(
+            Some(CloseFrame::new(CloseCode::GOING_AWAY, "").unwrap()),
+            now,
+        )
+        .unwrap();
+    records.push(closing.close_record().unwrap().clone());
+
+    // A readiness deadline whose close handshake timed out.
+    let mut conn = Connection::new(ConnectionId::new(2), Config::default())
+        .accept(now)
+        .unwrap();
+    let deadline = conn.poll_timeout().unwrap();
+    conn.handle_timeout(deadline);
+    conn.poll_transmit(deadline);
+    conn.handle_timeout(conn.poll_timeout().unwrap());
+    records.push(conn.close_record().unwrap().clone());
+
+    // A transport lost mid-session.
+    let mut conn = Connection::new(ConnectionId::new(3), Config::default())
+        .accept(now)
+        .unwrap();
+    conn.handle_transport_lost(TransportLoss::Error, now)
+        .unwrap();
+    records.push(conn.close_record().unwrap().clone());
+
+    // A refused upgrade.
+    let closed =
+        Connection::new(ConnectionId::new(4), Config::default()).close(CloseFrame::normal(), now);
+    records.push(closed.close_record().unwrap().clone());
+
+    assert_snapshot!("close_record", json(&records));
+}
