@@ -1,6 +1,7 @@
 //! Close codes and Close frames: RFC 6455 §7.4 values, the application range, wire
 //! validation and a retry classification.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -145,14 +146,14 @@ pub enum CloseClass {
 #[serde(try_from = "RawCloseFrame")]
 pub struct CloseFrame {
     code: CloseCode,
-    reason: String,
+    reason: Cow<'static, str>,
 }
 
 #[derive(Deserialize)]
 struct RawCloseFrame {
     code: u16,
     #[serde(default)]
-    reason: String,
+    reason: Cow<'static, str>,
 }
 
 impl TryFrom<RawCloseFrame> for CloseFrame {
@@ -171,7 +172,7 @@ impl CloseFrame {
     /// (1005/1006/1015) or a reason longer than [`CloseFrame::MAX_REASON_BYTES`].
     pub fn new(
         code: CloseCode,
-        reason: impl Into<String>,
+        reason: impl Into<Cow<'static, str>>,
     ) -> Result<CloseFrame, InvalidCloseFrame> {
         let reason = reason.into();
         if !code.is_sendable() {
@@ -189,7 +190,7 @@ impl CloseFrame {
         debug_assert!(code.is_sendable() && reason.len() <= Self::MAX_REASON_BYTES);
         CloseFrame {
             code,
-            reason: reason.to_owned(),
+            reason: Cow::Borrowed(reason),
         }
     }
 

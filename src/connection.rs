@@ -115,7 +115,7 @@ impl<S: TypeState> Connection<S> {
                     self.state()
                 );
                 Err(Gone {
-                    connection: self.retag(),
+                    connection: Box::new(self.retag()),
                 })
             }
         }

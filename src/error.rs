@@ -96,11 +96,17 @@ impl SendError {
 #[derive(Debug, thiserror::Error)]
 #[error("connection {} is gone: {:?}", .connection.id(), .connection.close_record().map(|r| r.cause))]
 pub struct Gone {
-    /// The connection, now closing or closed.
-    pub connection: Connection<Closing>,
+    /// The connection, now closing or closed (boxed: this is the rare path, and it
+    /// keeps `Result<Connection<_>, Gone>` small).
+    pub connection: Box<Connection<Closing>>,
 }
 
 impl Gone {
+    /// Takes the closing connection, to drive its close handshake to the end.
+    pub fn into_connection(self) -> Connection<Closing> {
+        *self.connection
+    }
+
     /// How the connection closed.
     pub fn record(&self) -> Option<&CloseRecord> {
         self.connection.close_record()

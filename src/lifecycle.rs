@@ -225,14 +225,14 @@ impl Lifecycle {
                 tracing::trace!(state = %step.from, input = %kind, "lifecycle input absorbed")
             }
             Ok(step) => {
-                let abnormal = match kind {
+                let abnormal = matches!(
+                    kind,
                     InputKind::AuthFailed
-                    | InputKind::ReadinessDeadline
-                    | InputKind::CredentialExpired
-                    | InputKind::CloseTimeout
-                    | InputKind::TransportLost => true,
-                    _ => false,
-                };
+                        | InputKind::ReadinessDeadline
+                        | InputKind::CredentialExpired
+                        | InputKind::CloseTimeout
+                        | InputKind::TransportLost
+                );
                 if abnormal {
                     tracing::info!(from = %step.from, to = %step.to, cause = %kind, "lifecycle transition");
                 } else {
