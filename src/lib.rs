@@ -96,3 +96,8 @@ pub use message::{Frame, Message};
 pub use phase::{Phase, UnknownPhase};
 pub use state::{Accepted, Authenticated, Closing, Connecting, Ready, TypeState};
 pub use table::{MachineState, Outcome, TableRow, transition_table};
+
+/// The README's examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
