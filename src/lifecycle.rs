@@ -168,21 +168,22 @@ impl Lifecycle {
         result
     }
 
-    /// Fires the earliest deadline that is due at `now`, if any: the close-handshake
-    /// timeout, the readiness deadline or the credential's expiry (**G5**). Call
+    /// Fires the deadline that passed first among those due at `now`, if any: the
+    /// close-handshake timeout, the readiness deadline or the credential's expiry
+    /// (**G5**). A driver that wakes late thus sees the cause that really came first
+    /// (an expired credential before a missed readiness deadline, say). On a tie the
+    /// order is close, readiness, credential. Call
     /// [`poll_timeout`](Self::poll_timeout) afterwards for the next one.
     pub fn handle_timeout(&mut self, now: Instant) -> Option<Step> {
         let m = self.machine.inner();
-        let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
-        let input = if due(m.close_deadline) {
-            Input::CloseTimeout
-        } else if due(m.readiness_deadline) {
-            Input::ReadinessDeadline
-        } else if due(m.credential_expiry) {
-            Input::CredentialExpired
-        } else {
-            return None;
-        };
+        let (_, input) = [
+            (m.close_deadline, Input::CloseTimeout),
+            (m.readiness_deadline, Input::ReadinessDeadline),
+            (m.credential_expiry, Input::CredentialExpired),
+        ]
+        .into_iter()
+        .filter_map(|(at, input)| at.filter(|at| *at <= now).map(|at| (at, input)))
+        .min_by_key(|(at, _)| *at)?;
         // Timer inputs are never rejected: in a state where they do not apply they are
         // stale and absorbed.
         self.handle(input, now).ok()
