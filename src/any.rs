@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use crate::state::{Accepted, Authenticated, Closing, Connecting, Ready};
 use crate::{
-    CloseFrame, CloseRecord, Connection, ConnectionId, Frame, Phase, Rejected, Step, TransportLoss,
+    CloseFrame, CloseRecord, Connection, ConnectionId, Frame, Lifecycle, MachineState, Message,
+    Phase, Rejected, Step, TransportLoss,
 };
 
 /// A [`Connection`] in any type state. Match on it to get the typed handle back.
@@ -55,6 +56,26 @@ impl AnyConnection {
     /// The current phase.
     pub fn phase(&self) -> Phase {
         each!(self, c => c.phase())
+    }
+
+    /// The current fine-grained machine state.
+    pub fn state(&self) -> MachineState {
+        each!(self, c => c.state())
+    }
+
+    /// The sans-IO core underneath.
+    pub fn lifecycle(&self) -> &Lifecycle {
+        each!(self, c => c.lifecycle())
+    }
+
+    /// True once the connection is closed.
+    pub fn is_closed(&self) -> bool {
+        self.phase() == Phase::Closed
+    }
+
+    /// See [`Connection::take_unsent`].
+    pub fn take_unsent(&mut self) -> Vec<Message> {
+        each!(self, c => c.take_unsent())
     }
 
     /// How the connection is closing or closed; `None` while it is not.

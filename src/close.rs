@@ -175,9 +175,7 @@ impl CloseFrame {
         reason: impl Into<Cow<'static, str>>,
     ) -> Result<CloseFrame, InvalidCloseFrame> {
         let reason = reason.into();
-        if !code.is_sendable() {
-            return Err(InvalidCloseFrame::ReservedCode(code.as_u16()));
-        }
+        CloseCode::from_wire(code.as_u16())?; // reserved or out of range: not on the wire
         if reason.len() > Self::MAX_REASON_BYTES {
             return Err(InvalidCloseFrame::ReasonTooLong { len: reason.len() });
         }
@@ -257,6 +255,47 @@ mod tests {
             assert_eq!(CloseCode::from_wire(code).is_ok(), legal, "code {code}");
             let _ = CloseCode(code).class();
         }
+    }
+
+    #[test]
+    fn every_registered_code_has_its_documented_class() {
+        use CloseClass::*;
+        let expected = [
+            (1000, Normal),
+            (1001, Retryable),
+            (1002, Terminal),
+            (1003, Terminal),
+            (1005, Terminal),
+            (1006, Retryable),
+            (1007, Terminal),
+            (1008, Terminal),
+            (1009, Terminal),
+            (1010, Terminal),
+            (1011, Retryable),
+            (1012, Retryable),
+            (1013, Retryable),
+            (1014, Retryable),
+            (1015, Terminal),
+            (3000, Application),
+            (4999, Application),
+            (999, Terminal),
+            (5000, Terminal),
+        ];
+        for (code, class) in expected {
+            assert_eq!(CloseCode(code).class(), class, "code {code}");
+        }
+    }
+
+    #[test]
+    fn frames_report_the_precise_reason_for_a_bad_code() {
+        assert_eq!(
+            CloseFrame::new(CloseCode(0), ""),
+            Err(InvalidCloseFrame::CodeOutOfRange(0))
+        );
+        assert_eq!(
+            CloseFrame::new(CloseCode::NO_STATUS, ""),
+            Err(InvalidCloseFrame::ReservedCode(1005))
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::{
 /// transition consumes the handle, so a stale handle cannot be used, and
 /// [`send`](Connection::send) only compiles on `Connection<Ready>` (**G1**):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0599
 /// use ws_lifecycle::{Config, Connection, ConnectionId, Message};
 /// let mut conn = Connection::new(ConnectionId::new(1), Config::default());
 /// conn.send(Message::text("too early")); // no `send` on Connection<Connecting>
@@ -61,6 +61,7 @@ use crate::{
 /// assert_eq!(closing.phase(), Phase::Closed);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[must_use = "a connection owes its peer a close handshake: drive it with `poll_transmit` until closed"]
 pub struct Connection<S: TypeState> {
     lifecycle: Lifecycle,
     outbox: VecDeque<Message>,
@@ -147,28 +148,33 @@ impl<S: TypeState> Connection<S> {
         self.lifecycle.close_record()
     }
 
-    /// The next frame to write: queued messages in order, then our Close frame once,
-    /// which is always the last frame (**G3**). `None` when there is nothing to write.
-    /// Once the connection is closed without having written them, queued messages are
-    /// not yielded; take them back with [`take_unsent`](Self::take_unsent).
+    /// The next frame to write, or `None` when there is nothing to write.
+    ///
+    /// In `Ready`, queued messages in order. After a close the application asked for,
+    /// the messages queued before it, then our Close. After the peer's Close (or
+    /// crossing Closes), an authentication failure, an expired credential or a missed
+    /// deadline, our Close at once: queued messages are not written (the peer would
+    /// drop them, or must not get them) and come back from
+    /// [`take_unsent`](Self::take_unsent). Our Close is always the last frame
+    /// (**G3**), and there is at most one (**G4**).
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Frame> {
-        if self.phase() == Phase::Closed {
-            return None;
-        }
-        if let Some(message) = self.outbox.pop_front() {
-            return Some(Frame::Message(message));
+        if self.lifecycle.may_write_messages() {
+            if let Some(message) = self.outbox.pop_front() {
+                return Some(Frame::Message(message));
+            }
         }
         self.lifecycle.poll_transmit(now)
     }
 
-    /// Messages that will never be written because the connection closed first (the
-    /// transport was lost or the close timed out): returned, not dropped (**G3**).
-    /// Empty while the connection is not closed.
+    /// Queued messages that will never be written, handed back (**G3**: never silently
+    /// dropped): once the connection is closing for a reason that skips the outbox
+    /// (see [`poll_transmit`](Self::poll_transmit)), or closed. Empty while they may
+    /// still be written.
     pub fn take_unsent(&mut self) -> Vec<Message> {
-        if self.phase() == Phase::Closed {
-            self.outbox.drain(..).collect()
-        } else {
+        if self.lifecycle.may_write_messages() || !self.phase().is_closing_or_closed() {
             Vec::new()
+        } else {
+            self.outbox.drain(..).collect()
         }
     }
 
@@ -265,6 +271,18 @@ impl Connection<Accepted> {
 }
 
 impl Connection<Authenticated> {
+    /// The peer proved itself again before `ready`: its credential's expiry is
+    /// replaced. Refused once the connection is closing.
+    pub fn reauthenticate(
+        &mut self,
+        expires_at: Option<Instant>,
+        now: Instant,
+    ) -> Result<(), Rejected> {
+        self.lifecycle
+            .handle(Input::AuthSucceeded { expires_at }, now)
+            .map(|_| ())
+    }
+
     /// The application's services for this connection are ready: from now on
     /// messages may flow (**G2**).
     pub fn ready(self, now: Instant) -> Result<Connection<Ready>, Gone> {
@@ -305,6 +323,15 @@ impl Connection<Ready> {
         self.lifecycle
             .handle(Input::AuthSucceeded { expires_at }, now)
             .map(|_| ())
+    }
+}
+
+impl Connection<Ready> {
+    /// A re-authentication failed: close with 1008, recording the cause as an
+    /// authentication failure. Consumes the handle.
+    pub fn reauthentication_failed(mut self, now: Instant) -> Connection<Closing> {
+        let _ = self.lifecycle.handle(Input::AuthFailed, now);
+        self.retag()
     }
 }
 

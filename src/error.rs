@@ -31,9 +31,38 @@ pub enum RejectReason {
     Unhandled,
 }
 
+impl RejectReason {
+    /// What the reason means and what to do next, in a sentence.
+    pub const fn advice(self) -> &'static str {
+        match self {
+            RejectReason::NotYet => "too early: perform the missing lifecycle step first",
+            RejectReason::AlreadyDone => "that step already happened: nothing to do",
+            RejectReason::NotOpen => {
+                "the handshake is not accepted, so no peer frame can arrive: the driver fed the wrong connection"
+            }
+            RejectReason::NoCloseOwed => {
+                "no Close frame of ours is owed: do not report one as sent"
+            }
+            RejectReason::Closing => {
+                "the connection is closing: finish the close handshake and drop it"
+            }
+            RejectReason::Closed => "the connection is closed: drop it",
+            RejectReason::Unhandled => {
+                "no handler took the input: a bug in ws-lifecycle, please report it"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.advice())
+    }
+}
+
 /// The machine refused an input; nothing changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("input {input} rejected in state {state}: {reason:?}")]
+#[error("input {input} rejected in state {state}: {reason}")]
 #[non_exhaustive]
 pub struct Rejected {
     /// The state the input arrived in.
@@ -71,9 +100,10 @@ pub enum SendErrorKind {
 /// dropped).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("message not sent: {}", match .kind {
-    SendErrorKind::Closed => "the connection is closing or closed",
-    SendErrorKind::Full => "the outbox is full",
+    SendErrorKind::Closed => "the connection is closing or closed; stop sending to it (the message is returned in the error)",
+    SendErrorKind::Full => "the outbox is full because the peer reads slowly; retry later, drop the message or close the connection (the message is returned in the error)",
 })]
+#[non_exhaustive]
 pub struct SendError {
     /// Why.
     pub kind: SendErrorKind,
@@ -94,7 +124,13 @@ impl SendError {
 /// It carries the connection in its closing state, so the close handshake can still
 /// be driven to the end (`poll_transmit`, `handle_*`); [`Gone::record`] says why.
 #[derive(Debug, thiserror::Error)]
-#[error("connection {} is gone: {:?}", .connection.id(), .connection.close_record().map(|r| r.cause))]
+#[error(
+    "connection {} is gone ({}); take it back with `Gone::into_connection` and drive its close to the end",
+    .connection.id(),
+    .connection.close_record().map_or("closing".to_owned(), |r| format!("{:?}", r.cause))
+)]
+#[must_use = "the connection inside still owes its close handshake: call `into_connection` and drive it"]
+#[non_exhaustive]
 pub struct Gone {
     /// The connection, now closing or closed (boxed: this is the rare path, and it
     /// keeps `Result<Connection<_>, Gone>` small).

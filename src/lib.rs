@@ -33,7 +33,7 @@
 //! a close request, a peer Close or a transport loss once for all three. `Accepted`
 //! and `Authenticated` form the *handshake* superstate, which owns the readiness
 //! deadline. `Closing` has three sub-states, by which Close frames are still owed.
-//! The complete table, generated from the machine by a test:
+//! The complete relation, generated from the machine by a test (`tests/table.rs`):
 //!
 #![doc = include_str!("../docs/transitions.md")]
 //!
@@ -46,10 +46,12 @@
 //!   does not compile on a handle that is not `Ready`.
 //! - **G2 ready-gating**: no application message reaches the peer before `Ready`.
 //! - **G3 close-gating**: once a close is requested, `send` is refused; no data frame
-//!   follows our Close; a message not sent is handed back, never dropped.
+//!   follows our Close; a message that will not be written is handed back (in
+//!   `SendError`, or by `take_unsent`), never dropped by the crate.
 //! - **G4 single close**: one Close frame; the first close's code and cause win.
 //! - **G5 deadlines**: readiness deadline (1008), credential expiry (1008) and the
-//!   close-handshake timeout; a deadline racing its success has one winner.
+//!   close-handshake timeout; a deadline racing its success has one winner, decided
+//!   by the time each input carries.
 //! - **G6**–**G8** (wakeups, registry, startup gating) belong to the shared-state and
 //!   registry layers.
 //! - **G9 wire stability**: serialized forms are snapshot-tested.

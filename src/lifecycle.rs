@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use statig::blocking::{IntoStateMachineExt, StateMachine};
 
 use crate::input::TransportLoss;
@@ -54,7 +54,6 @@ use crate::{
 /// lc.handle(Input::PeerClose(None), deadline + Duration::from_millis(5)).unwrap();
 /// assert_eq!(lc.phase(), Phase::Closed);
 /// ```
-#[derive(Clone)]
 pub struct Lifecycle {
     id: ConnectionId,
     machine: StateMachine<Machine>,
@@ -99,6 +98,20 @@ impl Lifecycle {
         }
     }
 
+    /// An independent copy in the same state, for simulation and model checking
+    /// (exploring what each input would do from here).
+    ///
+    /// The copy shares nothing with the original. Never drive both against one
+    /// transport: each would yield its own Close frame (deliberately not `Clone`, so
+    /// that this cannot happen by accident in generic code).
+    pub fn fork(&self) -> Lifecycle {
+        Lifecycle {
+            id: self.id,
+            machine: self.machine.clone(),
+            span: self.span.clone(),
+        }
+    }
+
     /// The connection's id.
     pub fn id(&self) -> ConnectionId {
         self.id
@@ -135,12 +148,65 @@ impl Lifecycle {
         }
     }
 
+    /// True while application messages may still be written: in `Ready`, and while a
+    /// close the application asked for flushes what was queued before our Close
+    /// (**G3**). After the peer's Close, an authentication failure, an expired
+    /// credential or a missed deadline, our Close goes next and nothing queued is
+    /// written: the peer would drop it, or must not receive it.
+    pub fn may_write_messages(&self) -> bool {
+        match self.state() {
+            MachineState::Ready => true,
+            MachineState::SendingClose => self
+                .close_record()
+                .is_some_and(|r| r.cause == CloseCause::Local),
+            _ => false,
+        }
+    }
+
     /// Feeds one input at time `now`.
     ///
-    /// Returns the step taken — possibly "handled, no change" — or [`Rejected`] when
-    /// the input is not allowed in the current state; a rejected input changes
-    /// nothing. Never panics.
+    /// Time is authoritative (**G5**): before any other input is dispatched, every
+    /// deadline that is due at `now` fires, so a success that arrives after its
+    /// deadline loses however the driver ordered the two. A timer input
+    /// ([`Input::ReadinessDeadline`], [`Input::CredentialExpired`],
+    /// [`Input::CloseTimeout`]) fires only if that deadline is armed and due at `now`;
+    /// otherwise it is stale and absorbed, so a superseded timer (a credential that was
+    /// renewed meanwhile, say) cannot close a live connection.
+    ///
+    /// Returns the step from the state at the call to the final state — `from == to`
+    /// is "handled, no change" — or [`Rejected`] when the input is not allowed in the
+    /// state it met (after any due deadline fired); a rejected input changes nothing
+    /// itself. Never panics.
     pub fn handle(&mut self, input: Input, now: Instant) -> Result<Step, Rejected> {
+        let from = self.state();
+        let kind = input.kind();
+        if let Some(deadline) = self.deadline_of(kind) {
+            if deadline.is_some_and(|at| at <= now) {
+                return self.dispatch(input, now).map(|step| Step { from, ..step });
+            }
+            let stale = Ok(Step { from, to: from });
+            self.trace(kind, &stale);
+            return stale;
+        }
+        while self.handle_timeout(now).is_some_and(|step| step.changed()) {}
+        self.dispatch(input, now).map(|step| Step { from, ..step })
+    }
+
+    /// For a timer input, the deadline it stands for (`Some(None)`: not armed);
+    /// `None` for every other input.
+    fn deadline_of(&self, kind: InputKind) -> Option<Option<Instant>> {
+        let m = self.machine.inner();
+        match kind {
+            InputKind::CloseTimeout => Some(m.close_deadline),
+            InputKind::ReadinessDeadline => Some(m.readiness_deadline),
+            InputKind::CredentialExpired => Some(m.credential_expiry),
+            _ => None,
+        }
+    }
+
+    /// Applies the transition relation itself: no clock, no deadline checks. This is
+    /// what the transition table is read from.
+    pub(crate) fn dispatch(&mut self, input: Input, now: Instant) -> Result<Step, Rejected> {
         let from = self.state();
         let kind = input.kind();
         let mut dispatch = Dispatch {
@@ -164,7 +230,7 @@ impl Lifecycle {
                 reason: RejectReason::Unhandled,
             }),
         };
-        self.trace(&input, &result);
+        self.trace(kind, &result);
         result
     }
 
@@ -186,7 +252,7 @@ impl Lifecycle {
         .min_by_key(|(at, _)| *at)?;
         // Timer inputs are never rejected: in a state where they do not apply they are
         // stale and absorbed.
-        self.handle(input, now).ok()
+        self.dispatch(input, now).ok()
     }
 
     /// The earliest armed deadline, if any: when to call
@@ -200,8 +266,8 @@ impl Lifecycle {
     }
 
     /// Our Close frame, once, when one is owed; it is recorded as sent. `None`
-    /// otherwise. A [`Connection`](crate::Connection) calls this only after its
-    /// outbox is empty, so the Close is the last frame (**G3**).
+    /// otherwise. A [`Connection`](crate::Connection) calls this only once no
+    /// message may be written any more, so the Close is the last frame (**G3**).
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Frame> {
         if !matches!(
             self.state(),
@@ -210,16 +276,25 @@ impl Lifecycle {
             return None;
         }
         let frame = self.close_record().and_then(|r| r.frame.clone());
-        self.handle(Input::CloseSent, now).ok()?;
+        self.dispatch(Input::CloseSent, now).ok()?;
         Some(Frame::Close(frame))
     }
 
-    fn trace(&self, input: &Input, result: &Result<Step, Rejected>) {
+    fn trace(&self, kind: InputKind, result: &Result<Step, Rejected>) {
         let _entered = self.span.enter();
-        let kind = input.kind();
         match result {
+            // Refusals because the connection already ended are the ordinary outcome
+            // of a race with the peer or a deadline; the others are driver bugs.
+            Err(rejected)
+                if matches!(
+                    rejected.reason,
+                    RejectReason::Closing | RejectReason::Closed
+                ) =>
+            {
+                tracing::debug!(state = %rejected.state, input = %kind, reason = %rejected.reason, "lifecycle input refused: connection ending")
+            }
             Err(rejected) => tracing::warn!(
-                state = %rejected.state, input = %kind, reason = ?rejected.reason,
+                state = %rejected.state, input = %kind, reason = %rejected.reason,
                 "lifecycle input rejected"
             ),
             Ok(step) if !step.changed() => {
@@ -248,7 +323,7 @@ impl Lifecycle {
 ///
 /// Serde form: the snake-case name, e.g. `"readiness_deadline"`, or
 /// `{"transport_lost":"eof"}` (**G9**).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CloseCause {
@@ -272,7 +347,7 @@ pub enum CloseCause {
 ///
 /// Serde form: `"clean"`, `"timed_out"`, `{"transport_lost":"error"}`,
 /// `"never_opened"` (**G9**).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CloseEnd {
@@ -287,7 +362,9 @@ pub enum CloseEnd {
 }
 
 /// The record of a connection's close: why, which frames, how it ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// Serde form: an object with the fields below (**G9**).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct CloseRecord {
     /// The first cause (**G4**).
@@ -316,15 +393,15 @@ impl CloseRecord {
         }
     }
 
-    /// The code to report for this close: ours if we sent one with a code, else the
-    /// peer's, else 1005 (the peer's Close had no code), else 1006 (no Close at all).
+    /// The connection's close code as RFC 6455 §7.1.5 defines it: the code in the
+    /// peer's Close frame; 1005 if its Close carried none; 1006 if no Close from the
+    /// peer arrived (a timeout, a lost transport, a refused upgrade). Our own frame is
+    /// [`CloseRecord::frame`].
     pub fn code(&self) -> CloseCode {
-        match (&self.frame, &self.peer_frame) {
-            (Some(ours), _) if self.close_sent => ours.code(),
-            (_, Some(theirs)) => theirs.code(),
-            _ if self.peer_closed => CloseCode::NO_STATUS,
-            (Some(ours), _) if self.end.is_none() => ours.code(),
-            _ => CloseCode::ABNORMAL,
+        match (&self.peer_frame, self.peer_closed) {
+            (Some(theirs), _) => theirs.code(),
+            (None, true) => CloseCode::NO_STATUS,
+            (None, false) => CloseCode::ABNORMAL,
         }
     }
 

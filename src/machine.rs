@@ -157,7 +157,11 @@ impl Machine {
             Input::AuthSucceeded { .. } | Input::AuthFailed | Input::ServicesReady => {
                 Self::reject(d, RejectReason::NotYet)
             }
-            Input::Close(_) => self.end(d, CloseCause::Refused, CloseEnd::NeverOpened),
+            Input::Close(frame) => {
+                // Kept for reporting; no Close frame is sent (the upgrade is refused).
+                self.close = Some(CloseRecord::new(CloseCause::Refused, Some(frame.clone())));
+                self.end(d, CloseCause::Refused, CloseEnd::NeverOpened)
+            }
             Input::PeerClose(_) | Input::CloseSent => Self::reject(d, RejectReason::NotOpen),
             Input::CloseTimeout | Input::ReadinessDeadline | Input::CredentialExpired => {
                 Self::handled(d) // stale timer: nothing is armed here
@@ -213,7 +217,8 @@ impl Machine {
 
     #[action]
     fn arm_readiness(&mut self, d: &mut Dispatch) {
-        self.readiness_deadline = Some(d.now + self.readiness_timeout);
+        // A timeout too large to represent leaves the deadline unarmed (no panic).
+        self.readiness_deadline = d.now.checked_add(self.readiness_timeout);
     }
 
     #[action]
@@ -349,7 +354,7 @@ impl Machine {
 
     #[action]
     fn arm_close_timeout(&mut self, d: &mut Dispatch) {
-        self.close_deadline = Some(d.now + self.close_timeout);
+        self.close_deadline = d.now.checked_add(self.close_timeout);
     }
 
     // ── closed ────────────────────────────────────────────────────────────────

@@ -106,9 +106,18 @@ impl fmt::Display for Phase {
 /// The error returned when a string names no [`Phase`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown phase {0:?}: expected one of connecting, accepted, authenticated, ready, closing, closed"
+    "unknown phase {input:?}: expected one of connecting, accepted, authenticated, ready, closing, closed"
 )]
-pub struct UnknownPhase(pub String);
+pub struct UnknownPhase {
+    input: String,
+}
+
+impl UnknownPhase {
+    /// The string that named no phase.
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+}
 
 impl FromStr for Phase {
     type Err = UnknownPhase;
@@ -117,7 +126,9 @@ impl FromStr for Phase {
         Phase::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
-            .ok_or_else(|| UnknownPhase(s.to_owned()))
+            .ok_or_else(|| UnknownPhase {
+                input: s.to_owned(),
+            })
     }
 }
 

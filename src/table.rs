@@ -168,12 +168,12 @@ pub fn transition_table() -> Vec<TableRow> {
         let mut base = Lifecycle::new(ConnectionId::new(0), Config::default());
         for kind in state.path() {
             // The paths are valid by construction; a failure shows as a wrong state below.
-            let _ = base.handle(kind.example(), now);
+            let _ = base.dispatch(kind.example(), now);
         }
         debug_assert_eq!(base.state(), state, "path to {state}");
         for input in InputKind::ALL {
-            let mut lc = base.clone();
-            let outcome = match lc.handle(input.example(), now) {
+            let mut lc = base.fork();
+            let outcome = match lc.dispatch(input.example(), now) {
                 Ok(step) if step.changed() => Outcome::Transition(step.to),
                 Ok(_) => Outcome::Unchanged,
                 Err(rejected) => Outcome::Rejected(rejected.reason),

@@ -123,9 +123,25 @@ fn cell(outcome: Outcome) -> String {
     }
 }
 
+fn edges(rows: &[TableRow]) -> BTreeMap<(MachineState, MachineState), Vec<InputKind>> {
+    let mut edges: BTreeMap<(MachineState, MachineState), Vec<InputKind>> = BTreeMap::new();
+    for row in rows {
+        if let Outcome::Transition(to) = row.outcome {
+            edges.entry((row.state, to)).or_default().push(row.input);
+        }
+    }
+    edges
+}
+
 fn render_transitions(rows: &[TableRow]) -> String {
     let mut out = String::new();
     out.push_str("<!-- Generated from the machine by tests/table.rs; do not edit. -->\n");
+    out.push_str("Every transition (state ──inputs──▶ next state):\n\n```text\n");
+    for ((from, to), inputs) in edges(rows) {
+        let label: Vec<&str> = inputs.iter().map(|i| i.as_str()).collect();
+        writeln!(out, "{from:<20} ──{}──▶ {to}", label.join(", ")).unwrap();
+    }
+    out.push_str("```\n\n");
     out.push_str("Rows are states, columns inputs. `→ x`: moves to `x`; `·`: handled, no change; ");
     out.push_str("`✗ reason`: rejected, nothing changes.\n\n");
     out.push_str("| state |");
@@ -148,12 +164,7 @@ fn render_transitions(rows: &[TableRow]) -> String {
 }
 
 fn render_diagram(rows: &[TableRow]) -> String {
-    let mut edges: BTreeMap<(MachineState, MachineState), Vec<InputKind>> = BTreeMap::new();
-    for row in rows {
-        if let Outcome::Transition(to) = row.outcome {
-            edges.entry((row.state, to)).or_default().push(row.input);
-        }
-    }
+    let edges = edges(rows);
     let mut out = String::new();
     out.push_str("<!-- Generated from the machine by tests/table.rs; do not edit. -->\n");
     out.push_str("# State diagram\n\n");

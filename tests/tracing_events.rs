@@ -147,21 +147,74 @@ fn one_span_per_connection_and_one_event_per_transition() {
 
 #[test]
 fn rejections_and_abnormal_closes_are_above_debug() {
-    let now = Instant::now();
+    let t0 = Instant::now();
     let recorder = capture(|| {
         let mut lc = Lifecycle::new(ConnectionId::new(5), Config::default());
-        let _ = lc.handle(Input::ServicesReady, now); // rejected: not yet
-        lc.handle(Input::Accept, now).unwrap();
-        lc.handle(Input::ReadinessDeadline, now).unwrap(); // abnormal close
-        lc.handle(Input::CloseTimeout, now).unwrap(); // abnormal end
+        let _ = lc.handle(Input::ServicesReady, t0); // a driver bug: rejected, warn
+        lc.handle(Input::Accept, t0).unwrap(); // ordinary: debug
+        let deadline = lc.poll_timeout().unwrap();
+        lc.handle_timeout(deadline).unwrap(); // abnormal close: info
+        let _ = lc.handle(Input::ServicesReady, deadline); // lost race: refused, debug
+        let timeout = lc.poll_timeout().unwrap();
+        lc.handle_timeout(timeout).unwrap(); // abnormal end: info
     });
     let events = recorder.events.lock().unwrap();
     let levels: Vec<Level> = events.iter().map(|e| e.level).collect();
     assert_eq!(
         levels,
-        [Level::WARN, Level::DEBUG, Level::INFO, Level::INFO],
+        [
+            Level::WARN,
+            Level::DEBUG,
+            Level::INFO,
+            Level::DEBUG,
+            Level::INFO
+        ],
         "{events:#?}"
     );
-    assert_eq!(field(&events[0], "reason"), Some("NotYet"));
+    assert_eq!(
+        field(&events[0], "reason"),
+        Some("too early: perform the missing lifecycle step first")
+    );
     assert_eq!(field(&events[2], "cause"), Some("readiness_deadline"));
+    assert_eq!(field(&events[4], "cause"), Some("close_timeout"));
+}
+
+/// Every abnormal close cause is logged at info, the ordinary ones at debug.
+#[test]
+fn each_close_cause_has_its_level() {
+    let t0 = Instant::now();
+    let expiry = t0 + std::time::Duration::from_secs(1);
+    let lost = Input::TransportLost(ws_lifecycle::TransportLoss::Eof);
+    let cases: [(&str, Input, Instant, Level); 5] = [
+        ("auth_failed", Input::AuthFailed, t0, Level::INFO),
+        ("transport_lost", lost, t0, Level::INFO),
+        ("peer_close", Input::PeerClose(None), t0, Level::DEBUG),
+        (
+            "close",
+            Input::Close(CloseFrame::normal()),
+            t0,
+            Level::DEBUG,
+        ),
+        (
+            "credential_expired",
+            Input::CredentialExpired,
+            expiry,
+            Level::INFO,
+        ),
+    ];
+    for (cause, input, at, level) in cases {
+        let recorder = capture(|| {
+            let mut lc = Lifecycle::new(ConnectionId::new(9), Config::default());
+            lc.handle(Input::Accept, t0).unwrap();
+            let auth = Input::AuthSucceeded {
+                expires_at: Some(expiry),
+            };
+            lc.handle(auth, t0).unwrap();
+            lc.handle(input, at).unwrap();
+        });
+        let events = recorder.events.lock().unwrap();
+        let last = events.last().unwrap();
+        assert_eq!(field(last, "cause"), Some(cause), "{events:#?}");
+        assert_eq!(last.level, level, "{cause}");
+    }
 }

@@ -9,8 +9,8 @@ use insta::assert_snapshot;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use ws_lifecycle::{
-    CloseClass, CloseCode, CloseFrame, Config, Connection, ConnectionId, InputKind, MachineState,
-    Phase, RejectReason, TransportLoss, transition_table,
+    CloseCause, CloseClass, CloseCode, CloseEnd, CloseFrame, Config, Connection, ConnectionId,
+    InputKind, MachineState, Phase, RejectReason, TransportLoss, transition_table,
 };
 
 fn json<T: Serialize>(values: &[T]) -> String {
@@ -158,5 +158,31 @@ fn close_record_wire_form_g9() {
         Connection::new(ConnectionId::new(4), Config::default()).close(CloseFrame::normal(), now);
     records.push(closed.close_record().unwrap().clone());
 
+    round_trips(&records);
     assert_snapshot!("close_record", json(&records));
+}
+
+/// G9: every close cause and every way a close ends.
+#[test]
+fn close_cause_and_end_wire_forms_g9() {
+    let causes = [
+        CloseCause::Local,
+        CloseCause::Peer,
+        CloseCause::AuthFailed,
+        CloseCause::ReadinessDeadline,
+        CloseCause::CredentialExpired,
+        CloseCause::TransportLost(TransportLoss::Eof),
+        CloseCause::TransportLost(TransportLoss::Error),
+        CloseCause::Refused,
+    ];
+    round_trips(&causes);
+    assert_snapshot!("close_cause", json(&causes));
+    let ends = [
+        CloseEnd::Clean,
+        CloseEnd::TimedOut,
+        CloseEnd::TransportLost(TransportLoss::Eof),
+        CloseEnd::NeverOpened,
+    ];
+    round_trips(&ends);
+    assert_snapshot!("close_end", json(&ends));
 }
