@@ -21,8 +21,9 @@ use proptest::test_runner::Config as ProptestConfig;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
 use reference::{Expected, OurFrame, Reference, frame_matches};
 use ws_lifecycle::{
-    AnyConnection, CloseCode, CloseFrame, Config, Connection, ConnectionId, Frame, Input,
-    MachineState, Message, Phase, Rejected, SendErrorKind, Step, TransportLoss,
+    AnyConnection, CloseCause, CloseCode, CloseFrame, CloseRecord, Config, Connection,
+    ConnectionId, Frame, Input, MachineState, Message, Phase, Rejected, SendErrorKind, Step,
+    TransportLoss,
 };
 
 // ── shared setup ────────────────────────────────────────────────────────────────
@@ -78,8 +79,11 @@ enum Op {
     Reject,
     /// `Connection<Authenticated>::ready`.
     Ready,
+    /// `Connection<Authenticated>::reauthenticate` or
     /// `Connection<Ready>::reauthenticate`.
     Reauthenticate { expires_in: Option<u64> },
+    /// `Connection<Ready>::reauthentication_failed`.
+    ReauthenticationFailed,
     /// `Connection<Ready>::send` of message number `n` (numbers are unique, increasing).
     Send(u32),
     /// `AnyConnection::close` with this code.
@@ -92,6 +96,9 @@ enum Op {
     PollTransmit,
     /// Advance the virtual clock by this many milliseconds, then `handle_timeout`.
     AdvanceTime(u64),
+    /// Advance the virtual clock by this many milliseconds and do nothing else: the
+    /// next input meets deadlines that passed unattended (a driver that woke late).
+    Sleep(u64),
     /// `take_unsent`.
     TakeUnsent,
 }
@@ -143,7 +150,8 @@ enum Expect {
     Start,
     /// A typed transition: `true` for the next handle, `false` for `Gone`.
     Typed(bool),
-    /// A call returning `()` that cannot fail (`close`, `reject`).
+    /// A call returning `()` that cannot fail (`close`, `reject`,
+    /// `reauthentication_failed`), or the clock moving on.
     Done,
     /// A call returning `Result<Step, Rejected>`, or `reauthenticate`.
     Step(Expected),
@@ -204,6 +212,7 @@ impl ReferenceStateMachine for TypedModel {
                 .prop_map(Op::TransportLost),
             6 => Just(Op::PollTransmit),
             4 => (0u64..=400).prop_map(Op::AdvanceTime),
+            2 => (0u64..=400).prop_map(Op::Sleep),
             1 => Just(Op::TakeUnsent),
         ]
         .boxed();
@@ -215,10 +224,16 @@ impl ReferenceStateMachine for TypedModel {
                 3 => common,
             ]
             .boxed(),
-            Handle::Authenticated => prop_oneof![3 => Just(Op::Ready), 1 => common].boxed(),
+            Handle::Authenticated => prop_oneof![
+                6 => Just(Op::Ready),
+                1 => expiry().prop_map(|expires_in| Op::Reauthenticate { expires_in }),
+                2 => common,
+            ]
+            .boxed(),
             Handle::Ready => prop_oneof![
                 6 => Just(Op::Send(state.next_message)),
                 1 => expiry().prop_map(|expires_in| Op::Reauthenticate { expires_in }),
+                1 => Just(Op::ReauthenticationFailed),
                 6 => common,
             ]
             .boxed(),
@@ -232,7 +247,10 @@ impl ReferenceStateMachine for TypedModel {
             Op::Authenticate { .. } | Op::Reject => state.handle == Handle::Accepted,
             Op::Ready => state.handle == Handle::Authenticated,
             Op::Send(n) => state.handle == Handle::Ready && *n >= state.next_message,
-            Op::Reauthenticate { .. } => state.handle == Handle::Ready,
+            Op::Reauthenticate { .. } => {
+                matches!(state.handle, Handle::Authenticated | Handle::Ready)
+            }
+            Op::ReauthenticationFailed => state.handle == Handle::Ready,
             _ => true,
         }
     }
@@ -249,7 +267,7 @@ impl ReferenceStateMachine for TypedModel {
                 now,
             ),
             Op::Ready => s.typed(Input::ServicesReady, Handle::Ready, now),
-            Op::Reject => {
+            Op::Reject | Op::ReauthenticationFailed => {
                 s.lifecycle.apply(&Input::AuthFailed, now);
                 s.handle = Handle::Closing;
                 Expect::Done
@@ -287,7 +305,13 @@ impl ReferenceStateMachine for TypedModel {
             }
             Op::PollTransmit => Expect::Transmit(if s.lifecycle.phase() == Phase::Closed {
                 None
-            } else if let Some(n) = s.outbox.pop_front() {
+            } else if let Some(n) = s
+                .outbox
+                .front()
+                .copied()
+                .filter(|_| s.lifecycle.messages_may_flow())
+            {
+                s.outbox.pop_front();
                 Some(ExpectedFrame::Message(n))
             } else {
                 s.lifecycle.poll_close(now).map(ExpectedFrame::Close)
@@ -296,7 +320,11 @@ impl ReferenceStateMachine for TypedModel {
                 s.now_ms += ms;
                 Expect::Timer(s.lifecycle.handle_timeout(at(s.now_ms)))
             }
-            Op::TakeUnsent => Expect::Unsent(if s.lifecycle.phase() == Phase::Closed {
+            Op::Sleep(ms) => {
+                s.now_ms += ms;
+                Expect::Done
+            }
+            Op::TakeUnsent => Expect::Unsent(if s.lifecycle.unsent_are_returned() {
                 s.outbox.drain(..).collect()
             } else {
                 Vec::new()
@@ -363,7 +391,8 @@ impl Sut {
     }
 
     /// Records one frame from `poll_transmit` in the ledger and checks G1-G4.
-    fn account_frame(&mut self, frame: &Frame) {
+    /// `record`: the close record after the frame was yielded.
+    fn account_frame(&mut self, frame: &Frame, record: Option<&CloseRecord>) {
         assert_eq!(
             self.close_frames, 0,
             "G3/G4: a frame after our Close: {frame:?}"
@@ -371,6 +400,13 @@ impl Sut {
         match frame {
             Frame::Message(m) => {
                 assert!(self.reached_ready, "G2: a message before Ready: {m:?}");
+                if let Some(r) = record {
+                    assert!(
+                        r.cause == CloseCause::Local && !r.peer_closed,
+                        "G3: a message written during a close that skips the outbox \
+                         (the peer's, or one the crate forced): {m:?}, {r:?}"
+                    );
+                }
                 let n = message_id(m);
                 let oldest = self.queued().first().copied();
                 assert_eq!(
@@ -385,14 +421,30 @@ impl Sut {
                     self.accepted,
                     "G1: a Close before the handshake was accepted"
                 );
-                assert_eq!(
-                    self.queued(),
-                    Vec::<u32>::new(),
-                    "G3: our Close was yielded with messages still queued"
-                );
+                let record = record.expect("G4: a Close frame without a close record");
+                if !self.queued().is_empty() {
+                    // They will never be written (nothing follows our Close); the
+                    // teardown checks that take_unsent hands them back.
+                    assert!(
+                        record.cause != CloseCause::Local || record.peer_closed,
+                        "G3: our Close overtook messages queued before a local close: \
+                         {:?}",
+                        self.queued()
+                    );
+                }
                 self.close_frames += 1;
             }
         }
+    }
+
+    /// `poll_transmit`, accounted.
+    fn poll_transmit(&mut self, now: Instant) -> Option<Frame> {
+        let frame = self.conn_mut().poll_transmit(now);
+        if let Some(frame) = &frame {
+            let record = self.conn().close_record().cloned();
+            self.account_frame(frame, record.as_ref());
+        }
+        frame
     }
 
     fn account_returned(&mut self, n: u32, how: &str) {
@@ -420,7 +472,10 @@ fn outcome(result: &Result<Step, Rejected>) -> Expected {
     match result {
         Ok(step) if step.changed() => Expected::Transition(step.to),
         Ok(_) => Expected::Unchanged,
-        Err(rejected) => Expected::Rejected(rejected.reason),
+        Err(rejected) => Expected::Rejected {
+            state: rejected.state,
+            reason: rejected.reason,
+        },
     }
 }
 
@@ -487,14 +542,28 @@ impl StateMachineTest for Sut {
             }
             (Op::Reauthenticate { expires_in }, Expect::Step(expected)) => {
                 let expires_at = expires_in.map(|ms| at(sut.now_ms + ms));
-                let AnyConnection::Ready(c) = sut.conn_mut() else {
-                    panic!("reauthenticate on {:?}", sut.conn());
+                let result = match sut.conn_mut() {
+                    AnyConnection::Authenticated(c) => c.reauthenticate(expires_at, now),
+                    AnyConnection::Ready(c) => c.reauthenticate(expires_at, now),
+                    other => panic!("reauthenticate on {other:?}"),
                 };
-                let actual = match c.reauthenticate(expires_at, now) {
+                let actual = match result {
                     Ok(()) => Expected::Unchanged,
-                    Err(rejected) => Expected::Rejected(rejected.reason),
+                    Err(rejected) => Expected::Rejected {
+                        state: rejected.state,
+                        reason: rejected.reason,
+                    },
                 };
                 assert_eq!(actual, *expected, "reauthenticate");
+            }
+            (Op::ReauthenticationFailed, Expect::Done) => {
+                sut.typed(|any| match any {
+                    AnyConnection::Ready(c) => c.reauthentication_failed(now).into_any(),
+                    other => panic!("reauthentication_failed on {other:?}"),
+                });
+            }
+            (Op::Sleep(ms), Expect::Done) => {
+                sut.now_ms += ms;
             }
             (Op::Send(n), Expect::Send(expected)) => {
                 let AnyConnection::Ready(c) = sut.conn_mut() else {
@@ -534,10 +603,7 @@ impl StateMachineTest for Sut {
                 );
             }
             (Op::PollTransmit, Expect::Transmit(expected)) => {
-                let frame = sut.conn_mut().poll_transmit(now);
-                if let Some(frame) = &frame {
-                    sut.account_frame(frame);
-                }
+                let frame = sut.poll_transmit(now);
                 let agree = match (expected, &frame) {
                     (None, None) => true,
                     (Some(ExpectedFrame::Message(n)), Some(Frame::Message(m))) => *m == message(*n),
@@ -561,11 +627,16 @@ impl StateMachineTest for Sut {
                     sut.account_returned(*n, "take_unsent");
                 }
                 assert_eq!(unsent, *expected, "take_unsent");
-                if sut.conn().phase() == Phase::Closed {
+                let conn = sut.conn();
+                let flushing = conn.close_record().is_some_and(|r| {
+                    r.cause == CloseCause::Local && conn.state() == MachineState::SendingClose
+                });
+                if conn.phase().is_closing_or_closed() && !flushing {
                     assert_eq!(
                         sut.queued(),
                         Vec::<u32>::new(),
-                        "G3: take_unsent on a closed connection returns every queued message"
+                        "G3: once queued messages can no longer be written, take_unsent \
+                         returns every one of them"
                     );
                 }
             }
@@ -602,10 +673,9 @@ impl StateMachineTest for Sut {
         let now = at(sut.now_ms);
         // Bounded: at most the outbox plus our Close.
         for _ in 0..=config().outbox_capacity + 1 {
-            let Some(frame) = sut.conn_mut().poll_transmit(now) else {
+            if sut.poll_transmit(now).is_none() {
                 break;
-            };
-            sut.account_frame(&frame);
+            }
         }
         assert_eq!(
             sut.conn_mut().poll_transmit(now),
@@ -650,9 +720,14 @@ prop_state_machine! {
     /// - **G2**: no message is yielded before `Ready`; only a Close may be;
     /// - **G3**: every message handed to `send` is yielded before our Close, handed
     ///   back in `SendError`, or returned by `take_unsent` — exactly one of these, in
-    ///   order, never dropped — and no frame follows our Close;
-    /// - **G4**: at most one Close frame, carrying the first close's frame;
-    /// - **G5**: deadlines fire through `handle_timeout` as the virtual clock advances.
+    ///   order, never dropped — and no frame follows our Close; messages are written
+    ///   only while `Ready` or while a local close flushes them, never after the peer's
+    ///   Close or in a close the crate forced;
+    /// - **G4**: at most one Close frame, carrying the first close's frame; the
+    ///   record's reported code (RFC 6455 §7.1.5);
+    /// - **G5**: deadlines fire through `handle_timeout` as the virtual clock advances,
+    ///   or, when the driver slept through them, before the next input (a success
+    ///   after its deadline is `Gone`).
     #[test]
     fn typed_api_upholds_g1_g2_g3_g4_g5_against_reference(sequential 1..=64 => Sut);
 }

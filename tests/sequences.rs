@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use reference::{Expected, Reference};
 use ws_lifecycle::{
-    CloseCode, CloseFrame, Config, ConnectionId, Frame, Input, InputKind, Lifecycle, Phase,
-    SendRefused, TransportLoss,
+    CloseCause, CloseCode, CloseEnd, CloseFrame, Config, Connection, ConnectionId, Frame, Input,
+    InputKind, Lifecycle, MachineState, Message, Phase, Ready, RejectReason, Rejected,
+    SendErrorKind, SendRefused, Step, TransportLoss,
 };
 
 /// The longest input sequence checked.
@@ -117,7 +118,16 @@ struct Search {
     max_len: usize,
     path: Vec<Op>,
     sequences: u64,
+    /// `handle_timeout` fired a deadline.
     timers_fired: u64,
+    /// A timer input fed through `handle` found its deadline passed and fired it.
+    timer_inputs_fired: u64,
+    /// A timer input fed through `handle` before its armed deadline: absorbed.
+    timer_inputs_early: u64,
+    /// A deadline fired before some other input fed through `handle`.
+    deadlines_first: u64,
+    /// A success (authentication, readiness) after its deadline, rejected.
+    late_successes_lost: u64,
 }
 
 impl Search {
@@ -128,6 +138,10 @@ impl Search {
             path: Vec::with_capacity(max_len),
             sequences: 0,
             timers_fired: 0,
+            timer_inputs_fired: 0,
+            timer_inputs_early: 0,
+            deadlines_first: 0,
+            late_successes_lost: 0,
         }
     }
 
@@ -144,7 +158,23 @@ impl Search {
         let before = lc.state();
         match op.input(now) {
             Some(input) => {
+                let armed = model.deadline_for(&input);
+                let fired_before = model.deadlines_fired();
                 let expected = model.apply(&input, now);
+                let fired = model.deadlines_fired() > fired_before;
+                match armed {
+                    Some(Some(at)) if at > now => self.timer_inputs_early += 1,
+                    Some(_) => self.timer_inputs_fired += u64::from(fired),
+                    None if fired => {
+                        self.deadlines_first += 1;
+                        let success =
+                            matches!(input, Input::AuthSucceeded { .. } | Input::ServicesReady);
+                        if success && matches!(expected, Expected::Rejected { .. }) {
+                            self.late_successes_lost += 1;
+                        }
+                    }
+                    None => {}
+                }
                 let actual = match lc.handle(input.clone(), now) {
                     Ok(step) => {
                         if step.from != before {
@@ -158,11 +188,14 @@ impl Search {
                         }
                     }
                     Err(rejected) => {
-                        if rejected.state != before || rejected.input != input.kind() {
+                        if rejected.input != input.kind() {
                             return self
-                                .fail(&format!("rejection names the wrong pair: {rejected:?}"));
+                                .fail(&format!("rejection names the wrong input: {rejected:?}"));
                         }
-                        Expected::Rejected(rejected.reason)
+                        Expected::Rejected {
+                            state: rejected.state,
+                            reason: rejected.reason,
+                        }
                     }
                 };
                 if actual != expected {
@@ -250,8 +283,9 @@ impl Search {
         Ok(())
     }
 
-    /// Depth-first over every continuation of the current path. Each node clones the
-    /// parent's lifecycle and model once, so the work is the number of tree nodes.
+    /// Depth-first over every continuation of the current path. Each node forks the
+    /// parent's lifecycle and clones its model once, so the work is the number of tree
+    /// nodes.
     fn explore(&mut self, lc: &Lifecycle, model: &Reference) -> Checked {
         let depth = self.path.len();
         if depth == self.max_len {
@@ -259,7 +293,7 @@ impl Search {
         }
         let now = self.base + STEP * (depth as u32 + 1);
         for op in ALPHABET {
-            let mut lc = lc.clone();
+            let mut lc = lc.fork();
             let mut model = model.clone();
             self.path.push(op);
             self.step(&mut lc, &mut model, op, now)?;
@@ -295,8 +329,10 @@ impl Search {
 ///   first close's cause and frame must stand.
 /// - **G5** (deadlines): the virtual clock advances one step per input, and the
 ///   timeouts are short enough that the readiness deadline, the credential expiry and
-///   the close-handshake timeout really become due and are fired by `handle_timeout`
-///   in some sequences, including ones racing the success they guard.
+///   the close-handshake timeout really become due: fired by `handle_timeout`, by
+///   their own timer input, or before any other input that arrives after them
+///   (including the success they guard, which then loses); and timer inputs fed
+///   before their deadline are absorbed.
 #[test]
 fn every_input_sequence_up_to_length_6_matches_reference() {
     let kinds: BTreeSet<InputKind> = ALPHABET
@@ -326,17 +362,41 @@ fn every_input_sequence_up_to_length_6_matches_reference() {
         .map(|len| (ALPHABET.len() as u64).pow(len))
         .sum();
     assert_eq!(search.sequences, expected);
-    assert!(
-        search.timers_fired > 0,
-        "no deadline ever became due: the virtual clock is too slow"
-    );
+    // Every way a deadline can act (or not) really happened.
+    for (count, what) in [
+        (search.timers_fired, "handle_timeout fired a deadline"),
+        (
+            search.timer_inputs_fired,
+            "a timer input fired its deadline",
+        ),
+        (
+            search.timer_inputs_early,
+            "a timer input came before its deadline",
+        ),
+        (
+            search.deadlines_first,
+            "a deadline fired before another input",
+        ),
+        (
+            search.late_successes_lost,
+            "a success after its deadline lost",
+        ),
+    ] {
+        assert!(count > 0, "never: {what} (the virtual clock is too slow)");
+    }
     println!(
         "checked {} input sequences of length 1..={MAX_LEN} over {} ops \
-         ({} of length {MAX_LEN}); handle_timeout fired a deadline {} times; {:.1?}",
+         ({} of length {MAX_LEN}); deadlines fired by handle_timeout {} times, by their \
+         timer input {} times, before another input {} times (a late success lost {} \
+         times); early timer inputs absorbed {} times; {:.1?}",
         search.sequences,
         ALPHABET.len(),
         (ALPHABET.len() as u64).pow(MAX_LEN as u32),
         search.timers_fired,
+        search.timer_inputs_fired,
+        search.deadlines_first,
+        search.late_successes_lost,
+        search.timer_inputs_early,
         started.elapsed()
     );
 }
@@ -368,4 +428,538 @@ fn handle_timeout_fires_the_earliest_due_deadline() {
             panic!("{disagreement}");
         }
     }
+}
+
+// ── targeted checks of the timing and close rules ───────────────────────────────
+
+fn new_lifecycle(config: &Config) -> Lifecycle {
+    Lifecycle::new(ConnectionId::new(1), config.clone())
+}
+
+/// A typed connection made `Ready` at `t0`, its credential expiring at `expires_at`.
+fn ready_connection(
+    config: &Config,
+    t0: Instant,
+    expires_at: Option<Instant>,
+) -> Connection<Ready> {
+    Connection::new(ConnectionId::new(1), config.clone())
+        .accept(t0)
+        .expect("accept")
+        .authenticate(expires_at, t0)
+        .expect("authenticate")
+        .ready(t0)
+        .expect("ready")
+}
+
+fn text(s: &str) -> Message {
+    Message::text(s.to_owned())
+}
+
+fn close_code_of(frame: Option<Frame>) -> Option<CloseCode> {
+    match frame {
+        Some(Frame::Close(Some(frame))) => Some(frame.code()),
+        other => panic!("expected our Close with a code, got {other:?}"),
+    }
+}
+
+/// **G5**: a success that arrives after its deadline loses, however the driver
+/// ordered the two. The driver never called `handle_timeout`; `handle` fires the
+/// passed readiness deadline first, and the success then meets a closing connection.
+#[test]
+fn g5_success_after_the_readiness_deadline_loses_in_handle() {
+    let config = config();
+    let t0 = Instant::now();
+    let deadline = t0 + config.readiness_timeout;
+
+    // Authentication exactly at the deadline.
+    let mut lc = new_lifecycle(&config);
+    lc.handle(Input::Accept, t0).unwrap();
+    assert_eq!(lc.poll_timeout(), Some(deadline));
+    let rejected = lc
+        .handle(Input::AuthSucceeded { expires_at: None }, deadline)
+        .expect_err("authentication after the readiness deadline must lose");
+    assert_eq!(
+        rejected.state,
+        MachineState::SendingClose,
+        "the state that refused"
+    );
+    assert_eq!(rejected.input, InputKind::AuthSucceeded);
+    assert_eq!(rejected.reason, RejectReason::Closing);
+    assert_eq!(lc.state(), MachineState::SendingClose);
+    let record = lc.close_record().expect("a close record");
+    assert_eq!(record.cause, CloseCause::ReadinessDeadline);
+    assert_eq!(
+        close_code_of(lc.poll_transmit(deadline)),
+        Some(CloseCode::POLICY_VIOLATION)
+    );
+
+    // Services ready after the deadline, from Authenticated.
+    let mut lc = new_lifecycle(&config);
+    lc.handle(Input::Accept, t0).unwrap();
+    lc.handle(Input::AuthSucceeded { expires_at: None }, t0 + STEP)
+        .unwrap();
+    let rejected = lc
+        .handle(Input::ServicesReady, deadline + STEP)
+        .expect_err("readiness after the readiness deadline must lose");
+    assert_eq!(
+        (rejected.state, rejected.input, rejected.reason),
+        (
+            MachineState::SendingClose,
+            InputKind::ServicesReady,
+            RejectReason::Closing
+        )
+    );
+    assert_eq!(
+        lc.close_record().map(|r| r.cause),
+        Some(CloseCause::ReadinessDeadline)
+    );
+    assert_eq!(lc.check_send(), Err(SendRefused::Closed));
+
+    // One instant earlier the success wins, and the deadline is disarmed for good.
+    let mut lc = new_lifecycle(&config);
+    lc.handle(Input::Accept, t0).unwrap();
+    let just_before = deadline - Duration::from_nanos(1);
+    lc.handle(Input::AuthSucceeded { expires_at: None }, just_before)
+        .unwrap();
+    let step = lc.handle(Input::ServicesReady, just_before).unwrap();
+    assert_eq!(step.to, MachineState::Ready);
+    assert_eq!(lc.poll_timeout(), None);
+    assert_eq!(lc.handle_timeout(deadline + STEP), None);
+    assert_eq!(lc.state(), MachineState::Ready);
+
+    // An input that is accepted after a deadline fired reports the whole step, from
+    // the state it was fed in; the deadline's close is the first close (G4).
+    let mut lc = new_lifecycle(&config);
+    lc.handle(Input::Accept, t0).unwrap();
+    let step = lc.handle(Input::PeerClose(None), deadline).unwrap();
+    assert_eq!(
+        step,
+        Step {
+            from: MachineState::Accepted,
+            to: MachineState::ReplyingClose
+        }
+    );
+    let record = lc.close_record().expect("a close record");
+    assert_eq!(record.cause, CloseCause::ReadinessDeadline);
+    assert!(record.peer_closed);
+}
+
+/// **G5** in the typed API: `authenticate` and `ready` after the readiness deadline
+/// return `Gone`, carrying the connection the deadline closed.
+#[test]
+fn g5_success_after_the_readiness_deadline_is_gone_in_the_typed_api() {
+    let config = config();
+    let t0 = Instant::now();
+    let deadline = t0 + config.readiness_timeout;
+
+    let accepted = Connection::new(ConnectionId::new(1), config.clone())
+        .accept(t0)
+        .unwrap();
+    let gone = accepted
+        .authenticate(None, deadline)
+        .expect_err("authenticate after the readiness deadline must be Gone");
+    assert_eq!(
+        gone.record().map(|r| r.cause),
+        Some(CloseCause::ReadinessDeadline)
+    );
+    let mut closing = gone.into_connection();
+    assert_eq!(closing.state(), MachineState::SendingClose);
+    assert_eq!(
+        close_code_of(closing.poll_transmit(deadline)),
+        Some(CloseCode::POLICY_VIOLATION)
+    );
+    assert_eq!(closing.poll_transmit(deadline), None);
+
+    let authenticated = Connection::new(ConnectionId::new(1), config.clone())
+        .accept(t0)
+        .unwrap()
+        .authenticate(None, t0 + STEP)
+        .unwrap();
+    let gone = authenticated
+        .ready(deadline + STEP)
+        .expect_err("ready after the readiness deadline must be Gone");
+    assert_eq!(
+        gone.record().map(|r| r.cause),
+        Some(CloseCause::ReadinessDeadline)
+    );
+    assert_eq!(gone.into_connection().phase(), Phase::Closing);
+}
+
+/// **G5**: a timer input fed through `handle` before its deadline (or with no
+/// deadline armed) is absorbed and changes nothing, so a superseded timer cannot close
+/// a live connection, in particular a credential expiry that re-authentication
+/// extended.
+#[test]
+fn g5_timer_input_before_its_deadline_is_absorbed() {
+    let config = config();
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let unchanged = |state| -> Result<Step, Rejected> {
+        Ok(Step {
+            from: state,
+            to: state,
+        })
+    };
+
+    let mut lc = new_lifecycle(&config);
+    lc.handle(Input::Accept, t0).unwrap();
+    let readiness = t0 + config.readiness_timeout;
+    for timer in [
+        Input::ReadinessDeadline, // armed, not yet passed
+        Input::CredentialExpired, // not armed
+        Input::CloseTimeout,      // not armed
+    ] {
+        assert_eq!(
+            lc.handle(timer.clone(), t0 + STEP),
+            unchanged(MachineState::Accepted),
+            "{timer:?}"
+        );
+    }
+    assert_eq!(lc.poll_timeout(), Some(readiness));
+    assert_eq!(lc.close_record(), None);
+
+    // A credential expiring at t0+2s, extended to t0+10s by re-authentication.
+    let first_expiry = t0 + 2 * STEP;
+    let extended = t0 + 10 * STEP;
+    lc.handle(
+        Input::AuthSucceeded {
+            expires_at: Some(first_expiry),
+        },
+        t0 + STEP,
+    )
+    .unwrap();
+    lc.handle(Input::ServicesReady, t0 + STEP).unwrap();
+    assert_eq!(lc.poll_timeout(), Some(first_expiry));
+    assert_eq!(
+        lc.handle(
+            Input::AuthSucceeded {
+                expires_at: Some(extended)
+            },
+            t0 + ms(1500)
+        ),
+        unchanged(MachineState::Ready)
+    );
+    assert_eq!(lc.poll_timeout(), Some(extended));
+    // The timer a driver had set for the first expiry goes off: absorbed.
+    assert_eq!(
+        lc.handle(Input::CredentialExpired, first_expiry),
+        unchanged(MachineState::Ready)
+    );
+    assert_eq!(lc.check_send(), Ok(()));
+    assert_eq!(lc.poll_timeout(), Some(extended));
+    // At the extended expiry it fires.
+    assert_eq!(
+        lc.handle(Input::CredentialExpired, extended),
+        Ok(Step {
+            from: MachineState::Ready,
+            to: MachineState::SendingClose
+        })
+    );
+    assert_eq!(
+        lc.close_record().map(|r| r.cause),
+        Some(CloseCause::CredentialExpired)
+    );
+    // The close-handshake timeout likewise: absorbed before, fires at its deadline.
+    let close_deadline = extended + config.close_timeout;
+    assert_eq!(lc.poll_timeout(), Some(close_deadline));
+    assert_eq!(
+        lc.handle(Input::CloseTimeout, close_deadline - ms(1)),
+        unchanged(MachineState::SendingClose)
+    );
+    assert_eq!(
+        lc.handle(Input::CloseTimeout, close_deadline),
+        Ok(Step {
+            from: MachineState::SendingClose,
+            to: MachineState::Closed
+        })
+    );
+    assert_eq!(
+        lc.close_record().and_then(|r| r.end),
+        Some(CloseEnd::TimedOut)
+    );
+
+    // Typed: `Connection<Ready>::reauthenticate` extends the expiry; a late driver
+    // wake-up at the old expiry fires nothing.
+    let mut conn = ready_connection(&config, t0, Some(first_expiry));
+    conn.reauthenticate(Some(extended), t0 + STEP).unwrap();
+    assert_eq!(conn.poll_timeout(), Some(extended));
+    assert_eq!(conn.handle_timeout(first_expiry), None);
+    assert_eq!(conn.send(text("still open")), Ok(()));
+    let step = conn
+        .handle_timeout(extended)
+        .expect("the extended expiry fires");
+    assert_eq!(step.to, MachineState::SendingClose);
+
+    // Typed: `Connection<Authenticated>::reauthenticate` too; `ready` after the first
+    // expiry (and before the readiness deadline) succeeds.
+    let mut authenticated = Connection::new(ConnectionId::new(1), config.clone())
+        .accept(t0)
+        .unwrap()
+        .authenticate(Some(t0 + STEP), t0)
+        .unwrap();
+    authenticated
+        .reauthenticate(Some(extended), t0 + ms(500))
+        .unwrap();
+    let ready = authenticated
+        .ready(t0 + 2 * STEP)
+        .expect("the extended credential is still valid");
+    assert_eq!(ready.poll_timeout(), Some(extended));
+}
+
+/// **G3**: once the peer's Close has arrived (also when it crosses ours), no queued
+/// message is written — our Close is the next frame — and the queued messages come
+/// back from `take_unsent`, in order.
+#[test]
+fn g3_no_message_after_the_peers_close_and_unsent_come_back() {
+    let config = config();
+    let t0 = Instant::now();
+    let bye = CloseFrame::new(CloseCode::GOING_AWAY, "bye").unwrap();
+
+    // The peer closes first; the driver polls first.
+    let mut conn = ready_connection(&config, t0, None);
+    conn.send(text("m1")).unwrap();
+    conn.send(text("m2")).unwrap();
+    assert_eq!(conn.take_unsent(), Vec::<Message>::new(), "still writable");
+    let step = conn.handle_peer_close(Some(bye.clone()), t0).unwrap();
+    assert_eq!(step.to, MachineState::ReplyingClose);
+    assert_eq!(
+        close_code_of(conn.poll_transmit(t0)),
+        Some(CloseCode::GOING_AWAY)
+    );
+    assert_eq!(conn.poll_transmit(t0), None);
+    assert_eq!(conn.phase(), Phase::Closed);
+    assert_eq!(conn.take_unsent(), vec![text("m1"), text("m2")]);
+    let refused = conn.send(text("m3")).unwrap_err();
+    assert_eq!(refused.kind, SendErrorKind::Closed);
+
+    // The peer closes first; the driver asks for the unsent messages at once.
+    let mut conn = ready_connection(&config, t0, None);
+    conn.send(text("m1")).unwrap();
+    conn.handle_peer_close(None, t0).unwrap();
+    assert_eq!(conn.take_unsent(), vec![text("m1")]);
+    assert!(matches!(conn.poll_transmit(t0), Some(Frame::Close(None))));
+    assert_eq!(conn.poll_transmit(t0), None);
+
+    // Crossing Closes: our close starts flushing, then the peer's Close arrives.
+    let mut conn = ready_connection(&config, t0, None);
+    for m in ["m1", "m2", "m3"] {
+        conn.send(text(m)).unwrap();
+    }
+    let mut closing = conn.close(CloseFrame::normal(), t0);
+    assert_eq!(
+        closing.take_unsent(),
+        Vec::<Message>::new(),
+        "still flushing"
+    );
+    assert_eq!(closing.poll_transmit(t0), Some(Frame::Message(text("m1"))));
+    let step = closing.handle_peer_close(None, t0).unwrap();
+    assert_eq!(step.to, MachineState::ReplyingClose);
+    assert_eq!(
+        close_code_of(closing.poll_transmit(t0)),
+        Some(CloseCode::NORMAL)
+    );
+    assert_eq!(closing.poll_transmit(t0), None);
+    assert_eq!(closing.take_unsent(), vec![text("m2"), text("m3")]);
+    assert!(closing.is_closed());
+}
+
+/// **G3**: when the crate forces the close (authentication failure, expired
+/// credential), our 1008 Close is the next frame: queued messages are never written
+/// and come back from `take_unsent` straight away.
+#[test]
+fn g3_a_forced_close_does_not_write_queued_messages() {
+    let config = config();
+    let t0 = Instant::now();
+
+    // Re-authentication failed.
+    let mut conn = ready_connection(&config, t0, None);
+    conn.send(text("m1")).unwrap();
+    conn.send(text("m2")).unwrap();
+    let mut closing = conn.reauthentication_failed(t0);
+    let record = closing.close_record().expect("a close record").clone();
+    assert_eq!(record.cause, CloseCause::AuthFailed);
+    assert_eq!(
+        close_code_of(closing.poll_transmit(t0)),
+        Some(CloseCode::POLICY_VIOLATION)
+    );
+    assert_eq!(closing.poll_transmit(t0), None);
+    assert_eq!(closing.take_unsent(), vec![text("m1"), text("m2")]);
+
+    // The credential expired.
+    let expiry = t0 + STEP;
+    let mut conn = ready_connection(&config, t0, Some(expiry));
+    conn.send(text("m1")).unwrap();
+    conn.send(text("m2")).unwrap();
+    let step = conn.handle_timeout(expiry).expect("the credential expires");
+    assert_eq!(step.to, MachineState::SendingClose);
+    assert_eq!(
+        conn.close_record().map(|r| r.cause),
+        Some(CloseCause::CredentialExpired)
+    );
+    assert_eq!(conn.take_unsent(), vec![text("m1"), text("m2")]);
+    assert_eq!(
+        close_code_of(conn.poll_transmit(expiry)),
+        Some(CloseCode::POLICY_VIOLATION)
+    );
+    assert_eq!(conn.poll_transmit(expiry), None);
+
+    // The credential expired and nobody woke up for it: the peer's Close arrives
+    // later, and the expiry still counts first (G5) and still skips the outbox.
+    let mut conn = ready_connection(&config, t0, Some(expiry));
+    conn.send(text("m1")).unwrap();
+    conn.handle_peer_close(None, expiry + STEP).unwrap();
+    assert_eq!(
+        conn.close_record().map(|r| r.cause),
+        Some(CloseCause::CredentialExpired)
+    );
+    assert_eq!(
+        close_code_of(conn.poll_transmit(expiry + STEP)),
+        Some(CloseCode::POLICY_VIOLATION)
+    );
+    assert_eq!(conn.poll_transmit(expiry + STEP), None);
+    assert_eq!(conn.take_unsent(), vec![text("m1")]);
+}
+
+/// **G4**, the reported code: `CloseRecord::code` is RFC 6455 §7.1.5's "connection
+/// close code": the code of the peer's Close; 1005 if its Close had none; 1006 if no
+/// Close of the peer's arrived, whatever we sent. Our own frame stays in `frame`.
+#[test]
+fn g4_close_record_code_follows_rfc_6455() {
+    let config = config();
+    let t0 = Instant::now();
+    let ours = CloseFrame::new(CloseCode::application(4001).unwrap(), "ours").unwrap();
+    let theirs = CloseFrame::new(CloseCode::NORMAL, "theirs").unwrap();
+    let opened = || {
+        let mut lc = new_lifecycle(&config);
+        lc.handle(Input::Accept, t0).unwrap();
+        lc
+    };
+
+    // Clean, we closed first: the peer's answer's code.
+    let mut lc = opened();
+    lc.handle(Input::Close(ours.clone()), t0).unwrap();
+    assert!(lc.poll_transmit(t0).is_some());
+    assert_eq!(
+        lc.close_record().unwrap().code(),
+        CloseCode::ABNORMAL,
+        "no Close of the peer's yet"
+    );
+    lc.handle(Input::PeerClose(Some(theirs.clone())), t0)
+        .unwrap();
+    let record = lc.close_record().unwrap();
+    assert!(record.is_clean());
+    assert_eq!(record.code(), CloseCode::NORMAL);
+    assert_eq!(record.frame.as_ref(), Some(&ours));
+
+    // Clean, the peer closed first.
+    let mut lc = opened();
+    let going_away = CloseFrame::new(CloseCode::GOING_AWAY, "bye").unwrap();
+    lc.handle(Input::PeerClose(Some(going_away)), t0).unwrap();
+    assert_eq!(lc.close_record().unwrap().code(), CloseCode::GOING_AWAY);
+    assert!(lc.poll_transmit(t0).is_some());
+    assert!(lc.close_record().unwrap().is_clean());
+    assert_eq!(lc.close_record().unwrap().code(), CloseCode::GOING_AWAY);
+
+    // The close handshake timed out after our Close: 1006.
+    let mut lc = opened();
+    lc.handle(Input::Close(ours.clone()), t0).unwrap();
+    assert!(lc.poll_transmit(t0).is_some());
+    lc.handle_timeout(t0 + config.close_timeout).unwrap();
+    let record = lc.close_record().unwrap();
+    assert_eq!(record.end, Some(CloseEnd::TimedOut));
+    assert_eq!(record.code(), CloseCode::ABNORMAL);
+    assert_eq!(record.frame.as_ref(), Some(&ours));
+    assert!(record.close_sent);
+
+    // The peer's Close had no code: 1005, while replying and once closed.
+    let mut lc = opened();
+    lc.handle(Input::PeerClose(None), t0).unwrap();
+    assert_eq!(lc.close_record().unwrap().code(), CloseCode::NO_STATUS);
+    assert_eq!(lc.poll_transmit(t0), Some(Frame::Close(None)));
+    assert!(lc.close_record().unwrap().is_clean());
+    assert_eq!(lc.close_record().unwrap().code(), CloseCode::NO_STATUS);
+
+    // The transport was lost after our Close: 1006.
+    let mut lc = opened();
+    lc.handle(Input::Close(ours.clone()), t0).unwrap();
+    assert!(lc.poll_transmit(t0).is_some());
+    lc.handle(Input::TransportLost(TransportLoss::Error), t0)
+        .unwrap();
+    let record = lc.close_record().unwrap();
+    assert_eq!(
+        record.end,
+        Some(CloseEnd::TransportLost(TransportLoss::Error))
+    );
+    assert_eq!(record.code(), CloseCode::ABNORMAL);
+    assert_eq!(record.frame.as_ref(), Some(&ours));
+
+    // Refused before accept: the requested frame is kept, no Close was sent, 1006.
+    let mut lc = new_lifecycle(&config);
+    lc.handle(Input::Close(ours.clone()), t0).unwrap();
+    let record = lc.close_record().unwrap();
+    assert_eq!(record.cause, CloseCause::Refused);
+    assert_eq!(record.end, Some(CloseEnd::NeverOpened));
+    assert_eq!(record.frame.as_ref(), Some(&ours));
+    assert!(!record.close_sent);
+    assert_eq!(record.code(), CloseCode::ABNORMAL);
+    assert_eq!(lc.poll_transmit(t0), None);
+}
+
+/// **G5**: deadline arithmetic never panics. With `Duration::MAX` timeouts `now +
+/// timeout` cannot be represented, and the deadlines stay unarmed: nothing ever fires,
+/// and timer inputs are absorbed.
+#[test]
+fn g5_duration_max_timeouts_do_not_panic_and_leave_deadlines_unarmed() {
+    let mut config = Config::default();
+    config.readiness_timeout = Duration::MAX;
+    config.close_timeout = Duration::MAX;
+    let t0 = Instant::now();
+    let much_later = t0 + Duration::from_secs(100 * 365 * 24 * 3600);
+
+    let mut lc = new_lifecycle(&config);
+    lc.handle(Input::Accept, t0).unwrap();
+    assert_eq!(lc.poll_timeout(), None, "readiness deadline unarmed");
+    assert_eq!(lc.handle_timeout(much_later), None);
+    assert_eq!(
+        lc.handle(Input::ReadinessDeadline, much_later),
+        Ok(Step {
+            from: MachineState::Accepted,
+            to: MachineState::Accepted
+        })
+    );
+    lc.handle(Input::AuthSucceeded { expires_at: None }, much_later)
+        .unwrap();
+    lc.handle(Input::ServicesReady, much_later).unwrap();
+    lc.handle(Input::Close(CloseFrame::normal()), much_later)
+        .unwrap();
+    assert_eq!(lc.poll_timeout(), None, "close deadline unarmed");
+    assert!(lc.poll_transmit(much_later).is_some());
+    assert_eq!(lc.handle_timeout(much_later + STEP), None);
+    assert_eq!(
+        lc.handle(Input::CloseTimeout, much_later + STEP),
+        Ok(Step {
+            from: MachineState::AwaitingPeerClose,
+            to: MachineState::AwaitingPeerClose
+        })
+    );
+    lc.handle(Input::PeerClose(None), much_later + STEP)
+        .unwrap();
+    assert!(lc.close_record().unwrap().is_clean());
+
+    // The typed API, and a close forced by the crate (authentication failure).
+    let conn = Connection::new(ConnectionId::new(1), config.clone())
+        .accept(t0)
+        .unwrap();
+    assert_eq!(conn.poll_timeout(), None);
+    let mut closing = conn.reject(t0);
+    assert_eq!(closing.poll_timeout(), None);
+    assert_eq!(closing.handle_timeout(much_later), None);
+    assert_eq!(closing.state(), MachineState::SendingClose);
+
+    // Also at the far end of the clock: a credential that expires is still honoured.
+    let mut conn = ready_connection(&config, t0, Some(much_later));
+    assert_eq!(conn.poll_timeout(), Some(much_later));
+    assert_eq!(conn.send(text("m1")), Ok(()));
+    assert!(conn.handle_timeout(much_later).is_some());
+    assert_eq!(conn.poll_timeout(), None, "close deadline unarmed");
 }

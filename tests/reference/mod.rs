@@ -8,6 +8,12 @@
 //! input's outcome is derived by comparing the derived state before and after it.
 //! Every rule below is written from the documented behaviour, not from the
 //! implementation, so that two independent implementations have to agree.
+//!
+//! Time is authoritative (G5). A timer input stands for one deadline: it acts only when
+//! that deadline is armed and has passed, and is otherwise absorbed. Before any other
+//! input acts, every deadline that has passed fires, the one that passed first first.
+//! A fired deadline is spent (disarmed), and every armed deadline matters: firing one
+//! always changes the state.
 
 // Each test crate that includes this module uses a different subset of it.
 #![allow(dead_code)]
@@ -22,12 +28,20 @@ use ws_lifecycle::{
 /// What the model expects `Lifecycle::handle` to return for one input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expected {
-    /// `Ok(step)` with `step.to == state != step.from`.
+    /// `Ok(step)` with `step.to == state != step.from` (`step.from`: the state when
+    /// the input arrived).
     Transition(MachineState),
     /// `Ok(step)` with `step.from == step.to`.
     Unchanged,
-    /// `Err(rejected)` with this reason; nothing changes.
-    Rejected(RejectReason),
+    /// `Err(rejected)` with this reason, refused in `state`: the state the input met
+    /// after the deadlines that had passed fired (they may have moved the machine
+    /// even though the input itself changed nothing).
+    Rejected {
+        /// The state that refused the input.
+        state: MachineState,
+        /// Why.
+        reason: RejectReason,
+    },
 }
 
 /// What our Close frame is expected to carry.
@@ -95,6 +109,9 @@ pub struct Reference {
     readiness_deadline: Option<Instant>,
     credential_expiry: Option<Instant>,
     close_deadline: Option<Instant>,
+
+    /// How many deadlines have fired (for coverage counts).
+    fired: u32,
 }
 
 impl Reference {
@@ -117,6 +134,7 @@ impl Reference {
             readiness_deadline: None,
             credential_expiry: None,
             close_deadline: None,
+            fired: 0,
         }
     }
 
@@ -174,6 +192,38 @@ impl Reference {
     /// The send gate (G1, G2, G3): only a ready connection with no close under way.
     pub fn send_permitted(&self) -> bool {
         self.ready && !self.close_requested && !self.closed
+    }
+
+    /// Queued application messages may still be written (G3): while ready and open,
+    /// and during a close the application asked for, until our Close is written and
+    /// unless the peer's Close came in. After the peer's Close, or when the crate
+    /// forces the close (authentication failure, a deadline), our Close goes next.
+    pub fn messages_may_flow(&self) -> bool {
+        let graceful_local_close = self.close_requested
+            && !self.closed
+            && self.cause == Some(CloseCause::Local)
+            && !self.peer_closed
+            && !self.close_sent;
+        self.send_permitted() || graceful_local_close
+    }
+
+    /// `take_unsent` hands the queued messages back (G3): as soon as they can no
+    /// longer be written, i.e. a close happened and they may not flow.
+    pub fn unsent_are_returned(&self) -> bool {
+        self.close_requested && !self.messages_may_flow()
+    }
+
+    /// The code `CloseRecord::code` reports (RFC 6455 §7.1.5, "the WebSocket
+    /// connection close code"): the code of the peer's Close; 1005 when its Close had
+    /// no code; 1006 when no Close of the peer's arrived, whatever we sent.
+    pub fn reported_code(&self) -> CloseCode {
+        if !self.peer_closed {
+            CloseCode::ABNORMAL
+        } else if let Some(theirs) = &self.peer_frame {
+            theirs.code()
+        } else {
+            CloseCode::NO_STATUS
+        }
     }
 
     /// The first close's cause; `None` while no close happened (no close record).
@@ -267,6 +317,13 @@ impl Reference {
         if r.end != self.end {
             problems.push(format!("end: expected {:?}, got {:?}", self.end, r.end));
         }
+        if r.code() != self.reported_code() {
+            problems.push(format!(
+                "code(): expected {}, got {}",
+                self.reported_code(),
+                r.code()
+            ));
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -276,14 +333,34 @@ impl Reference {
 
     // ── inputs ────────────────────────────────────────────────────────────────
 
-    /// Applies one input at `now` and returns the expected outcome.
+    /// Applies one input at `now` (as `Lifecycle::handle`) and returns the expected
+    /// outcome.
     pub fn apply(&mut self, input: &Input, now: Instant) -> Expected {
         let before = self.state();
-        match self.react(input, now) {
-            Err(reason) => {
-                debug_assert_eq!(self.state(), before, "a rejection changed the model");
-                Expected::Rejected(reason)
+        let result = match self.deadline_for(input) {
+            // A timer input: it acts only if its own deadline is armed and has passed.
+            Some(deadline) => {
+                if deadline.is_some_and(|at| at <= now) {
+                    self.fire(input, now);
+                }
+                Ok(())
             }
+            // Anything else meets the state the clock has already produced.
+            None => {
+                self.fire_passed_deadlines(now);
+                let met = self.state();
+                let reacted = self.react(input, now);
+                if reacted.is_err() {
+                    debug_assert_eq!(self.state(), met, "a rejection changed the model");
+                }
+                reacted
+            }
+        };
+        match result {
+            Err(reason) => Expected::Rejected {
+                state: self.state(),
+                reason,
+            },
             Ok(()) => {
                 let after = self.state();
                 if after == before {
@@ -293,6 +370,50 @@ impl Reference {
                 }
             }
         }
+    }
+
+    /// How many deadlines have fired so far, by any route.
+    pub fn deadlines_fired(&self) -> u32 {
+        self.fired
+    }
+
+    /// For a timer input, the deadline it stands for (`Some(None)`: not armed); `None`
+    /// for any other input.
+    pub fn deadline_for(&self, input: &Input) -> Option<Option<Instant>> {
+        match input {
+            Input::CloseTimeout => Some(self.close_deadline),
+            Input::ReadinessDeadline => Some(self.readiness_deadline),
+            Input::CredentialExpired => Some(self.credential_expiry),
+            _ => None,
+        }
+    }
+
+    /// Fires every deadline that has passed at `now`, the earliest first, until none
+    /// has. Terminates: each firing spends a deadline, and only the start of a close
+    /// (at most once) arms a new one.
+    fn fire_passed_deadlines(&mut self, now: Instant) {
+        while let Some(timer) = self.due_timer(now) {
+            self.fire(&timer, now);
+        }
+    }
+
+    /// Fires one armed, passed deadline: it is spent, and it acts.
+    fn fire(&mut self, timer: &Input, now: Instant) {
+        let before = self.state();
+        self.fired += 1;
+        match timer {
+            Input::CloseTimeout => self.close_deadline = None,
+            Input::ReadinessDeadline => self.readiness_deadline = None,
+            Input::CredentialExpired => self.credential_expiry = None,
+            other => unreachable!("{other:?} is not a timer"),
+        }
+        let reacted = self.react(timer, now);
+        assert_eq!(reacted, Ok(()), "the model refused timer {timer:?}");
+        assert_ne!(
+            self.state(),
+            before,
+            "the model had {timer:?} armed in {before} where it means nothing"
+        );
     }
 
     /// The input `handle_timeout(now)` feeds: the deadline that passed first among
@@ -326,24 +447,24 @@ impl Reference {
         let input = self.due_timer(now)?;
         match self.apply(&input, now) {
             // Timer inputs are never refused.
-            Expected::Rejected(reason) => panic!("model rejected timer {input:?}: {reason:?}"),
+            Expected::Rejected { reason, .. } => {
+                panic!("model rejected timer {input:?}: {reason:?}")
+            }
             expected => Some(expected),
         }
     }
 
     /// What `Lifecycle::poll_transmit(now)` is expected to yield: our Close frame
     /// (`Some(frame)`, where `frame` is `None` for an empty Close) exactly once, when
-    /// it is owed; the model records it as sent.
+    /// it is owed; the model records it as sent. Writing is not an input: the clock is
+    /// not consulted.
     pub fn poll_close(&mut self, now: Instant) -> Option<Option<OurFrame>> {
         if !self.close_owed() {
             return None;
         }
         let frame = self.our_frame.clone();
-        let outcome = self.apply(&Input::CloseSent, now);
-        assert!(
-            !matches!(outcome, Expected::Rejected(_)),
-            "model refused its own CloseSent"
-        );
+        let reacted = self.react(&Input::CloseSent, now);
+        assert_eq!(reacted, Ok(()), "model refused its own CloseSent");
         Some(frame)
     }
 
@@ -355,7 +476,8 @@ impl Reference {
                     return Err(RejectReason::AlreadyDone);
                 }
                 self.accepted = true;
-                self.readiness_deadline = Some(now + self.readiness_timeout);
+                // A deadline too far away to represent is never reached (G5).
+                self.readiness_deadline = now.checked_add(self.readiness_timeout);
                 Ok(())
             }
             Input::AuthSucceeded { expires_at } => {
@@ -399,8 +521,10 @@ impl Reference {
                     return Ok(()); // the first close wins (G4)
                 }
                 if !self.accepted {
-                    // Refusing the upgrade: no Close frame, nothing to close.
+                    // Refusing the upgrade: no Close frame is written, nothing to
+                    // close; the record keeps the frame that was asked for.
                     self.cause = Some(CloseCause::Refused);
+                    self.our_frame = Some(OurFrame::Exact(frame.clone()));
                     self.close_requested = true;
                     self.finish(CloseEnd::NeverOpened);
                     return Ok(());
@@ -447,11 +571,13 @@ impl Reference {
                 }
                 Ok(())
             }
+            // The three timers only get here when their deadline is armed and has
+            // passed (see `apply`); the conditions restate where each one matters.
             Input::CloseTimeout => {
                 if self.closing() {
                     self.finish(CloseEnd::TimedOut);
                 }
-                Ok(()) // elsewhere a stale timer
+                Ok(())
             }
             Input::ReadinessDeadline => {
                 if self.open() && !self.ready {
@@ -461,7 +587,7 @@ impl Reference {
                         now,
                     );
                 }
-                Ok(()) // elsewhere stale: readiness won, or nothing is armed (G5)
+                Ok(())
             }
             Input::CredentialExpired => {
                 if self.open() && self.authenticated {
@@ -471,7 +597,7 @@ impl Reference {
                         now,
                     );
                 }
-                Ok(()) // elsewhere stale
+                Ok(())
             }
             Input::TransportLost(loss) => {
                 if self.closed {
@@ -508,7 +634,8 @@ impl Reference {
         self.our_frame = frame;
         self.readiness_deadline = None;
         self.credential_expiry = None;
-        self.close_deadline = Some(now + self.close_timeout);
+        // A deadline too far away to represent is never reached (G5).
+        self.close_deadline = now.checked_add(self.close_timeout);
     }
 
     fn lose_transport(&mut self, loss: TransportLoss) {
