@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use crate::state::{Accepted, Authenticated, Closing, Connecting, Ready};
 use crate::{
-    CloseFrame, CloseRecord, Connection, ConnectionId, Frame, Lifecycle, MachineState, Message,
-    Phase, Rejected, Step, TransportLoss,
+    CloseFrame, CloseRecord, Connection, ConnectionId, Frame, MachineState, Message, Phase,
+    Rejected, SendRefused, Step, TransportLoss,
 };
 
 /// A [`Connection`] in any type state. Match on it to get the typed handle back.
@@ -63,9 +63,9 @@ impl AnyConnection {
         each!(self, c => c.state())
     }
 
-    /// The sans-IO core underneath.
-    pub fn lifecycle(&self) -> &Lifecycle {
-        each!(self, c => c.lifecycle())
+    /// The send gate as it stands now.
+    pub fn check_send(&self) -> Result<(), SendRefused> {
+        each!(self, c => c.check_send())
     }
 
     /// True once the connection is closed.
@@ -79,7 +79,7 @@ impl AnyConnection {
     }
 
     /// How the connection is closing or closed; `None` while it is not.
-    pub fn close_record(&self) -> Option<&CloseRecord> {
+    pub fn close_record(&self) -> Option<CloseRecord> {
         each!(self, c => c.close_record())
     }
 

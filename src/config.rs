@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::{CloseCode, CloseFrame};
+
 /// Per-connection configuration. Start from [`Config::default`] and change fields:
 ///
 /// ```
@@ -22,6 +24,43 @@ pub struct Config {
     /// How many messages the outbox holds before `send` returns them as
     /// [`SendErrorKind::Full`](crate::SendErrorKind::Full). Default: 1024.
     pub outbox_capacity: usize,
+    /// What a full outbox does to a [`Sender::send`](crate::Sender::send) (the
+    /// slow-consumer policy). Default: [`OverflowPolicy::Reject`].
+    pub overflow: OverflowPolicy,
+    /// How many events an [`Emitter`](crate::Emitter) may buffer before `Ready`; one
+    /// more is handed back as [`SendErrorKind::Full`](crate::SendErrorKind::Full).
+    /// Default: 256.
+    pub pending_capacity: usize,
+    /// How many application messages from the peer are held for the application.
+    /// Before `Ready`, one more closes the connection with 1008 (nobody reads yet);
+    /// once `Ready`, the driver is told to wait for room. Default: 256.
+    pub inbound_capacity: usize,
+}
+
+/// What happens when a message meets a full outbox: the peer reads more slowly than
+/// the application writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OverflowPolicy {
+    /// Hand the message back as [`SendErrorKind::Full`](crate::SendErrorKind::Full);
+    /// the caller retries, waits ([`Sender::send_async`](crate::Sender::send_async)),
+    /// or drops it.
+    Reject,
+    /// Close the connection with this frame — the "slow consumer" disconnect — and
+    /// hand the message back as [`SendErrorKind::Closed`](crate::SendErrorKind::Closed).
+    /// [`OverflowPolicy::slow_consumer`] gives the documented default frame.
+    Close(CloseFrame),
+}
+
+impl OverflowPolicy {
+    /// `Close` with 1013 "slow consumer": a retryable code, since the client may do
+    /// better on reconnect.
+    pub fn slow_consumer() -> OverflowPolicy {
+        OverflowPolicy::Close(CloseFrame::internal(
+            CloseCode::TRY_AGAIN_LATER,
+            "slow consumer",
+        ))
+    }
 }
 
 impl Default for Config {
@@ -30,6 +69,9 @@ impl Default for Config {
             readiness_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             outbox_capacity: 1024,
+            overflow: OverflowPolicy::Reject,
+            pending_capacity: 256,
+            inbound_capacity: 256,
         }
     }
 }

@@ -1,15 +1,17 @@
 //! [`Connection<S>`]: the type-state handle. Transitions consume `self`; `send` exists
 //! only on `Connection<Ready>` (**G1**).
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::Instant;
 
+use crate::shared::Shared;
 use crate::state::{Accepted, Authenticated, Closing, Connecting, Ready, TypeState};
+use crate::sync::Arc;
 use crate::{
-    AnyConnection, CloseFrame, CloseRecord, Config, ConnectionId, Frame, Gone, Input, Lifecycle,
-    MachineState, Message, Phase, Rejected, SendError, SendErrorKind, Step, TransportLoss,
+    AnyConnection, CloseFrame, CloseRecord, Config, ConnectionId, Emitter, Frame, Gone, Input,
+    MachineState, Message, Observer, Phase, Receiver, Rejected, SendError, SendRefused, Sender,
+    Step, Transport, TransportLoss,
 };
 
 /// A connection in type state `S`.
@@ -63,9 +65,7 @@ use crate::{
 /// ```
 #[must_use = "a connection owes its peer a close handshake: drive it with `poll_transmit` until closed"]
 pub struct Connection<S: TypeState> {
-    lifecycle: Lifecycle,
-    outbox: VecDeque<Message>,
-    capacity: usize,
+    shared: Arc<Shared>,
     _state: PhantomData<fn() -> S>,
 }
 
@@ -78,11 +78,12 @@ impl Live for Ready {}
 
 impl<S: TypeState> fmt::Debug for Connection<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.shared.lock();
         f.debug_struct("Connection")
             .field("type_state", &S::NAME)
-            .field("id", &self.lifecycle.id())
-            .field("state", &self.lifecycle.state())
-            .field("queued", &self.outbox.len())
+            .field("id", &inner.lifecycle.id())
+            .field("state", &inner.lifecycle.state())
+            .field("queued", &inner.queued())
             .finish()
     }
 }
@@ -90,26 +91,24 @@ impl<S: TypeState> fmt::Debug for Connection<S> {
 impl<S: TypeState> Connection<S> {
     fn retag<T: TypeState>(self) -> Connection<T> {
         Connection {
-            lifecycle: self.lifecycle,
-            outbox: self.outbox,
-            capacity: self.capacity,
+            shared: self.shared,
             _state: PhantomData,
         }
     }
 
     /// Applies an owner-side transition; a refusal means the connection is gone.
     fn transition<T: TypeState>(
-        mut self,
+        self,
         input: Input,
         expected: Phase,
         now: Instant,
     ) -> Result<Connection<T>, Gone> {
-        match self.lifecycle.handle(input, now) {
+        match self.shared.handle(input, now) {
             Ok(step) if step.to.phase() == expected => Ok(self.retag()),
             _ => {
                 // By construction the only way a typed transition fails is that the
-                // connection is closing or closed (the peer, a timer or the transport
-                // got there first).
+                // connection is closing or closed (the peer, a deadline or the
+                // transport got there first).
                 debug_assert!(
                     self.phase().is_closing_or_closed(),
                     "typed transition refused in {}",
@@ -124,31 +123,33 @@ impl<S: TypeState> Connection<S> {
 
     /// The connection's id.
     pub fn id(&self) -> ConnectionId {
-        self.lifecycle.id()
+        self.shared.id()
     }
 
-    /// The current phase. It can be later than `S` (closing, closed) when the peer,
-    /// a timer or the transport ended the connection.
+    /// The current phase, read without a lock. It can be later than `S` (closing,
+    /// closed) when the peer, a deadline or the transport ended the connection.
     pub fn phase(&self) -> Phase {
-        self.lifecycle.phase()
+        self.shared.phase()
     }
 
     /// The current fine-grained machine state.
     pub fn state(&self) -> MachineState {
-        self.lifecycle.state()
+        self.shared.lock().lifecycle.state()
     }
 
-    /// The sans-IO core underneath.
-    pub fn lifecycle(&self) -> &Lifecycle {
-        &self.lifecycle
+    /// The send gate as it stands now (see [`Lifecycle::check_send`]).
+    ///
+    /// [`Lifecycle::check_send`]: crate::Lifecycle::check_send
+    pub fn check_send(&self) -> Result<(), SendRefused> {
+        self.shared.lock().lifecycle.check_send()
     }
 
     /// How the connection is closing or closed; `None` while it is not.
-    pub fn close_record(&self) -> Option<&CloseRecord> {
-        self.lifecycle.close_record()
+    pub fn close_record(&self) -> Option<CloseRecord> {
+        self.shared.lock().close_record()
     }
 
-    /// The next frame to write, or `None` when there is nothing to write.
+    /// The next frame to write, or `None` when there is nothing to write now.
     ///
     /// In `Ready`, queued messages in order. After a close the application asked for,
     /// the messages queued before it, then our Close. After the peer's Close (or
@@ -156,26 +157,20 @@ impl<S: TypeState> Connection<S> {
     /// deadline, our Close at once: queued messages are not written (the peer would
     /// drop them, or must not get them) and come back from
     /// [`take_unsent`](Self::take_unsent). Our Close is always the last frame
-    /// (**G3**), and there is at most one (**G4**).
+    /// (**G3**), and there is at most one (**G4**). A driver task uses
+    /// [`Transport::poll_transmit`](crate::Transport::poll_transmit), which also waits.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Frame> {
-        if self.lifecycle.may_write_messages() {
-            if let Some(message) = self.outbox.pop_front() {
-                return Some(Frame::Message(message));
-            }
-        }
-        self.lifecycle.poll_transmit(now)
+        self.shared
+            .with(|inner, wakeups| inner.next_frame(now, wakeups))
     }
 
-    /// Queued messages that will never be written, handed back (**G3**: never silently
-    /// dropped): once the connection is closing for a reason that skips the outbox
-    /// (see [`poll_transmit`](Self::poll_transmit)), or closed. Empty while they may
-    /// still be written.
+    /// Messages and pre-ready events that will never be written, handed back (**G2**,
+    /// **G3**: never silently dropped): once the connection is closing for a reason
+    /// that skips the outbox (see [`poll_transmit`](Self::poll_transmit)), or closed,
+    /// the queued messages; once it is closing or closed, the events emitted before
+    /// `Ready`, which can no longer be flushed. Empty while they may still be written.
     pub fn take_unsent(&mut self) -> Vec<Message> {
-        if self.lifecycle.may_write_messages() || !self.phase().is_closing_or_closed() {
-            Vec::new()
-        } else {
-            self.outbox.drain(..).collect()
-        }
+        self.shared.with(|inner, _| inner.take_unsent())
     }
 
     /// The peer's Close frame arrived (`None`: no status code). Moves an open
@@ -185,7 +180,7 @@ impl<S: TypeState> Connection<S> {
         frame: Option<CloseFrame>,
         now: Instant,
     ) -> Result<Step, Rejected> {
-        self.lifecycle.handle(Input::PeerClose(frame), now)
+        self.shared.handle(Input::PeerClose(frame), now)
     }
 
     /// The transport ended without a close handshake.
@@ -194,17 +189,33 @@ impl<S: TypeState> Connection<S> {
         loss: TransportLoss,
         now: Instant,
     ) -> Result<Step, Rejected> {
-        self.lifecycle.handle(Input::TransportLost(loss), now)
+        self.shared.handle(Input::TransportLost(loss), now)
     }
 
     /// Fires a due deadline (**G5**); see [`Lifecycle::handle_timeout`].
+    ///
+    /// [`Lifecycle::handle_timeout`]: crate::Lifecycle::handle_timeout
     pub fn handle_timeout(&mut self, now: Instant) -> Option<Step> {
-        self.lifecycle.handle_timeout(now)
+        self.shared.handle_timeout(now)
     }
 
     /// The next deadline; see [`Lifecycle::poll_timeout`].
+    ///
+    /// [`Lifecycle::poll_timeout`]: crate::Lifecycle::poll_timeout
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.lifecycle.poll_timeout()
+        self.shared.lock().lifecycle.poll_timeout()
+    }
+
+    /// A handle for the task that drives the transport: frames out, frames in,
+    /// timers. Usable from any thread; see [`Transport`].
+    pub fn transport(&self) -> Transport {
+        Transport::new(self.shared.clone())
+    }
+
+    /// A handle for tasks that only watch: the phase without a lock, and futures
+    /// that complete when the connection is ready or closed (**G6**).
+    pub fn observer(&self) -> Observer {
+        Observer::new(self.shared.clone())
     }
 
     /// Erases the type state, for code that stores connections in every phase.
@@ -224,9 +235,9 @@ impl<S: Live> Connection<S> {
     /// connection was already closing (the peer or a deadline was first), the first
     /// close stands and this one changes nothing; [`Connection::close_record`] says
     /// what happened.
-    pub fn close(mut self, frame: CloseFrame, now: Instant) -> Connection<Closing> {
+    pub fn close(self, frame: CloseFrame, now: Instant) -> Connection<Closing> {
         // Close is never rejected: in a closing or closed state it is absorbed (G4).
-        let _ = self.lifecycle.handle(Input::Close(frame), now);
+        let _ = self.shared.handle(Input::Close(frame), now);
         self.retag()
     }
 }
@@ -235,9 +246,7 @@ impl Connection<Connecting> {
     /// A new connection whose upgrade request has arrived.
     pub fn new(id: ConnectionId, config: Config) -> Connection<Connecting> {
         Connection {
-            capacity: config.outbox_capacity,
-            lifecycle: Lifecycle::new(id, config),
-            outbox: VecDeque::new(),
+            shared: Arc::new(Shared::new(id, config)),
             _state: PhantomData,
         }
     }
@@ -264,13 +273,27 @@ impl Connection<Accepted> {
     }
 
     /// The peer's credential was refused: close with 1008.
-    pub fn reject(mut self, now: Instant) -> Connection<Closing> {
-        let _ = self.lifecycle.handle(Input::AuthFailed, now);
+    pub fn reject(self, now: Instant) -> Connection<Closing> {
+        let _ = self.shared.handle(Input::AuthFailed, now);
         self.retag()
     }
 }
 
+impl Connection<Accepted> {
+    /// A handle for components that produce events before the connection is ready:
+    /// they are buffered and flushed, in order and exactly once, when it becomes
+    /// `Ready`, before anything sent later (**G2**). See [`Emitter`].
+    pub fn emitter(&self) -> Emitter {
+        Emitter::new(self.shared.clone())
+    }
+}
+
 impl Connection<Authenticated> {
+    /// See [`Connection::<Accepted>::emitter`](Connection::emitter).
+    pub fn emitter(&self) -> Emitter {
+        Emitter::new(self.shared.clone())
+    }
+
     /// The peer proved itself again before `ready`: its credential's expiry is
     /// replaced. Refused once the connection is closing.
     pub fn reauthenticate(
@@ -278,7 +301,7 @@ impl Connection<Authenticated> {
         expires_at: Option<Instant>,
         now: Instant,
     ) -> Result<(), Rejected> {
-        self.lifecycle
+        self.shared
             .handle(Input::AuthSucceeded { expires_at }, now)
             .map(|_| ())
     }
@@ -297,20 +320,21 @@ impl Connection<Ready> {
     /// (**G3**: nothing follows our Close, nothing is silently dropped) or when the
     /// outbox is full ([`Config::outbox_capacity`]).
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
-        if self.lifecycle.check_send().is_err() {
-            return Err(SendError {
-                kind: SendErrorKind::Closed,
-                message,
-            });
-        }
-        if self.outbox.len() >= self.capacity {
-            return Err(SendError {
-                kind: SendErrorKind::Full,
-                message,
-            });
-        }
-        self.outbox.push_back(message);
-        Ok(())
+        self.shared
+            .with(|inner, wakeups| inner.send(message, wakeups))
+    }
+
+    /// A cloneable handle that sends from any thread or task (**G3**: atomic with
+    /// respect to close). See [`Sender`].
+    pub fn sender(&self) -> Sender {
+        Sender::new(self.shared.clone())
+    }
+
+    /// A handle that reads the application messages the peer sent, in order,
+    /// including those held while the connection was not ready yet (**G2**). See
+    /// [`Receiver`].
+    pub fn receiver(&self) -> Receiver {
+        Receiver::new(self.shared.clone())
     }
 
     /// The peer proved itself again: its credential's expiry is replaced (`None`:
@@ -320,7 +344,7 @@ impl Connection<Ready> {
         expires_at: Option<Instant>,
         now: Instant,
     ) -> Result<(), Rejected> {
-        self.lifecycle
+        self.shared
             .handle(Input::AuthSucceeded { expires_at }, now)
             .map(|_| ())
     }
@@ -329,8 +353,8 @@ impl Connection<Ready> {
 impl Connection<Ready> {
     /// A re-authentication failed: close with 1008, recording the cause as an
     /// authentication failure. Consumes the handle.
-    pub fn reauthentication_failed(mut self, now: Instant) -> Connection<Closing> {
-        let _ = self.lifecycle.handle(Input::AuthFailed, now);
+    pub fn reauthentication_failed(self, now: Instant) -> Connection<Closing> {
+        let _ = self.shared.handle(Input::AuthFailed, now);
         self.retag()
     }
 }

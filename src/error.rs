@@ -118,6 +118,21 @@ impl SendError {
     }
 }
 
+/// Why the driver could not hand an inbound message to the connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InboundError {
+    /// The connection is closing or closed: the application will not read it; stop
+    /// reading application data and finish the close.
+    #[error("connection is closing or closed: the message cannot be delivered")]
+    Closed,
+    /// The inbound hold is full while ready: wait with
+    /// [`Transport::poll_inbound_room`](crate::Transport::poll_inbound_room), then
+    /// hand the message over again.
+    #[error("inbound hold is full: wait for room and retry (the message is returned)")]
+    Full(Message),
+}
+
 /// A type-state transition failed because the connection is closing or closed: the
 /// peer left, a deadline fired, or a close was requested first.
 ///
@@ -144,7 +159,7 @@ impl Gone {
     }
 
     /// How the connection closed.
-    pub fn record(&self) -> Option<&CloseRecord> {
+    pub fn record(&self) -> Option<CloseRecord> {
         self.connection.close_record()
     }
 }

@@ -83,21 +83,38 @@ mod any;
 mod connection;
 mod state;
 
+// Shared state and the handles on it.
+mod emitter;
+mod observer;
+mod receiver;
+mod sender;
+mod shared;
+mod sync;
+mod transport;
+mod wait;
+
 // Errors.
 mod error;
 
 pub use any::AnyConnection;
 pub use close::{CloseClass, CloseCode, CloseFrame, InvalidCloseFrame};
-pub use config::Config;
+pub use config::{Config, OverflowPolicy};
 pub use connection::{Connection, Live};
-pub use error::{Gone, RejectReason, Rejected, SendError, SendErrorKind, SendRefused};
+pub use emitter::Emitter;
+pub use error::{
+    Gone, InboundError, RejectReason, Rejected, SendError, SendErrorKind, SendRefused,
+};
 pub use id::ConnectionId;
 pub use input::{Input, InputKind, TransportLoss};
 pub use lifecycle::{CloseCause, CloseEnd, CloseRecord, Lifecycle, Step};
 pub use message::{Frame, Message};
+pub use observer::Observer;
 pub use phase::{Phase, UnknownPhase};
+pub use receiver::Receiver;
+pub use sender::Sender;
 pub use state::{Accepted, Authenticated, Closing, Connecting, Ready, TypeState};
 pub use table::{MachineState, Outcome, TableRow, transition_table};
+pub use transport::Transport;
 
 /// The README's examples, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]

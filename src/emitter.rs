@@ -1,0 +1,54 @@
+//! [`Emitter`]: events from components that run before the connection is ready.
+
+use crate::shared::Shared;
+use crate::sync::Arc;
+use crate::{ConnectionId, Message, Phase, SendError};
+
+/// A cloneable handle for components that produce events before the connection is
+/// ready (a subscription replaying history, an agent reporting progress). Obtained
+/// from `Connection<Accepted>` or `Connection<Authenticated>`.
+///
+/// Before `Ready`, events are buffered (at most
+/// [`Config::pending_capacity`](crate::Config::pending_capacity); one more is handed
+/// back as `Full`). At the transition to `Ready` they move to the outbox exactly once,
+/// in emission order, ahead of anything sent after the transition — also while other
+/// tasks keep emitting, because the move and the transition happen under one lock
+/// (**G2**). After `Ready`, `emit` is `send`. If the connection closes before `Ready`,
+/// `emit` hands the event back, and the buffered ones come back from
+/// [`Connection::take_unsent`](crate::Connection::take_unsent) or
+/// [`Transport::take_unsent`](crate::Transport::take_unsent).
+#[derive(Clone)]
+pub struct Emitter {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emitter")
+            .field("id", &self.shared.id())
+            .finish()
+    }
+}
+
+impl Emitter {
+    pub(crate) fn new(shared: Arc<Shared>) -> Emitter {
+        Emitter { shared }
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> ConnectionId {
+        self.shared.id()
+    }
+
+    /// The connection's phase, read without a lock.
+    pub fn phase(&self) -> Phase {
+        self.shared.phase()
+    }
+
+    /// Buffers (before `Ready`) or sends (once `Ready`) `event`; hands it back when the
+    /// connection is closing or closed, or when the buffer or outbox is full.
+    pub fn emit(&self, event: Message) -> Result<(), SendError> {
+        self.shared
+            .with(|inner, wakeups| inner.emit(event, wakeups))
+    }
+}

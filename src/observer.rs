@@ -1,0 +1,84 @@
+//! [`Observer`]: watch a connection's phase, and wait for it to be ready or closed.
+
+use std::future::Future;
+
+use crate::shared::Shared;
+use crate::sync::Arc;
+use crate::wait::Wait;
+use crate::{CloseRecord, ConnectionId, Phase};
+
+/// A cloneable, read-only view of one connection: its phase without a lock, and
+/// runtime-agnostic futures (`std::task::Waker`, no runtime) that complete on the
+/// transition they wait for (**G6**: every waiter is woken by the transition).
+///
+/// Waits are bounded by the lifecycle's own deadlines: a connection that is never
+/// made ready is closed at its readiness deadline, which completes `wait_ready` with
+/// the close record; one whose peer never answers our Close is closed at the close
+/// timeout, which completes `wait_closed` — as long as the driver feeds time
+/// (`handle_timeout`), which is the sans-IO contract.
+#[derive(Clone)]
+pub struct Observer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observer")
+            .field("id", &self.shared.id())
+            .field("phase", &self.shared.phase())
+            .finish()
+    }
+}
+
+impl Observer {
+    pub(crate) fn new(shared: Arc<Shared>) -> Observer {
+        Observer { shared }
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> ConnectionId {
+        self.shared.id()
+    }
+
+    /// The connection's phase, read without a lock (the one authoritative state
+    /// word, published under the lock after every change).
+    pub fn phase(&self) -> Phase {
+        self.shared.phase()
+    }
+
+    /// How the connection is closing or closed; `None` while it is not.
+    pub fn close_record(&self) -> Option<CloseRecord> {
+        self.shared.lock().close_record()
+    }
+
+    /// Completes with `Ok` once the connection is `Ready`, or with its close record
+    /// if it closes first.
+    pub fn wait_ready(&self) -> impl Future<Output = Result<(), CloseRecord>> + Send + 'static {
+        Wait::new(self.shared.clone(), (), |inner, _, _| {
+            match inner.lifecycle.phase() {
+                Phase::Ready => Some(Ok(())),
+                Phase::Closing | Phase::Closed => inner.close_record().map(Err),
+                _ => None,
+            }
+        })
+    }
+
+    /// Completes with the close record once the connection is `Closed`.
+    pub fn wait_closed(&self) -> impl Future<Output = CloseRecord> + Send + 'static {
+        Wait::new(self.shared.clone(), (), |inner, _, _| {
+            if inner.lifecycle.phase() == Phase::Closed {
+                inner.close_record()
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Completes with the new phase once it differs from `seen`.
+    pub fn changed(&self, seen: Phase) -> impl Future<Output = Phase> + Send + 'static {
+        Wait::new(self.shared.clone(), seen, |inner, seen, _| {
+            let now = inner.lifecycle.phase();
+            (now != *seen).then_some(now)
+        })
+    }
+}

@@ -1,0 +1,59 @@
+//! [`Receiver`]: the application messages the peer sent, in order.
+
+use std::future::Future;
+
+use crate::shared::Shared;
+use crate::sync::Arc;
+use crate::wait::Wait;
+use crate::{ConnectionId, Message, Phase};
+
+/// Reads the application messages the peer sent, in arrival order. Obtained only
+/// from [`Connection<Ready>::receiver`](crate::Connection::receiver): messages that
+/// arrived before `Ready` were held, and are read first, so none is routed to a
+/// handler that did not exist yet (**G2**).
+#[derive(Clone)]
+pub struct Receiver {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("id", &self.shared.id())
+            .finish()
+    }
+}
+
+impl Receiver {
+    pub(crate) fn new(shared: Arc<Shared>) -> Receiver {
+        Receiver { shared }
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> ConnectionId {
+        self.shared.id()
+    }
+
+    /// The connection's phase, read without a lock.
+    pub fn phase(&self) -> Phase {
+        self.shared.phase()
+    }
+
+    /// The next message, if one is waiting.
+    pub fn try_recv(&self) -> Option<Message> {
+        self.shared
+            .with(|inner, wakeups| inner.pop_inbound(wakeups))
+    }
+
+    /// The next message; `None` once the connection is closing or closed and every
+    /// held message has been read.
+    pub fn recv(&self) -> impl Future<Output = Option<Message>> + Send + 'static {
+        Wait::new(self.shared.clone(), (), |inner, _, wakeups| {
+            match inner.pop_inbound(wakeups) {
+                Some(message) => Some(Some(message)),
+                None if inner.lifecycle.phase().is_closing_or_closed() => Some(None),
+                None => None,
+            }
+        })
+    }
+}

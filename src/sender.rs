@@ -1,0 +1,94 @@
+//! [`Sender`]: send from any thread or task, atomically with respect to close.
+
+use std::future::Future;
+use std::time::Instant;
+
+use crate::shared::Shared;
+use crate::sync::Arc;
+use crate::wait::Wait;
+use crate::{
+    CloseFrame, CloseRecord, ConnectionId, Input, Message, Phase, SendError, SendErrorKind,
+};
+
+/// A cloneable handle that sends to one connection from any thread or task. Obtained
+/// only from [`Connection<Ready>::sender`](crate::Connection::sender), so it cannot
+/// exist before the connection is ready (**G1**, **G2**).
+///
+/// `send` and `close` are atomic with respect to each other (**G3**, **G4**): a
+/// message is either queued before the Close frame — and then written before it — or
+/// handed back inside the error; never both, never after the Close. Concurrent closes
+/// produce one Close frame; the first code wins, and every caller gets the same
+/// [`CloseRecord`].
+#[derive(Clone)]
+pub struct Sender {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("id", &self.shared.id())
+            .finish()
+    }
+}
+
+impl Sender {
+    pub(crate) fn new(shared: Arc<Shared>) -> Sender {
+        Sender { shared }
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> ConnectionId {
+        self.shared.id()
+    }
+
+    /// The connection's phase, read without a lock.
+    pub fn phase(&self) -> Phase {
+        self.shared.phase()
+    }
+
+    /// Queues `message` for the peer, or hands it back: `Closed` once a close was
+    /// requested, received or forced (**G3**); `Full` when the outbox is at
+    /// [`Config::outbox_capacity`](crate::Config::outbox_capacity) and the policy is
+    /// [`OverflowPolicy::Reject`](crate::OverflowPolicy::Reject) (with
+    /// [`OverflowPolicy::Close`](crate::OverflowPolicy::Close) the connection is
+    /// closed instead and the message comes back as `Closed`).
+    pub fn send(&self, message: Message) -> Result<(), SendError> {
+        self.shared
+            .with(|inner, wakeups| inner.send(message, wakeups))
+    }
+
+    /// Queues `message`, waiting for room in a full outbox instead of applying the
+    /// overflow policy. Completes with the message handed back if the connection
+    /// closes first (**G3**, **G6**). Cancel-safe: dropping the future drops the
+    /// message without having queued it.
+    pub fn send_async(
+        &self,
+        message: Message,
+    ) -> impl Future<Output = Result<(), SendError>> + Send + 'static {
+        Wait::new(
+            self.shared.clone(),
+            Some(message),
+            |inner, message, wakeups| {
+                let msg = message.take()?;
+                if inner.lifecycle.check_send().is_err() {
+                    return Some(Err(SendError::new(SendErrorKind::Closed, msg)));
+                }
+                if !inner.room() {
+                    *message = Some(msg);
+                    return None;
+                }
+                Some(inner.send(msg, wakeups))
+            },
+        )
+    }
+
+    /// Closes the connection with `frame` at time `now` (**G4**): the first close of
+    /// any kind wins, and every caller gets the same record of it.
+    pub fn close(&self, frame: CloseFrame, now: Instant) -> Option<CloseRecord> {
+        self.shared.with(|inner, _| {
+            let _ = inner.lifecycle.handle(Input::Close(frame), now);
+            inner.close_record()
+        })
+    }
+}

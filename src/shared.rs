@@ -1,0 +1,362 @@
+//! The one authoritative shared state of a connection: the lifecycle, the outbox, the
+//! pre-ready buffer and the inbound hold, behind one lock, plus a published copy of
+//! the phase for lock-free reads.
+//!
+//! Every handle — the type-state [`Connection`](crate::Connection), [`Sender`](crate::Sender)
+//! clones, [`Emitter`](crate::Emitter)s, [`Observer`](crate::Observer)s, the driver's
+//! [`Transport`](crate::Transport) — holds an `Arc` of this and nothing else. Because
+//! "check the phase + enqueue" and "start the close + owe the Close frame" run under the
+//! same lock, they are atomic with respect to each other (**G3**, **G4**); because the
+//! transition to `Ready` moves the pre-ready buffer into the outbox under that lock,
+//! buffered events precede every later send (**G2**); and because every change of
+//! state wakes every waiter after the lock is released, no wait is lost (**G6**).
+
+use std::collections::VecDeque;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use crate::sync::{AtomicU8, Mutex, MutexGuard, Ordering, lock};
+use crate::{
+    CloseCode, CloseFrame, CloseRecord, Config, ConnectionId, Frame, Input, Lifecycle, Message,
+    OverflowPolicy, Phase, Rejected, SendError, SendErrorKind, Step,
+};
+
+/// The state behind every handle of one connection.
+pub(crate) struct Shared {
+    id: ConnectionId,
+    /// The phase, published after every change under the lock (**G6**: readers that
+    /// see a phase then wait will be woken by the next change).
+    phase: AtomicU8,
+    inner: Mutex<Inner>,
+}
+
+/// What the lock guards.
+pub(crate) struct Inner {
+    pub(crate) lifecycle: Lifecycle,
+    /// Messages for the peer, written by the driver in order (**G3**).
+    outbox: VecDeque<Message>,
+    /// Events emitted before `Ready`, moved to the outbox at the transition (**G2**).
+    pending: VecDeque<Message>,
+    /// Application messages from the peer, held until the application reads them; the
+    /// application can only get a reader from `Connection<Ready>` (**G2**).
+    inbound: VecDeque<Message>,
+    outbox_capacity: usize,
+    pending_capacity: usize,
+    inbound_capacity: usize,
+    overflow: OverflowPolicy,
+    /// The driver, waiting for a frame or a change of deadline.
+    transmit: Option<Waker>,
+    /// The driver, waiting for room in the inbound hold.
+    inbound_room: Option<Waker>,
+    /// Everyone else who waits: observers, async senders, receivers. Keyed by a
+    /// per-future id so a re-poll replaces its waker instead of adding one (bounded by
+    /// the number of live futures).
+    waiters: Vec<(u64, Waker)>,
+    next_waiter: u64,
+}
+
+/// Wakers collected under the lock and woken after it is released.
+#[derive(Default)]
+#[must_use = "wake them after the lock is released"]
+pub(crate) struct Wakeups {
+    one: Option<Waker>,
+    many: Vec<Waker>,
+}
+
+impl Wakeups {
+    pub(crate) fn wake(self) {
+        if let Some(w) = self.one {
+            w.wake();
+        }
+        for w in self.many {
+            w.wake();
+        }
+    }
+}
+
+/// Why the driver could not hand an inbound message over.
+#[derive(Debug)]
+pub(crate) enum InboundRefused {
+    /// The connection is closing or closed; the message is dropped by design (the
+    /// application can no longer be reached).
+    Closed,
+    /// The hold is full while `Ready`: wait for room (`poll_inbound_room`).
+    Full(Message),
+}
+
+impl Shared {
+    pub(crate) fn id(&self) -> ConnectionId {
+        self.id
+    }
+
+    pub(crate) fn new(id: ConnectionId, config: Config) -> Shared {
+        let inner = Inner {
+            outbox: VecDeque::new(),
+            pending: VecDeque::new(),
+            inbound: VecDeque::new(),
+            outbox_capacity: config.outbox_capacity,
+            pending_capacity: config.pending_capacity,
+            inbound_capacity: config.inbound_capacity,
+            overflow: config.overflow.clone(),
+            transmit: None,
+            inbound_room: None,
+            waiters: Vec::new(),
+            next_waiter: 0,
+            lifecycle: Lifecycle::new(id, config),
+        };
+        Shared {
+            id,
+            phase: AtomicU8::new(Phase::Connecting.code()),
+            inner: Mutex::new(inner),
+        }
+    }
+
+    /// The phase, without taking the lock.
+    pub(crate) fn phase(&self) -> Phase {
+        Phase::from_code(self.phase.load(Ordering::Acquire)).unwrap_or(Phase::Closed)
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.inner)
+    }
+
+    /// Runs `f` under the lock, publishes the phase if it changed, and wakes whoever
+    /// must be woken after the lock is released.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Inner, &mut Wakeups) -> R) -> R {
+        let mut wakeups = Wakeups::default();
+        let result = {
+            let mut inner = self.lock();
+            let before = inner.lifecycle.state();
+            let result = f(&mut inner, &mut wakeups);
+            if inner.lifecycle.state() != before {
+                inner.settle(&mut wakeups);
+                self.phase
+                    .store(inner.lifecycle.phase().code(), Ordering::Release);
+            }
+            result
+        };
+        wakeups.wake();
+        result
+    }
+
+    /// Feeds an input (the lifecycle's clock rules apply).
+    pub(crate) fn handle(&self, input: Input, now: Instant) -> Result<Step, Rejected> {
+        self.with(|inner, _| inner.lifecycle.handle(input, now))
+    }
+
+    /// See `Lifecycle::handle_timeout`.
+    pub(crate) fn handle_timeout(&self, now: Instant) -> Option<Step> {
+        self.with(|inner, _| inner.lifecycle.handle_timeout(now))
+    }
+}
+
+impl Inner {
+    /// After a change of state: move the pre-ready buffer on `Ready` (**G2**), and wake
+    /// every waiter — the phase, the deadline or what may be written changed (**G6**).
+    fn settle(&mut self, wakeups: &mut Wakeups) {
+        if self.lifecycle.phase() == Phase::Ready {
+            // Nothing can be in the outbox before Ready, so the buffered events go
+            // first, in emission order, and exactly once (they leave `pending`).
+            self.outbox.extend(self.pending.drain(..));
+        }
+        wakeups.one = self.transmit.take();
+        wakeups.many.extend(self.inbound_room.take());
+        wakeups.many.extend(self.waiters.drain(..).map(|(_, w)| w));
+    }
+
+    fn wake_transmit(&mut self, wakeups: &mut Wakeups) {
+        if wakeups.one.is_none() {
+            wakeups.one = self.transmit.take();
+        }
+    }
+
+    /// Wakes every waiter that is not the driver (async senders, receivers,
+    /// observers): they re-check their condition and wait again if it still fails.
+    fn wake_waiters(&mut self, wakeups: &mut Wakeups) {
+        wakeups.many.extend(self.waiters.drain(..).map(|(_, w)| w));
+    }
+
+    /// Registers (or refreshes) the waker of the future `id` (0: a new future).
+    pub(crate) fn register(&mut self, id: &mut u64, waker: &Waker) {
+        if *id != 0 {
+            if let Some((_, w)) = self.waiters.iter_mut().find(|(i, _)| i == id) {
+                if !w.will_wake(waker) {
+                    w.clone_from(waker);
+                }
+                return;
+            }
+        } else {
+            self.next_waiter += 1;
+            *id = self.next_waiter;
+        }
+        self.waiters.push((*id, waker.clone()));
+    }
+
+    /// Forgets the future `id` (on drop).
+    pub(crate) fn unregister(&mut self, id: u64) {
+        if id != 0 {
+            self.waiters.retain(|(i, _)| *i != id);
+        }
+    }
+
+    /// The send gate and the enqueue, atomically (**G1**, **G3**).
+    pub(crate) fn send(
+        &mut self,
+        message: Message,
+        wakeups: &mut Wakeups,
+    ) -> Result<(), SendError> {
+        if self.lifecycle.check_send().is_err() {
+            return Err(SendError::new(SendErrorKind::Closed, message));
+        }
+        if self.outbox.len() >= self.outbox_capacity {
+            if let (OverflowPolicy::Close(frame), Some(now)) =
+                (&self.overflow, self.lifecycle.last_input_time())
+            {
+                // The slow-consumer close: armed from the last time the core saw.
+                let frame = frame.clone();
+                let _ = self.lifecycle.handle(Input::Close(frame), now);
+                return Err(SendError::new(SendErrorKind::Closed, message));
+            }
+            return Err(SendError::new(SendErrorKind::Full, message));
+        }
+        self.outbox.push_back(message);
+        self.wake_transmit(wakeups);
+        Ok(())
+    }
+
+    /// `send` for async senders: `Full` means "wait for room".
+    pub(crate) fn room(&self) -> bool {
+        self.outbox.len() < self.outbox_capacity
+    }
+
+    /// An event from a component that may run before `Ready` (**G2**).
+    pub(crate) fn emit(
+        &mut self,
+        message: Message,
+        wakeups: &mut Wakeups,
+    ) -> Result<(), SendError> {
+        match self.lifecycle.phase() {
+            Phase::Ready => self.send(message, wakeups),
+            Phase::Closing | Phase::Closed => Err(SendError::new(SendErrorKind::Closed, message)),
+            _ if self.pending.len() >= self.pending_capacity => {
+                Err(SendError::new(SendErrorKind::Full, message))
+            }
+            _ => {
+                self.pending.push_back(message);
+                Ok(())
+            }
+        }
+    }
+
+    /// The next frame for the driver (see `Connection::poll_transmit`).
+    pub(crate) fn next_frame(&mut self, now: Instant, wakeups: &mut Wakeups) -> Option<Frame> {
+        if self.lifecycle.may_write_messages() {
+            if let Some(message) = self.outbox.pop_front() {
+                // Room for an async sender.
+                self.wake_waiters(wakeups);
+                return Some(Frame::Message(message));
+            }
+        }
+        self.lifecycle.poll_transmit(now)
+    }
+
+    /// Like `next_frame`, registering the driver's waker when there is nothing yet.
+    /// `Ready(None)`: the connection is closed and nothing will ever be written.
+    pub(crate) fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: Instant,
+        wakeups: &mut Wakeups,
+    ) -> Poll<Option<Frame>> {
+        match self.next_frame(now, wakeups) {
+            Some(frame) => Poll::Ready(Some(frame)),
+            None if self.lifecycle.phase() == Phase::Closed => Poll::Ready(None),
+            None => {
+                if !self
+                    .transmit
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                {
+                    self.transmit = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Messages that will never be written or flushed, handed back (**G2**, **G3**).
+    pub(crate) fn take_unsent(&mut self) -> Vec<Message> {
+        let mut unsent = Vec::new();
+        if self.lifecycle.phase().is_closing_or_closed() {
+            unsent.extend(self.pending.drain(..));
+            if !self.lifecycle.may_write_messages() {
+                unsent.extend(self.outbox.drain(..));
+            }
+        }
+        unsent
+    }
+
+    /// A message from the peer (**G2** inbound hold).
+    pub(crate) fn push_inbound(
+        &mut self,
+        message: Message,
+        now: Instant,
+        wakeups: &mut Wakeups,
+    ) -> Result<(), InboundRefused> {
+        let phase = self.lifecycle.phase();
+        if phase.is_closing_or_closed() {
+            return Err(InboundRefused::Closed);
+        }
+        if self.inbound.len() >= self.inbound_capacity {
+            if phase == Phase::Ready {
+                return Err(InboundRefused::Full(message));
+            }
+            // Before Ready nobody reads: a peer that floods the hold is closed.
+            let frame = CloseFrame::internal(
+                CloseCode::POLICY_VIOLATION,
+                "too many messages before ready",
+            );
+            let _ = self.lifecycle.handle(Input::Close(frame), now);
+            return Err(InboundRefused::Closed);
+        }
+        self.inbound.push_back(message);
+        if phase == Phase::Ready {
+            self.wake_waiters(wakeups);
+        }
+        Ok(())
+    }
+
+    /// Registers the driver's waker until the inbound hold has room.
+    pub(crate) fn poll_inbound_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.inbound.len() < self.inbound_capacity
+            || self.lifecycle.phase().is_closing_or_closed()
+        {
+            Poll::Ready(())
+        } else {
+            self.inbound_room = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    /// The next held message for the application (only reachable from `Ready`).
+    pub(crate) fn pop_inbound(&mut self, wakeups: &mut Wakeups) -> Option<Message> {
+        let message = self.inbound.pop_front()?;
+        wakeups.many.extend(self.inbound_room.take());
+        Some(message)
+    }
+
+    /// Number of queued messages (outbox) and buffered events (pending).
+    pub(crate) fn queued(&self) -> (usize, usize) {
+        (self.outbox.len(), self.pending.len())
+    }
+
+    pub(crate) fn close_record(&self) -> Option<CloseRecord> {
+        self.lifecycle.close_record().cloned()
+    }
+}
+
+impl SendError {
+    pub(crate) fn new(kind: SendErrorKind, message: Message) -> SendError {
+        SendError { kind, message }
+    }
+}

@@ -1,0 +1,137 @@
+//! [`Transport`]: the driver's handle — frames out, frames and events in, timers.
+
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use crate::shared::{InboundRefused, Shared};
+use crate::sync::Arc;
+use crate::{
+    CloseFrame, CloseRecord, ConnectionId, Frame, InboundError, Input, Message, Phase, Rejected,
+    Step, TransportLoss,
+};
+
+/// The handle of the task that drives one connection's transport, usable from any
+/// thread. Obtained from [`Connection::transport`](crate::Connection::transport) in
+/// any state. A driver loop:
+///
+/// 1. write every frame [`poll_transmit`](Self::poll_transmit) yields (our Close is
+///    always the last);
+/// 2. feed what the socket produced: [`handle_message`](Self::handle_message),
+///    [`handle_peer_close`](Self::handle_peer_close),
+///    [`handle_transport_lost`](Self::handle_transport_lost), or
+///    [`close`](Self::close) for a protocol error;
+/// 3. sleep until [`poll_timeout`](Self::poll_timeout) and call
+///    [`handle_timeout`](Self::handle_timeout);
+///
+/// until [`poll_transmit`](Self::poll_transmit) returns `Ready(None)`: the connection
+/// is closed and the transport can be dropped. `poll_transmit`'s waker is also woken
+/// when the deadline changes, so the loop re-reads `poll_timeout`.
+#[derive(Clone)]
+pub struct Transport {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("id", &self.shared.id())
+            .finish()
+    }
+}
+
+impl Transport {
+    pub(crate) fn new(shared: Arc<Shared>) -> Transport {
+        Transport { shared }
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> ConnectionId {
+        self.shared.id()
+    }
+
+    /// The connection's phase, read without a lock.
+    pub fn phase(&self) -> Phase {
+        self.shared.phase()
+    }
+
+    /// How the connection is closing or closed; `None` while it is not.
+    pub fn close_record(&self) -> Option<CloseRecord> {
+        self.shared.lock().close_record()
+    }
+
+    /// The next frame to write, if there is one now (see
+    /// [`Connection::poll_transmit`](crate::Connection::poll_transmit)).
+    pub fn next_frame(&self, now: Instant) -> Option<Frame> {
+        self.shared
+            .with(|inner, wakeups| inner.next_frame(now, wakeups))
+    }
+
+    /// The next frame to write: `Ready(Some(frame))`; `Pending` (the waker is woken
+    /// when a frame is queued or the state or deadline changes); or `Ready(None)` once
+    /// the connection is closed — nothing more will ever be written.
+    pub fn poll_transmit(&self, cx: &mut Context<'_>, now: Instant) -> Poll<Option<Frame>> {
+        self.shared
+            .with(|inner, wakeups| inner.poll_frame(cx, now, wakeups))
+    }
+
+    /// An application message from the peer. Before `Ready` it is held (**G2**); past
+    /// [`Config::inbound_capacity`](crate::Config::inbound_capacity) held messages the
+    /// connection is closed with 1008. Once `Ready`, a full hold hands the message
+    /// back as [`InboundError::Full`]: wait with
+    /// [`poll_inbound_room`](Self::poll_inbound_room) and retry. Refused with
+    /// [`InboundError::Closed`] once the connection is closing.
+    pub fn handle_message(&self, message: Message, now: Instant) -> Result<(), InboundError> {
+        self.shared
+            .with(|inner, wakeups| inner.push_inbound(message, now, wakeups))
+            .map_err(|refused| match refused {
+                InboundRefused::Closed => InboundError::Closed,
+                InboundRefused::Full(message) => InboundError::Full(message),
+            })
+    }
+
+    /// `Ready` when the inbound hold has room again (or the connection is closing).
+    pub fn poll_inbound_room(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.shared.lock().poll_inbound_room(cx)
+    }
+
+    /// The peer's Close frame arrived (`None`: no status code).
+    pub fn handle_peer_close(
+        &self,
+        frame: Option<CloseFrame>,
+        now: Instant,
+    ) -> Result<Step, Rejected> {
+        self.shared.handle(Input::PeerClose(frame), now)
+    }
+
+    /// The transport ended without a close handshake.
+    pub fn handle_transport_lost(
+        &self,
+        loss: TransportLoss,
+        now: Instant,
+    ) -> Result<Step, Rejected> {
+        self.shared.handle(Input::TransportLost(loss), now)
+    }
+
+    /// Closes from the driver's side, e.g. with 1002 for a protocol error or 1009 for
+    /// an oversized frame. The first close wins (**G4**).
+    pub fn close(&self, frame: CloseFrame, now: Instant) -> Result<Step, Rejected> {
+        self.shared.handle(Input::Close(frame), now)
+    }
+
+    /// Fires a due deadline (**G5**); see
+    /// [`Lifecycle::handle_timeout`](crate::Lifecycle::handle_timeout).
+    pub fn handle_timeout(&self, now: Instant) -> Option<Step> {
+        self.shared.handle_timeout(now)
+    }
+
+    /// The next deadline; see [`Lifecycle::poll_timeout`](crate::Lifecycle::poll_timeout).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.shared.lock().lifecycle.poll_timeout()
+    }
+
+    /// Messages and events that will never be written; see
+    /// [`Connection::take_unsent`](crate::Connection::take_unsent).
+    pub fn take_unsent(&self) -> Vec<Message> {
+        self.shared.with(|inner, _| inner.take_unsent())
+    }
+}

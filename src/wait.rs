@@ -1,0 +1,62 @@
+//! Runtime-agnostic futures over the shared state (`std::task::Waker` only, no
+//! runtime): each re-checks its condition under the lock and, if it does not hold
+//! yet, leaves its waker there. Every change of state wakes every waiter after the
+//! lock is released, so no wakeup is lost (**G6**).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::shared::{Inner, Shared, Wakeups};
+use crate::sync::Arc;
+
+/// One step of a wait: `Some(output)` when done, `None` to keep waiting.
+pub(crate) type StepFn<S, T> = fn(&mut Inner, &mut S, &mut Wakeups) -> Option<T>;
+
+/// A future that completes when `step` says so.
+pub(crate) struct Wait<S, T> {
+    shared: Arc<Shared>,
+    /// The waiter's id in the shared state (0: not registered).
+    id: u64,
+    state: S,
+    step: StepFn<S, T>,
+}
+
+impl<S, T> Wait<S, T> {
+    pub(crate) fn new(shared: Arc<Shared>, state: S, step: StepFn<S, T>) -> Self {
+        Wait {
+            shared,
+            id: 0,
+            state,
+            step,
+        }
+    }
+}
+
+impl<S: Unpin, T> Future for Wait<S, T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let this = self.get_mut();
+        let (shared, id, state, step) = (&this.shared, &mut this.id, &mut this.state, this.step);
+        shared.with(|inner, wakeups| match step(inner, state, wakeups) {
+            Some(output) => {
+                inner.unregister(*id);
+                *id = 0;
+                Poll::Ready(output)
+            }
+            None => {
+                inner.register(id, cx.waker());
+                Poll::Pending
+            }
+        })
+    }
+}
+
+impl<S, T> Drop for Wait<S, T> {
+    fn drop(&mut self) {
+        if self.id != 0 {
+            self.shared.lock().unregister(self.id);
+        }
+    }
+}
