@@ -53,7 +53,7 @@ impl Observer {
 
     /// Completes with `Ok` once the connection is `Ready`, or with its close record
     /// if it closes first.
-    pub fn wait_ready(&self) -> impl Future<Output = Result<(), CloseRecord>> + Send + 'static {
+    pub fn wait_ready(&self) -> impl Future<Output = Result<(), CloseRecord>> + Send + use<> {
         Wait::new(self.shared.clone(), (), |inner, _, _| {
             match inner.lifecycle.phase() {
                 Phase::Ready => Some(Ok(())),
@@ -64,7 +64,7 @@ impl Observer {
     }
 
     /// Completes with the close record once the connection is `Closed`.
-    pub fn wait_closed(&self) -> impl Future<Output = CloseRecord> + Send + 'static {
+    pub fn wait_closed(&self) -> impl Future<Output = CloseRecord> + Send + use<> {
         Wait::new(self.shared.clone(), (), |inner, _, _| {
             if inner.lifecycle.phase() == Phase::Closed {
                 inner.close_record()
@@ -75,7 +75,7 @@ impl Observer {
     }
 
     /// Completes with the new phase once it differs from `seen`.
-    pub fn changed(&self, seen: Phase) -> impl Future<Output = Phase> + Send + 'static {
+    pub fn changed(&self, seen: Phase) -> impl Future<Output = Phase> + Send + use<> {
         Wait::new(self.shared.clone(), seen, |inner, seen, _| {
             let now = inner.lifecycle.phase();
             (now != *seen).then_some(now)

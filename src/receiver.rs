@@ -47,7 +47,7 @@ impl Receiver {
 
     /// The next message; `None` once the connection is closing or closed and every
     /// held message has been read.
-    pub fn recv(&self) -> impl Future<Output = Option<Message>> + Send + 'static {
+    pub fn recv(&self) -> impl Future<Output = Option<Message>> + Send + use<> {
         Wait::new(self.shared.clone(), (), |inner, _, wakeups| {
             match inner.pop_inbound(wakeups) {
                 Some(message) => Some(Some(message)),

@@ -65,7 +65,7 @@ impl Sender {
     pub fn send_async(
         &self,
         message: Message,
-    ) -> impl Future<Output = Result<(), SendError>> + Send + 'static {
+    ) -> impl Future<Output = Result<(), SendError>> + Send + use<> {
         Wait::new(
             self.shared.clone(),
             Some(message),

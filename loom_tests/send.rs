@@ -1,0 +1,141 @@
+//! Races on the send path: send ∥ local close, send ∥ peer Close, and a full outbox ∥
+//! drain ∥ async send.
+
+use std::future::poll_fn;
+use std::time::Instant;
+
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::thread;
+use ws_lifecycle::{CloseCode, CloseFrame, Config, Frame, SendErrorKind};
+
+use crate::{accounted, delivered, drain, msg, num, ready_connection};
+
+/// Model 1 (G3): two messages sent from another thread while the application closes
+/// and the driver writes. A send that starts after the close returned is refused;
+/// every message is written before the Close or handed back — never both, never
+/// after the Close.
+#[test]
+fn g3_send_races_local_close() {
+    loom::model(|| {
+        let now = Instant::now();
+        let (conn, transport) = ready_connection(Config::default(), now);
+        let sender = conn.sender();
+        let closed = Arc::new(AtomicBool::new(false));
+        let closed_seen = closed.clone();
+        let t = thread::spawn(move || {
+            let mut returned = Vec::new();
+            for n in [1, 2] {
+                let after_close = closed_seen.load(Ordering::SeqCst);
+                match sender.send(msg(n)) {
+                    Ok(()) => assert!(!after_close, "G3: send accepted after close returned"),
+                    Err(e) => {
+                        assert_eq!(e.kind, SendErrorKind::Closed);
+                        returned.push(num(&e.message));
+                    }
+                }
+            }
+            returned
+        });
+        let driver = transport.clone();
+        let d = thread::spawn(move || {
+            let mut frames = Vec::new();
+            for _ in 0..2 {
+                frames.extend(driver.next_frame(now));
+            }
+            frames
+        });
+        let closing = conn.close(CloseFrame::normal(), now);
+        closed.store(true, Ordering::SeqCst);
+        let mut returned = t.join().unwrap();
+        let mut frames = d.join().unwrap();
+        frames.extend(drain(&transport, now));
+        let got = delivered(&frames);
+        assert!(
+            matches!(frames.last(), Some(Frame::Close(_))),
+            "G3: Close last: {frames:?}"
+        );
+        returned.extend(closing.take_unsent_nums());
+        accounted(&[1, 2], &got, &returned);
+        // Per-sender order survives.
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "order: {got:?}");
+    });
+}
+
+/// Model 2 (G3): a message sent while the peer's Close arrives. After the peer's
+/// Close our answer goes first and queued messages are handed back, not written.
+#[test]
+fn g3_send_races_peer_close() {
+    loom::model(|| {
+        let now = Instant::now();
+        let (conn, transport) = ready_connection(Config::default(), now);
+        let sender = conn.sender();
+        let closed = Arc::new(AtomicBool::new(false));
+        let closed_seen = closed.clone();
+        let t = thread::spawn(move || {
+            let after_close = closed_seen.load(Ordering::SeqCst);
+            match sender.send(msg(1)) {
+                Ok(()) => {
+                    assert!(!after_close, "G3: send accepted after the peer's Close");
+                    vec![]
+                }
+                Err(e) => vec![num(&e.message)],
+            }
+        });
+        let peer = CloseFrame::new(CloseCode::GOING_AWAY, "").unwrap();
+        transport.handle_peer_close(Some(peer), now).unwrap();
+        closed.store(true, Ordering::SeqCst);
+        let mut returned = t.join().unwrap();
+        let frames = drain(&transport, now);
+        let got = delivered(&frames);
+        assert_eq!(
+            frames.len(),
+            1,
+            "G3: only our Close after the peer's: {frames:?}"
+        );
+        returned.extend(transport.take_unsent().iter().map(num));
+        accounted(&[1], &got, &returned);
+        drop(conn);
+    });
+}
+
+/// Model 8 (G3, G6): capacity 1, one message queued; an async sender waits for room
+/// twice while the driver drains with `poll_transmit`. No lost wakeup (a lost one is
+/// a deadlock loom reports), no reordering.
+#[test]
+fn g6_full_outbox_drain_and_async_send() {
+    loom::model(|| {
+        let now = Instant::now();
+        let mut config = Config::default();
+        config.outbox_capacity = 1;
+        let (conn, transport) = ready_connection(config, now);
+        let sender = conn.sender();
+        sender.send(msg(0)).unwrap();
+        let t = thread::spawn(move || {
+            loom::future::block_on(sender.send_async(msg(1))).unwrap();
+            loom::future::block_on(sender.send_async(msg(2))).unwrap();
+        });
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let frame = loom::future::block_on(poll_fn(|cx| transport.poll_transmit(cx, now)));
+            match frame {
+                Some(Frame::Message(m)) => got.push(num(&m)),
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+        t.join().unwrap();
+        assert_eq!(got, [0, 1, 2], "G3: no reordering");
+        drop(conn);
+    });
+}
+
+/// `take_unsent` as numbers, for the accounting.
+trait UnsentNums {
+    fn take_unsent_nums(self) -> Vec<u32>;
+}
+
+impl<S: ws_lifecycle::TypeState> UnsentNums for ws_lifecycle::Connection<S> {
+    fn take_unsent_nums(mut self) -> Vec<u32> {
+        self.take_unsent().iter().map(num).collect()
+    }
+}
