@@ -3,9 +3,10 @@
 #
 #   scripts/check.sh
 #
-# Steps: formatting, clippy (-D warnings, all targets and features), every test
-# (unit, integration, trybuild UI, bounded-exhaustive, proptest, doctests), and the
-# API docs with warnings denied. Later layers add loom and the SPIN model check here.
+# Steps: formatting, clippy (-D warnings, all targets and features, and the loom
+# build), every test (unit, integration, trybuild UI, bounded-exhaustive, proptest,
+# threads, doctests), the loom models (release, own target dir, preemption bound 3),
+# and the API docs with warnings denied. The SPIN model check joins later.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,10 @@ step() {
 
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --all-targets --all-features -- -D warnings
+step clippy-loom env RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target-loom \
+    cargo clippy --release --test loom -- -D warnings
 step test cargo test --all-features
+step loom env RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" \
+    CARGO_TARGET_DIR=target-loom cargo test --release --test loom
 step doc env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 echo "==> all checks passed"

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Shows that each loom model can fail: applies one deliberate break to src/, runs
+the model that should catch it, prints what it reported, and restores the files.
+
+    scripts/loom_breaks.py NAME      # one break
+    scripts/loom_breaks.py all       # every break in turn
+
+Not part of the suite (each run rebuilds the loom target); see docs/loom.md.
+"""
+import os, subprocess, sys
+root = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..') + '/'
+breaks = {
+ 'model1_2_send_gate_open_while_closing': ('src/shared.rs', '        if self.lifecycle.check_send().is_err() {\n            return Err(SendError::new(SendErrorKind::Closed, message));\n        }\n        if self.outbox.len()', '        if self.lifecycle.phase() == Phase::Closed {\n            return Err(SendError::new(SendErrorKind::Closed, message));\n        }\n        if self.outbox.len()', 'send::g3_send_races', None),
+ 'model3_first_close_overwritten': ('src/machine.rs', '            Input::AuthFailed\n            | Input::Close(_)\n            | Input::ReadinessDeadline', '            Input::Close(frame) => { self.record().frame = Some(frame.clone()); Self::handled(d) }\n            Input::AuthFailed\n            | Input::ReadinessDeadline', 'close::g4_two_closes_race', None),
+ 'model4_emit_decides_outside_lock': ('src/emitter.rs', 'self.shared\n            .with(|inner, wakeups| inner.emit(event, wakeups))', 'if self.shared.phase() == Phase::Ready { self.shared.with(|inner, wakeups| inner.send(event, wakeups)) } else { self.shared.with(|inner, _| inner.push_pending(event)) }', 'ready::g2_emit_races_transition_to_ready', None),
+ 'model5_deadline_survives_ready': ('src/machine.rs', '        self.readiness_deadline = None;\n    }', '    }', 'ready::g5_auth_success_races_readiness_deadline', None),
+ 'model6_no_wake_on_transition': ('src/shared.rs', '        wakeups.many.extend(self.waiters.drain(..).map(|(_, w)| w));\n    }\n\n    fn wake_transmit', '    }\n\n    fn wake_transmit', 'ready::g6_waiters_race_transitions', None),
+ 'model7_emit_skips_buffer': ('src/shared.rs', '            _ => {\n                self.pending.push_back(message);\n                Ok(())', '            _ => {\n                self.outbox.push_back(message);\n                Ok(())', 'close::g1_accept_races_close', 'may_write'),
+ 'model8_no_wake_on_pop': ('src/shared.rs', '                // Room for an async sender.\n                self.wake_waiters(wakeups);', '', 'send::g6_full_outbox_drain_and_async_send', None),
+}
+extra = {
+ 'model5_deadline_survives_ready': ('src/machine.rs', 'Input::ReadinessDeadline => Self::handled(d), // stale: readiness won (G5)', 'Input::ReadinessDeadline => self.start_close(d, CloseCause::ReadinessDeadline, CloseFrame::internal(CloseCode::POLICY_VIOLATION, "late")),'),
+ 'model4_emit_decides_outside_lock': ('src/shared.rs', '    /// The next frame for the driver', '    pub(crate) fn push_pending(&mut self, m: Message) -> Result<(), SendError> { self.pending.push_back(m); Ok(()) }\n\n    /// The next frame for the driver'),
+ 'model7_emit_skips_buffer': ('src/lifecycle.rs', '            MachineState::Ready => true,', '            MachineState::Ready | MachineState::Accepted => true,'),
+ 
+}
+files = {}
+def patch(path, old, new):
+    p = root+path
+    if p not in files:
+        files[p] = open(p).read()
+    s = open(p).read()
+    assert old in s, (name, path, old[:60])
+    open(p,'w').write(s.replace(old, new, 1))
+def run(name):
+  files.clear()
+  path, old, new, test, _ = breaks[name]
+  try:
+    patch(path, old, new)
+    if name in extra:
+        patch(*extra[name])
+    r = subprocess.run(f'RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target-loom cargo test --release --test loom {test} 2>&1', shell=True, cwd=root, capture_output=True, text=True)
+    lines = [l for l in r.stdout.splitlines() if 'panicked at loom_tests' in l or 'G1' in l or 'G2' in l or 'G3' in l or 'G4' in l or 'G5' in l or 'G6' in l or 'deadlock' in l or 'test result' in l]
+    print(name, '->', '\n  '.join(lines[:6]))
+    return r.returncode != 0
+  finally:
+    for p, s in files.items():
+        open(p,'w').write(s)
+
+if __name__ == '__main__':
+    names = list(breaks) if sys.argv[1:] == ['all'] else sys.argv[1:]
+    missed = [n for n in names if not run(n)]
+    if missed:
+        sys.exit('NOT caught: ' + ', '.join(missed))
