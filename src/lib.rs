@@ -52,8 +52,9 @@
 //! - **G5 deadlines**: readiness deadline (1008), credential expiry (1008) and the
 //!   close-handshake timeout; a deadline racing its success has one winner, decided
 //!   by the time each input carries.
-//! - **G6**–**G8** (wakeups, registry, startup gating) belong to the shared-state and
-//!   registry layers.
+//! - **G6 no lost wakeups**: every task waiting for readiness, closure, room or a
+//!   frame is woken by the change it waits for.
+//! - **G7**, **G8** (registry, startup gating) belong to the registry layer.
 //! - **G9 wire stability**: serialized forms are snapshot-tested.
 //!
 //! ## Map of the crate
@@ -62,7 +63,37 @@
 //! |---|---|
 //! | core, sans-IO | [`Lifecycle`], [`Input`], [`Phase`], [`MachineState`], [`transition_table`], [`CloseCode`], [`CloseFrame`], [`CloseRecord`], [`Config`] |
 //! | type-state handles | [`Connection`], the markers [`Connecting`], [`Accepted`], [`Authenticated`], [`Ready`], [`Closing`], and [`AnyConnection`] |
-//! | errors | [`Rejected`], [`Gone`], [`SendError`], [`SendRefused`], [`InvalidCloseFrame`], [`UnknownPhase`] |
+//! | shared-state handles | [`Sender`] (from `Ready`), [`Emitter`] (before `Ready`), [`Receiver`] (from `Ready`), [`Observer`], [`Transport`] (the driver's), [`OverflowPolicy`] |
+//! | errors | [`Rejected`], [`Gone`], [`SendError`], [`SendRefused`], [`InboundError`], [`InvalidCloseFrame`], [`UnknownPhase`] |
+//!
+//! ## Many tasks, one connection
+//!
+//! A connection's state lives in one place, behind one lock, and every handle points
+//! at it: the owner's `Connection<S>`, any number of [`Sender`]s, [`Emitter`]s,
+//! [`Observer`]s and [`Receiver`]s, and the driver's [`Transport`]. "Check the phase
+//! and enqueue" and "start the close and owe the Close frame" are atomic with respect
+//! to each other, so a send racing a close is written before the Close or handed back
+//! (G3). Built with `--cfg loom`, that lock is loom's, and the races are checked in
+//! `loom_tests/` — and in a user's own loom models (`docs/loom.md`).
+//!
+//! ```
+//! use std::time::Instant;
+//! use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Frame, Message};
+//!
+//! let now = Instant::now();
+//! let conn = Connection::new(ConnectionId::new(1), Config::default());
+//! let transport = conn.transport(); // for the driver task
+//! let conn = conn.accept(now)?;
+//! conn.emitter().emit(Message::text("history"))?; // buffered until ready (G2)
+//! let conn = conn.authenticate(None, now)?.ready(now)?;
+//! let sender = conn.sender(); // cloneable, Send + Sync
+//! std::thread::spawn(move || sender.send(Message::text("live"))).join().unwrap()?;
+//! assert_eq!(transport.next_frame(now), Some(Frame::Message(Message::text("history"))));
+//! assert_eq!(transport.next_frame(now), Some(Frame::Message(Message::text("live"))));
+//! let _closing = conn.close(CloseFrame::normal(), now);
+//! assert!(matches!(transport.next_frame(now), Some(Frame::Close(_))));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
