@@ -48,6 +48,11 @@ fn frame(code: u16) -> CloseFrame {
     CloseFrame::new(CloseCode::from_wire(code).unwrap(), "").unwrap()
 }
 
+/// A frame the crate writes itself.
+fn crate_frame(code: u16, reason: &'static str) -> CloseFrame {
+    CloseFrame::new(CloseCode::from_wire(code).unwrap(), reason).unwrap()
+}
+
 /// Where a message came from: sender clone `k` or emitter `k`, its `seq`-th message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Msg {
@@ -249,7 +254,7 @@ impl Model {
             }
             (_, Some(_)) => {
                 self.input_at(now);
-                self.start_close(Some(frame(1008)), false, now);
+                self.start_close(Some(crate_frame(1008, "not ready before the deadline")), false, now);
                 true
             }
             _ => false,
@@ -317,7 +322,7 @@ impl Model {
             if self.slow_consumer {
                 let now = self.last_input.expect("inputs came before Ready");
                 self.before_input(now);
-                self.start_close(Some(frame(1013)), true, now);
+                self.start_close(Some(crate_frame(1013, "slow consumer")), true, now);
                 return Err(SendErrorKind::Closed);
             }
             return Err(SendErrorKind::Full);
@@ -429,7 +434,7 @@ impl ReferenceStateMachine for HandlesModel {
             (1, Just(Op::TransportLost).boxed()),
             (8, Just(Op::PollTransmit).boxed()),
             (2, Just(Op::TakeUnsent).boxed()),
-            ((3), (0u64..=300).prop_map(Op::AdvanceTime).boxed()),
+            (3, (0u64..=300).prop_map(Op::AdvanceTime).boxed()),
         ];
         match s.owner {
             Owner::Connecting => ops.push((8, Just(Op::Accept).boxed())),
@@ -640,6 +645,7 @@ impl StateMachineTest for HandlesTest {
 
     fn apply(mut sut: Sut, model: &Model, op: Op) -> Sut {
         let now = model.now;
+        let emitter = matches!(op, Op::EmitFrom(..));
         match (op, &model.expect) {
             (Op::Accept, Expect::Typed(ok)) => {
                 let AnyConnection::Connecting(c) = sut.take_owner() else {
@@ -692,7 +698,6 @@ impl StateMachineTest for HandlesTest {
                 }
             }
             (Op::SendFrom(k, _) | Op::EmitFrom(k, _), Expect::Sends(outcomes)) => {
-                let emitter = matches!(op, Op::EmitFrom(..));
                 for &(msg, expected) in outcomes {
                     assert_eq!((msg.emitter, msg.k as usize), (emitter, k));
                     let before = sut.transport.phase();
@@ -729,8 +734,8 @@ impl StateMachineTest for HandlesTest {
                 if k < 3 && !sut.senders.is_empty() {
                     let got = sut.senders[k].close(f, at(now));
                     assert_eq!(
-                        got.map(|r| r.frame).as_ref(),
-                        record.as_ref(),
+                        &got.map(|r| r.frame),
+                        record,
                         "G4: the closer sees the record of the first close"
                     );
                 } else if k == 3 && !matches!(sut.owner, Some(AnyConnection::Closing(_))) {
