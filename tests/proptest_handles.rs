@@ -254,7 +254,11 @@ impl Model {
             }
             (_, Some(_)) => {
                 self.input_at(now);
-                self.start_close(Some(crate_frame(1008, "not ready before the deadline")), false, now);
+                self.start_close(
+                    Some(crate_frame(1008, "not ready before the deadline")),
+                    false,
+                    now,
+                );
                 true
             }
             _ => false,
@@ -383,7 +387,10 @@ impl Model {
     }
 
     fn deadline(&self) -> Option<u64> {
-        [self.readiness_at, self.close_at].into_iter().flatten().min()
+        [self.readiness_at, self.close_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -394,7 +401,7 @@ impl ReferenceStateMachine for HandlesModel {
     type Transition = Op;
 
     fn init_state() -> BoxedStrategy<Model> {
-        (1usize..=5, 1usize..=4, any::<bool>())
+        (1usize..=6, 1usize..=6, any::<bool>())
             .prop_map(|(outbox_capacity, pending_capacity, slow_consumer)| Model {
                 outbox_capacity,
                 pending_capacity,
@@ -418,41 +425,51 @@ impl ReferenceStateMachine for HandlesModel {
     }
 
     fn transitions(s: &Model) -> BoxedStrategy<Op> {
+        // Weights by phase: before Ready mostly the next lifecycle step (so that most
+        // cases reach Ready), while open mostly sends and frames, once closing a mix
+        // of late sends, frames, deadlines and further closes.
+        let ending = matches!(s.st.phase(), Phase::Closing | Phase::Closed);
+        let (close, peer, lost, poll, take, time, send, emit) = match s.st {
+            St::Connecting | St::Accepted | St::Authenticated => (1, 1, 1, 2, 1, 2, 0, 5),
+            St::Ready => (2, 1, 1, 14, 1, 2, 8, 3),
+            _ => (2, 2, 1, 8, 3, 3, 1, 1),
+        };
         let mut ops: Vec<(u32, BoxedStrategy<Op>)> = vec![
             (
-                2,
+                close,
                 (0usize..4, 4000u16..4004)
                     .prop_map(|(k, code)| Op::CloseFrom(k, code))
                     .boxed(),
             ),
             (
-                1,
+                peer,
                 prop::option::of(prop::sample::select(vec![1000u16, 1001, 4000, 4001]))
                     .prop_map(Op::PeerClose)
                     .boxed(),
             ),
-            (1, Just(Op::TransportLost).boxed()),
-            (8, Just(Op::PollTransmit).boxed()),
-            (2, Just(Op::TakeUnsent).boxed()),
-            (3, (0u64..=300).prop_map(Op::AdvanceTime).boxed()),
+            (lost, Just(Op::TransportLost).boxed()),
+            (poll, Just(Op::PollTransmit).boxed()),
+            (take, Just(Op::TakeUnsent).boxed()),
+            (time, (0u64..=300).prop_map(Op::AdvanceTime).boxed()),
         ];
+        let step = if ending { 1 } else { 12 };
         match s.owner {
-            Owner::Connecting => ops.push((8, Just(Op::Accept).boxed())),
-            Owner::Accepted => ops.push((6, Just(Op::Authenticate).boxed())),
-            Owner::Authenticated => ops.push((6, Just(Op::Ready).boxed())),
+            Owner::Connecting => ops.push((step, Just(Op::Accept).boxed())),
+            Owner::Accepted => ops.push((step, Just(Op::Authenticate).boxed())),
+            Owner::Authenticated => ops.push((step, Just(Op::Ready).boxed())),
             Owner::Ready | Owner::Closing => {}
         }
-        if s.senders {
+        if s.senders && send > 0 {
             ops.push((
-                10,
-                (0usize..3, 1u32..=4)
+                send,
+                (0usize..3, 1u32..=3)
                     .prop_map(|(k, n)| Op::SendFrom(k, n))
                     .boxed(),
             ));
         }
-        if s.emitters > 0 {
+        if s.emitters > 0 && emit > 0 {
             ops.push((
-                6,
+                emit,
                 (0..s.emitters, 1u32..=3)
                     .prop_map(|(k, n)| Op::EmitFrom(k, n))
                     .boxed(),
@@ -583,7 +600,10 @@ impl Sut {
 
     fn record_frame(&mut self, frame: Option<Frame>) -> Option<ExpFrame> {
         let frame = frame?;
-        assert_eq!(self.close_frames, 0, "G3: a frame after our Close: {frame:?}");
+        assert_eq!(
+            self.close_frames, 0,
+            "G3: a frame after our Close: {frame:?}"
+        );
         Some(match frame {
             Frame::Message(m) => {
                 assert!(self.ready_reached, "G2: a message before Ready: {m:?}");
@@ -604,7 +624,12 @@ impl Sut {
     }
 
     fn take_unsent(&mut self) -> Vec<Msg> {
-        let unsent: Vec<Msg> = self.transport.take_unsent().iter().map(Msg::parse).collect();
+        let unsent: Vec<Msg> = self
+            .transport
+            .take_unsent()
+            .iter()
+            .map(Msg::parse)
+            .collect();
         self.returned.extend(&unsent);
         unsent
     }
@@ -709,7 +734,11 @@ impl StateMachineTest for HandlesTest {
                     sut.attempted.push(msg);
                     match result {
                         Ok(()) => {
-                            assert_eq!(expected, Ok(()), "{msg:?} was queued");
+                            assert_eq!(
+                                expected,
+                                Ok(()),
+                                "{msg:?} was queued; the model expected otherwise"
+                            );
                             if before == Phase::Ready {
                                 sut.after_ready.insert(msg);
                             } else {
@@ -758,7 +787,7 @@ impl StateMachineTest for HandlesTest {
             }
             (Op::PollTransmit, Expect::Frame(expected)) => {
                 let got = sut.next_frame(now);
-                assert_eq!(&got, expected, "G3/G4: the next frame");
+                assert_eq!(&got, expected, "G2/G3/G4: the next frame");
             }
             (Op::TakeUnsent, Expect::Unsent(expected)) => {
                 let got = sut.take_unsent();
@@ -845,10 +874,7 @@ impl StateMachineTest for HandlesTest {
         }
 
         // G2: every buffered event before every message accepted after Ready.
-        let last_buffered = sut
-            .delivered
-            .iter()
-            .rposition(|m| sut.buffered.contains(m));
+        let last_buffered = sut.delivered.iter().rposition(|m| sut.buffered.contains(m));
         let first_after = sut
             .delivered
             .iter()

@@ -467,6 +467,63 @@ fn g3_slow_consumer_closes_1013_and_returns_message_as_closed() {
     // Account: delivered m0, m1; returned m2, m3.
 }
 
+/// G3: once a close is requested — by a sender, the owner, or the peer — `send` is
+/// refused and hands the message back; nothing follows our Close.
+#[test]
+fn g3_send_after_close_is_refused_and_returned() {
+    for how in ["sender", "owner", "peer"] {
+        let (mut conn, transport) = ready_with(config());
+        let sender = conn.sender();
+        conn.send(text("before")).unwrap();
+        let _closing = match how {
+            "sender" => {
+                sender.close(CloseFrame::normal(), at(1));
+                conn.close(CloseFrame::normal(), at(1))
+            }
+            "owner" => conn.close(CloseFrame::normal(), at(1)),
+            _ => {
+                transport.handle_peer_close(None, at(1)).unwrap();
+                conn.close(CloseFrame::normal(), at(1))
+            }
+        };
+        let Err(err) = sender.send(text("after")) else {
+            panic!("G3: a send was accepted after a close ({how})");
+        };
+        assert_eq!(
+            err.kind,
+            SendErrorKind::Closed,
+            "G3: refused once closing ({how})"
+        );
+        assert_eq!(err.message, text("after"), "G3: handed back ({how})");
+        let frames = drain(&transport, at(2));
+        assert!(
+            matches!(frames.last(), Some(Frame::Close(_))),
+            "{how}: {frames:?}"
+        );
+        let Err(err) = sender.send(text("later")) else {
+            panic!("G3: a send was accepted after our Close ({how})");
+        };
+        assert_eq!(
+            err.kind,
+            SendErrorKind::Closed,
+            "G3: refused after our Close ({how})"
+        );
+        assert_eq!(
+            drain(&transport, at(3)),
+            [],
+            "G3: nothing after our Close ({how})"
+        );
+        let unsent = transport.take_unsent();
+        if how == "peer" {
+            assert_eq!(messages(&frames), Vec::<String>::new());
+            assert_eq!(unsent, [text("before")], "G3: skipped by the peer's close");
+        } else {
+            assert_eq!(messages(&frames), ["before"], "G3: queued before the close");
+            assert_eq!(unsent, []);
+        }
+    }
+}
+
 // ── G4: single close ────────────────────────────────────────────────────────
 
 /// G4: `Sender::close` from two clones returns the same record; the first code wins;
