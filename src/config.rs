@@ -48,7 +48,11 @@ pub enum OverflowPolicy {
     Reject,
     /// Close the connection with this frame — the "slow consumer" disconnect — and
     /// hand the message back as [`SendErrorKind::Closed`](crate::SendErrorKind::Closed).
-    /// [`OverflowPolicy::slow_consumer`] gives the documented default frame.
+    /// From that send on, every send is refused; the close itself takes effect at the
+    /// driver's next call that carries the time (which the send wakes), so its
+    /// handshake timeout starts from a real clock reading. Messages already queued are
+    /// written before the Close. [`OverflowPolicy::slow_consumer`] gives the
+    /// documented default frame.
     Close(CloseFrame),
 }
 

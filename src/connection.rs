@@ -76,6 +76,17 @@ impl Live for Accepted {}
 impl Live for Authenticated {}
 impl Live for Ready {}
 
+/// Type states after accept and before ready, where events are buffered for the
+/// transition to `Ready` (**G2**): [`Accepted`] and [`Authenticated`].
+pub trait PreReady: TypeState {}
+impl PreReady for Accepted {}
+impl PreReady for Authenticated {}
+
+/// Type states in which the peer is authenticated: [`Authenticated`] and [`Ready`].
+pub trait Authorized: TypeState {}
+impl Authorized for Authenticated {}
+impl Authorized for Ready {}
+
 impl<S: TypeState> fmt::Debug for Connection<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = self.shared.lock();
@@ -137,11 +148,12 @@ impl<S: TypeState> Connection<S> {
         self.shared.lock().lifecycle.state()
     }
 
-    /// The send gate as it stands now (see [`Lifecycle::check_send`]).
+    /// The send gate as it stands now (see [`Lifecycle::check_send`]); also shut
+    /// once a slow-consumer close was requested.
     ///
     /// [`Lifecycle::check_send`]: crate::Lifecycle::check_send
     pub fn check_send(&self) -> Result<(), SendRefused> {
-        self.shared.lock().lifecycle.check_send()
+        self.shared.lock().check_send()
     }
 
     /// How the connection is closing or closed; `None` while it is not.
@@ -279,7 +291,7 @@ impl Connection<Accepted> {
     }
 }
 
-impl Connection<Accepted> {
+impl<S: PreReady> Connection<S> {
     /// A handle for components that produce events before the connection is ready:
     /// they are buffered and flushed, in order and exactly once, when it becomes
     /// `Ready`, before anything sent later (**G2**). See [`Emitter`].
@@ -289,23 +301,6 @@ impl Connection<Accepted> {
 }
 
 impl Connection<Authenticated> {
-    /// See [`Connection::<Accepted>::emitter`](Connection::emitter).
-    pub fn emitter(&self) -> Emitter {
-        Emitter::new(self.shared.clone())
-    }
-
-    /// The peer proved itself again before `ready`: its credential's expiry is
-    /// replaced. Refused once the connection is closing.
-    pub fn reauthenticate(
-        &mut self,
-        expires_at: Option<Instant>,
-        now: Instant,
-    ) -> Result<(), Rejected> {
-        self.shared
-            .handle(Input::AuthSucceeded { expires_at }, now)
-            .map(|_| ())
-    }
-
     /// The application's services for this connection are ready: from now on
     /// messages may flow (**G2**).
     pub fn ready(self, now: Instant) -> Result<Connection<Ready>, Gone> {
@@ -336,7 +331,9 @@ impl Connection<Ready> {
     pub fn receiver(&self) -> Receiver {
         Receiver::new(self.shared.clone())
     }
+}
 
+impl<S: Authorized> Connection<S> {
     /// The peer proved itself again: its credential's expiry is replaced (`None`:
     /// it no longer expires). Refused once the connection is closing.
     pub fn reauthenticate(

@@ -130,7 +130,7 @@ mod error;
 pub use any::AnyConnection;
 pub use close::{CloseClass, CloseCode, CloseFrame, InvalidCloseFrame};
 pub use config::{Config, OverflowPolicy};
-pub use connection::{Connection, Live};
+pub use connection::{Authorized, Connection, Live, PreReady};
 pub use emitter::Emitter;
 pub use error::{
     Gone, InboundError, RejectReason, Rejected, SendError, SendErrorKind, SendRefused,

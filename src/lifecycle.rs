@@ -56,9 +56,6 @@ use crate::{
 /// ```
 pub struct Lifecycle {
     id: ConnectionId,
-    /// The latest time any input carried: the clock for actions that carry none (the
-    /// slow-consumer close of a full outbox).
-    last_now: Option<Instant>,
     machine: StateMachine<Machine>,
     span: tracing::Span,
 }
@@ -96,7 +93,6 @@ impl Lifecycle {
     pub fn new(id: ConnectionId, config: Config) -> Lifecycle {
         Lifecycle {
             id,
-            last_now: None,
             machine: Machine::new(config.readiness_timeout, config.close_timeout).state_machine(),
             span: tracing::info_span!("ws_connection", id = %id),
         }
@@ -111,15 +107,9 @@ impl Lifecycle {
     pub fn fork(&self) -> Lifecycle {
         Lifecycle {
             id: self.id,
-            last_now: self.last_now,
             machine: self.machine.clone(),
             span: self.span.clone(),
         }
-    }
-
-    /// The latest time an input carried, if any.
-    pub fn last_input_time(&self) -> Option<Instant> {
-        self.last_now
     }
 
     /// The connection's id.
@@ -217,7 +207,6 @@ impl Lifecycle {
     /// Applies the transition relation itself: no clock, no deadline checks. This is
     /// what the transition table is read from.
     pub(crate) fn dispatch(&mut self, input: Input, now: Instant) -> Result<Step, Rejected> {
-        self.last_now = Some(self.last_now.map_or(now, |last| last.max(now)));
         let from = self.state();
         let kind = input.kind();
         let mut dispatch = Dispatch {

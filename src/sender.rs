@@ -71,7 +71,7 @@ impl Sender {
             Some(message),
             |inner, message, wakeups| {
                 let msg = message.take()?;
-                if inner.lifecycle.check_send().is_err() {
+                if inner.check_send().is_err() {
                     return Some(Err(SendError::new(SendErrorKind::Closed, msg)));
                 }
                 if !inner.room() {
@@ -87,7 +87,7 @@ impl Sender {
     /// any kind wins, and every caller gets the same record of it.
     pub fn close(&self, frame: CloseFrame, now: Instant) -> Option<CloseRecord> {
         self.shared.with(|inner, _| {
-            let _ = inner.lifecycle.handle(Input::Close(frame), now);
+            let _ = inner.at(now).lifecycle.handle(Input::Close(frame), now);
             inner.close_record()
         })
     }

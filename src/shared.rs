@@ -18,7 +18,7 @@ use std::time::Instant;
 use crate::sync::{AtomicU8, Mutex, MutexGuard, Ordering, lock};
 use crate::{
     CloseCode, CloseFrame, CloseRecord, Config, ConnectionId, Frame, Input, Lifecycle, Message,
-    OverflowPolicy, Phase, Rejected, SendError, SendErrorKind, Step,
+    OverflowPolicy, Phase, Rejected, SendError, SendErrorKind, SendRefused, Step,
 };
 
 /// The state behind every handle of one connection.
@@ -44,6 +44,11 @@ pub(crate) struct Inner {
     pending_capacity: usize,
     inbound_capacity: usize,
     overflow: OverflowPolicy,
+    /// A slow-consumer close requested by a send, which carries no time: send is
+    /// refused from the request on (**G3**), and the close itself is applied by the
+    /// next input that carries `now` — normally the driver's `poll_transmit`, which
+    /// the request wakes — so its handshake timeout is armed from a real time.
+    deferred_close: Option<CloseFrame>,
     /// The driver, waiting for a frame or a change of deadline.
     transmit: Option<Waker>,
     /// The driver, waiting for room in the inbound hold.
@@ -98,6 +103,7 @@ impl Shared {
             pending_capacity: config.pending_capacity,
             inbound_capacity: config.inbound_capacity,
             overflow: config.overflow.clone(),
+            deferred_close: None,
             transmit: None,
             inbound_room: None,
             waiters: Vec::new(),
@@ -127,11 +133,16 @@ impl Shared {
         let result = {
             let mut inner = self.lock();
             let before = inner.lifecycle.state();
+            let deadline = inner.lifecycle.poll_timeout();
             let result = f(&mut inner, &mut wakeups);
             if inner.lifecycle.state() != before {
                 inner.settle(&mut wakeups);
                 self.phase
                     .store(inner.lifecycle.phase().code(), Ordering::Release);
+            } else if inner.lifecycle.poll_timeout() != deadline {
+                // A re-authentication moved the credential's expiry: the driver must
+                // re-read `poll_timeout` (**G5**, **G6**).
+                inner.wake_transmit(&mut wakeups);
             }
             result
         };
@@ -141,12 +152,12 @@ impl Shared {
 
     /// Feeds an input (the lifecycle's clock rules apply).
     pub(crate) fn handle(&self, input: Input, now: Instant) -> Result<Step, Rejected> {
-        self.with(|inner, _| inner.lifecycle.handle(input, now))
+        self.with(|inner, _| inner.at(now).lifecycle.handle(input, now))
     }
 
     /// See `Lifecycle::handle_timeout`.
     pub(crate) fn handle_timeout(&self, now: Instant) -> Option<Step> {
-        self.with(|inner, _| inner.lifecycle.handle_timeout(now))
+        self.with(|inner, _| inner.at(now).lifecycle.handle_timeout(now))
     }
 }
 
@@ -159,9 +170,27 @@ impl Inner {
             // first, in emission order, and exactly once (they leave `pending`).
             self.outbox.extend(self.pending.drain(..));
         }
-        wakeups.one = self.transmit.take();
+        self.wake_transmit(wakeups);
         wakeups.many.extend(self.inbound_room.take());
         wakeups.many.extend(self.waiters.drain(..).map(|(_, w)| w));
+    }
+
+    /// Applies a deferred slow-consumer close with the first real time that comes
+    /// in; every operation that carries `now` calls this first.
+    pub(crate) fn at(&mut self, now: Instant) -> &mut Self {
+        if let Some(frame) = self.deferred_close.take() {
+            let _ = self.lifecycle.handle(Input::Close(frame), now);
+        }
+        self
+    }
+
+    /// The send gate (**G1**, **G3**): the lifecycle's, shut early by a requested
+    /// slow-consumer close.
+    pub(crate) fn check_send(&self) -> Result<(), SendRefused> {
+        if self.deferred_close.is_some() {
+            return Err(SendRefused::Closed);
+        }
+        self.lifecycle.check_send()
     }
 
     fn wake_transmit(&mut self, wakeups: &mut Wakeups) {
@@ -205,16 +234,15 @@ impl Inner {
         message: Message,
         wakeups: &mut Wakeups,
     ) -> Result<(), SendError> {
-        if self.lifecycle.check_send().is_err() {
+        if self.check_send().is_err() {
             return Err(SendError::new(SendErrorKind::Closed, message));
         }
         if self.outbox.len() >= self.outbox_capacity {
-            if let (OverflowPolicy::Close(frame), Some(now)) =
-                (&self.overflow, self.lifecycle.last_input_time())
-            {
-                // The slow-consumer close: armed from the last time the core saw.
-                let frame = frame.clone();
-                let _ = self.lifecycle.handle(Input::Close(frame), now);
+            if let OverflowPolicy::Close(frame) = &self.overflow {
+                // The slow-consumer close. A send carries no time, so the close is
+                // applied by the driver's next call with `now`, which this wakes.
+                self.deferred_close = Some(frame.clone());
+                self.wake_transmit(wakeups);
                 return Err(SendError::new(SendErrorKind::Closed, message));
             }
             return Err(SendError::new(SendErrorKind::Full, message));
@@ -237,6 +265,9 @@ impl Inner {
     ) -> Result<(), SendError> {
         match self.lifecycle.phase() {
             Phase::Ready => self.send(message, wakeups),
+            _ if self.deferred_close.is_some() => {
+                Err(SendError::new(SendErrorKind::Closed, message))
+            }
             Phase::Closing | Phase::Closed => Err(SendError::new(SendErrorKind::Closed, message)),
             _ if self.pending.len() >= self.pending_capacity => {
                 Err(SendError::new(SendErrorKind::Full, message))
@@ -250,6 +281,7 @@ impl Inner {
 
     /// The next frame for the driver (see `Connection::poll_transmit`).
     pub(crate) fn next_frame(&mut self, now: Instant, wakeups: &mut Wakeups) -> Option<Frame> {
+        self.at(now);
         if self.lifecycle.may_write_messages() {
             if let Some(message) = self.outbox.pop_front() {
                 // Room for an async sender.

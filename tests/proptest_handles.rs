@@ -199,7 +199,9 @@ struct Model {
     outbox: VecDeque<Msg>,
     pending: VecDeque<Msg>,
     now: u64,
-    last_input: Option<u64>,
+    /// A slow-consumer close requested by a send (which carries no time), applied by
+    /// the next operation that does.
+    deferred: Option<CloseFrame>,
     readiness_at: Option<u64>,
     close_at: Option<u64>,
 
@@ -217,8 +219,12 @@ impl Model {
         }
     }
 
-    fn input_at(&mut self, now: u64) {
-        self.last_input = Some(self.last_input.map_or(now, |l| l.max(now)));
+    /// Every operation that carries the time applies a deferred slow-consumer close
+    /// first, as an ordinary close at that time.
+    fn apply_deferred(&mut self, now: u64) {
+        if let Some(frame) = self.deferred.take() {
+            self.close(frame, now);
+        }
     }
 
     fn disarm(&mut self) {
@@ -247,13 +253,11 @@ impl Model {
         let ready = self.readiness_at.filter(|&t| t <= now);
         match (close, ready) {
             (Some(c), r) if r.is_none_or(|r| c <= r) => {
-                self.input_at(now);
                 self.st = St::Closed;
                 self.disarm();
                 true
             }
             (_, Some(_)) => {
-                self.input_at(now);
                 self.start_close(
                     Some(crate_frame(1008, "not ready before the deadline")),
                     false,
@@ -268,7 +272,6 @@ impl Model {
     /// Before any non-timer input: every due deadline fires (time is authoritative).
     fn before_input(&mut self, now: u64) {
         while self.fire_due(now) {}
-        self.input_at(now);
     }
 
     fn close(&mut self, frame: CloseFrame, now: u64) {
@@ -319,14 +322,12 @@ impl Model {
     }
 
     fn send(&mut self, msg: Msg) -> Result<(), SendErrorKind> {
-        if self.st != St::Ready {
+        if self.st != St::Ready || self.deferred.is_some() {
             return Err(SendErrorKind::Closed);
         }
         if self.outbox.len() >= self.outbox_capacity {
             if self.slow_consumer {
-                let now = self.last_input.expect("inputs came before Ready");
-                self.before_input(now);
-                self.start_close(Some(crate_frame(1013, "slow consumer")), true, now);
+                self.deferred = Some(crate_frame(1013, "slow consumer"));
                 return Err(SendErrorKind::Closed);
             }
             return Err(SendErrorKind::Full);
@@ -350,7 +351,7 @@ impl Model {
         }
     }
 
-    fn next_frame(&mut self, now: u64) -> Option<ExpFrame> {
+    fn next_frame(&mut self) -> Option<ExpFrame> {
         if self.may_write() {
             if let Some(msg) = self.outbox.pop_front() {
                 return Some(ExpFrame::Message(msg));
@@ -360,13 +361,11 @@ impl Model {
         match self.st {
             St::SendingClose => {
                 let f = close();
-                self.input_at(now);
                 self.st = St::AwaitingPeer;
                 Some(f)
             }
             St::ReplyingClose => {
                 let f = close();
-                self.input_at(now);
                 self.st = St::Closed;
                 self.disarm();
                 Some(f)
@@ -416,7 +415,7 @@ impl ReferenceStateMachine for HandlesModel {
                 outbox: VecDeque::new(),
                 pending: VecDeque::new(),
                 now: 0,
-                last_input: None,
+                deferred: None,
                 readiness_at: None,
                 close_at: None,
                 expect: Expect::Nothing,
@@ -491,6 +490,12 @@ impl ReferenceStateMachine for HandlesModel {
 
     fn apply(mut s: Model, op: &Op) -> Model {
         let now = s.now;
+        if !matches!(
+            op,
+            Op::SendFrom(..) | Op::EmitFrom(..) | Op::TakeUnsent | Op::AdvanceTime(_)
+        ) {
+            s.apply_deferred(now);
+        }
         s.expect = match *op {
             Op::Accept => {
                 s.before_input(now);
@@ -560,11 +565,12 @@ impl ReferenceStateMachine for HandlesModel {
                 s.transport_lost(now);
                 Expect::Nothing
             }
-            Op::PollTransmit => Expect::Frame(s.next_frame(now)),
+            Op::PollTransmit => Expect::Frame(s.next_frame()),
             Op::TakeUnsent => Expect::Unsent(s.take_unsent()),
             Op::AdvanceTime(ms) => {
                 s.now += ms;
                 let now = s.now;
+                s.apply_deferred(now);
                 Expect::Timeout(s.fire_due(now))
             }
         };

@@ -429,9 +429,11 @@ fn g3_reject_policy_full_returns_the_message() {
     assert_eq!(all, sent, "G3: delivered + returned = sent, no duplicates");
 }
 
-/// G3: with `OverflowPolicy::slow_consumer()` a full outbox closes the connection with
-/// 1013 and hands the message back as `Closed`; what was queued is written before
-/// the Close; nothing is lost.
+/// G3, G5: with `OverflowPolicy::slow_consumer()` a full outbox closes the connection
+/// with 1013 and hands the message back as `Closed`; sends are refused from that
+/// moment; the close takes effect at the driver's next call with the time (so its
+/// handshake timeout starts then, not at some stale time); what was queued is written
+/// before the Close; nothing is lost.
 #[test]
 fn g3_slow_consumer_closes_1013_and_returns_message_as_closed() {
     let mut config = config();
@@ -445,18 +447,35 @@ fn g3_slow_consumer_closes_1013_and_returns_message_as_closed() {
     let err = s1.send(text("m2")).unwrap_err();
     assert_eq!(err.kind, SendErrorKind::Closed);
     assert_eq!(err.message, text("m2"));
+    let err = s2.send(text("m3")).unwrap_err();
+    assert_eq!(
+        err.kind,
+        SendErrorKind::Closed,
+        "G3: refused once the close is requested"
+    );
+    assert_eq!(err.message, text("m3"));
+    assert_eq!(
+        transport.phase(),
+        Phase::Ready,
+        "applied at the driver's next call"
+    );
+    let later = at(60_000);
+    let first = transport.next_frame(later);
     assert_eq!(transport.phase(), Phase::Closing);
+    assert_eq!(
+        transport.poll_timeout(),
+        Some(later + config_close_timeout()),
+        "G5: the handshake timeout starts from the driver's time"
+    );
     let record = transport.close_record().unwrap();
     assert_eq!(record.cause, CloseCause::Local);
     assert_eq!(
         record.frame.as_ref().map(CloseFrame::code),
         Some(CloseCode::TRY_AGAIN_LATER)
     );
-    let err = s2.send(text("m3")).unwrap_err();
-    assert_eq!(err.kind, SendErrorKind::Closed, "G3: refused once closing");
-    assert_eq!(err.message, text("m3"));
 
-    let frames = drain(&transport, at(1));
+    let mut frames: Vec<Frame> = first.into_iter().collect();
+    frames.extend(drain(&transport, later));
     assert_eq!(messages(&frames), ["m0", "m1"]);
     assert_eq!(close_frames(&frames).len(), 1, "G4: one Close");
     match frames.last() {
@@ -465,6 +484,29 @@ fn g3_slow_consumer_closes_1013_and_returns_message_as_closed() {
     }
     assert_eq!(transport.take_unsent(), []);
     // Account: delivered m0, m1; returned m2, m3.
+}
+
+fn config_close_timeout() -> std::time::Duration {
+    config().close_timeout
+}
+
+/// G5, G6: a re-authentication that moves the credential's expiry wakes the parked
+/// driver, so it re-reads `poll_timeout` (found by review: it once did not).
+#[test]
+fn g6_reauthentication_wakes_the_driver_for_the_new_deadline() {
+    let (mut conn, transport) = ready_with(config());
+    let (counter, waker) = counting();
+    let mut cx = Context::from_waker(&waker);
+    assert_eq!(transport.poll_timeout(), None);
+    assert!(transport.poll_transmit(&mut cx, at(1)).is_pending());
+    let expiry = at(1_000);
+    conn.reauthenticate(Some(expiry), at(2)).unwrap();
+    assert_eq!(transport.poll_timeout(), Some(expiry));
+    assert_eq!(
+        counter.count(),
+        1,
+        "G6: the driver learns of the new deadline"
+    );
 }
 
 /// G3: once a close is requested — by a sender, the owner, or the peer — `send` is
