@@ -14,7 +14,7 @@ breaks = {
  'model3_first_close_overwritten': ('src/machine.rs', '            Input::AuthFailed\n            | Input::Close(_)\n            | Input::ReadinessDeadline', '            Input::Close(frame) => { self.record().frame = Some(frame.clone()); Self::handled(d) }\n            Input::AuthFailed\n            | Input::ReadinessDeadline', 'close::g4_two_closes_race', None),
  'model4_emit_decides_outside_lock': ('src/emitter.rs', 'self.shared\n            .with(|inner, wakeups| inner.emit(event, wakeups))', 'if self.shared.phase() == Phase::Ready { self.shared.with(|inner, wakeups| inner.send(event, wakeups)) } else { self.shared.with(|inner, _| inner.push_pending(event)) }', 'ready::g2_emit_races_transition_to_ready', None),
  'model5_deadline_survives_ready': ('src/machine.rs', '        self.readiness_deadline = None;\n    }', '    }', 'ready::g5_auth_success_races_readiness_deadline', None),
- 'model6_no_wake_on_transition': ('src/shared.rs', '        wakeups.many.extend(self.waiters.drain(..).map(|(_, w)| w));\n    }\n\n    fn wake_transmit', '    }\n\n    fn wake_transmit', 'ready::g6_waiters_race_transitions', None),
+ 'model6_no_wake_on_transition': ('src/shared.rs', '        wakeups.many.extend(self.inbound_room.take());\n        wakeups.many.extend(self.waiters.drain(..).map(|(_, w)| w));\n    }', '        wakeups.many.extend(self.inbound_room.take());\n    }', 'ready::g6_waiters_race_transitions', None),
  'model7_emit_skips_buffer': ('src/shared.rs', '            _ => {\n                self.pending.push_back(message);\n                Ok(())', '            _ => {\n                self.outbox.push_back(message);\n                Ok(())', 'close::g1_accept_races_close', 'may_write'),
  'model8_no_wake_on_pop': ('src/shared.rs', '                // Room for an async sender.\n                self.wake_waiters(wakeups);', '', 'send::g6_full_outbox_drain_and_async_send', None),
 }
@@ -30,7 +30,7 @@ def patch(path, old, new):
     if p not in files:
         files[p] = open(p).read()
     s = open(p).read()
-    assert old in s, (name, path, old[:60])
+    assert old in s, (path, old[:60])
     open(p,'w').write(s.replace(old, new, 1))
 def run(name):
   files.clear()
