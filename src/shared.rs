@@ -161,6 +161,28 @@ impl Shared {
     }
 }
 
+impl Drop for Shared {
+    /// The last handle is gone. Messages or events still queued were neither written
+    /// nor taken back with `take_unsent`: report them rather than lose them silently
+    /// (**G2**, **G3**).
+    fn drop(&mut self) {
+        let inner = match self.inner.get_mut() {
+            Ok(inner) => inner,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let (queued, pending) = (inner.outbox.len(), inner.pending.len());
+        if queued + pending > 0 {
+            let _span = inner.lifecycle.span().enter();
+            tracing::warn!(
+                queued,
+                pending,
+                state = %inner.lifecycle.state(),
+                "connection dropped with messages never written nor taken back (take_unsent)"
+            );
+        }
+    }
+}
+
 impl Inner {
     /// After a change of state: move the pre-ready buffer on `Ready` (**G2**), and wake
     /// every waiter — the phase, the deadline or what may be written changed (**G6**).

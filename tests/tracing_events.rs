@@ -218,3 +218,23 @@ fn each_close_cause_has_its_level() {
         assert_eq!(last.level, level, "{cause}");
     }
 }
+
+/// G3: messages that were never written nor taken back are reported when the last
+/// handle goes, not lost silently.
+#[test]
+fn dropping_a_connection_with_unsent_messages_is_reported() {
+    let t0 = Instant::now();
+    let recorder = capture(|| {
+        let conn = ws_lifecycle::Connection::new(ConnectionId::new(3), Config::default());
+        let conn = conn.accept(t0).unwrap().authenticate(None, t0).unwrap();
+        let mut conn = conn.ready(t0).unwrap();
+        conn.send(ws_lifecycle::Message::text("never written"))
+            .unwrap();
+        drop(conn);
+    });
+    let events = recorder.events.lock().unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.level, Level::WARN, "{events:#?}");
+    assert_eq!(field(last, "queued"), Some("1"));
+    assert_eq!(field(last, "pending"), Some("0"));
+}
