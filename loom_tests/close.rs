@@ -11,8 +11,9 @@ fn frame(code: u16) -> CloseFrame {
     CloseFrame::new(CloseCode::from_wire(code).unwrap(), "").unwrap()
 }
 
-/// Model 3 (G4): two tasks close at once with different codes. One Close frame; the
-/// first code wins; both callers get the same record.
+/// Model 3 (G4): two tasks close at once with different codes while the driver
+/// writes. One Close frame; the first code wins; both callers see the same cause and
+/// frame.
 #[test]
 fn g4_two_closes_race() {
     loom::model(|| {
@@ -20,18 +21,25 @@ fn g4_two_closes_race() {
         let (conn, transport) = ready_connection(Config::default(), now);
         let (a, b) = (conn.sender(), conn.sender());
         let t = thread::spawn(move || a.close(frame(4001), now));
+        let driver = transport.clone();
+        let d = thread::spawn(move || driver.next_frame(now));
         let second = b.close(frame(4002), now);
-        let first = t.join().unwrap();
-        assert_eq!(first, second, "G4: every caller observes the same outcome");
-        let record = first.expect("a close record");
-        let frames = drain(&transport, now);
+        let first = t.join().unwrap().expect("a close record");
+        let second = second.expect("a close record");
+        assert_eq!(
+            (first.cause, &first.frame),
+            (second.cause, &second.frame),
+            "G4: every caller observes the same outcome"
+        );
+        let mut frames: Vec<Frame> = d.join().unwrap().into_iter().collect();
+        frames.extend(drain(&transport, now));
         assert_eq!(frames.len(), 1, "G4: exactly one Close frame: {frames:?}");
         let Frame::Close(Some(sent)) = &frames[0] else {
             panic!("expected our Close, got {frames:?}");
         };
         assert_eq!(
             Some(sent),
-            record.frame.as_ref(),
+            first.frame.as_ref(),
             "G4: the recorded (first) code is sent"
         );
         assert!(matches!(sent.code().as_u16(), 4001 | 4002));

@@ -1,7 +1,7 @@
 //! loom models of the shared connection state: every interleaving of the real code,
 //! within a preemption bound, for each race the shared state must win.
 //!
-//! Run (the suite does this): `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2
+//! Run (the suite does this): `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3
 //! CARGO_TARGET_DIR=target-loom cargo test --release --test loom`.
 //!
 //! One model per race, each named for the guarantee it checks (G2–G6). Built with

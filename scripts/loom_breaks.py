@@ -5,18 +5,25 @@ the model that should catch it, prints what it reported, and restores the files.
     scripts/loom_breaks.py NAME      # one break
     scripts/loom_breaks.py all       # every break in turn
 
-Not part of the suite (each run rebuilds the loom target); see docs/loom.md.
+Works on a copy of the crate under the temp directory (with its own target
+directory), so an interrupted run never leaves src/ broken. Not part of the suite
+(each break rebuilds the loom target); see docs/loom.md.
 """
-import os, subprocess, sys
-root = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..') + '/'
+import os, shutil, subprocess, sys, tempfile
+repo = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+root = os.path.join(tempfile.gettempdir(), 'ws-lifecycle-loom-breaks') + '/'
+if os.path.exists(root):
+    shutil.rmtree(root)
+shutil.copytree(repo, root, ignore=shutil.ignore_patterns('target*', '.git'))
 breaks = {
+ 'model3_close_while_awaiting_reopens': ('src/machine.rs', '            Input::CloseSent => Self::reject(d, RejectReason::NoCloseOwed),\n            _ => Super,', '            Input::CloseSent => Self::reject(d, RejectReason::NoCloseOwed),\n            Input::Close(_) => Self::go(d, State::sending_close()),\n            _ => Super,', 'close::g4_two_closes_race', None),
  'model1_2_send_gate_open_while_closing': ('src/shared.rs', '        if self.check_send().is_err() {\n            return Err(SendError::new(SendErrorKind::Closed, message));\n        }\n        if self.outbox.len()', '        if self.lifecycle.phase() == Phase::Closed {\n            return Err(SendError::new(SendErrorKind::Closed, message));\n        }\n        if self.outbox.len()', 'send::g3_send_races', None),
  'model3_first_close_overwritten': ('src/machine.rs', '            Input::AuthFailed\n            | Input::Close(_)\n            | Input::ReadinessDeadline', '            Input::Close(frame) => { self.record().frame = Some(frame.clone()); Self::handled(d) }\n            Input::AuthFailed\n            | Input::ReadinessDeadline', 'close::g4_two_closes_race', None),
  'model4_emit_decides_outside_lock': ('src/emitter.rs', 'self.shared\n            .with(|inner, wakeups| inner.emit(event, wakeups))', 'if self.shared.phase() == Phase::Ready { self.shared.with(|inner, wakeups| inner.send(event, wakeups)) } else { self.shared.with(|inner, _| inner.push_pending(event)) }', 'ready::g2_emit_races_transition_to_ready', None),
  'model5_deadline_survives_ready': ('src/machine.rs', '        self.readiness_deadline = None;\n    }', '    }', 'ready::g5_auth_success_races_readiness_deadline', None),
- 'model6_no_wake_on_transition': ('src/shared.rs', '        wakeups.many.extend(self.inbound_room.take());\n        wakeups.many.extend(self.waiters.drain(..).map(|(_, w)| w));\n    }', '        wakeups.many.extend(self.inbound_room.take());\n    }', 'ready::g6_waiters_race_transitions', None),
+ 'model6_no_wake_on_transition': ('src/shared.rs', '        wakeups.many.extend(self.waiters.drain(..).map(|w| w.waker));\n', '', 'ready::g6_wait', None),
  'model7_emit_skips_buffer': ('src/shared.rs', '            _ => {\n                self.pending.push_back(message);\n                Ok(())', '            _ => {\n                self.outbox.push_back(message);\n                Ok(())', 'close::g1_accept_races_close', 'may_write'),
- 'model8_no_wake_on_pop': ('src/shared.rs', '                // Room for an async sender.\n                self.wake_waiters(wakeups);', '', 'send::g6_full_outbox_drain_and_async_send', None),
+ 'model8_no_wake_on_pop': ('src/shared.rs', '                    self.wake_waiters(WaitFor::Room, wakeups);\n                }\n                return Some', '                }\n                return Some', 'send::g6_full_outbox_drain_and_async_send', None),
 }
 extra = {
  'model5_deadline_survives_ready': ('src/machine.rs', 'Input::ReadinessDeadline => Self::handled(d), // stale: readiness won (G5)', 'Input::ReadinessDeadline => self.start_close(d, CloseCause::ReadinessDeadline, CloseFrame::internal(CloseCode::POLICY_VIOLATION, "late")),'),

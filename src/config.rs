@@ -4,7 +4,12 @@ use std::time::Duration;
 
 use crate::{CloseCode, CloseFrame};
 
-/// Per-connection configuration. Start from [`Config::default`] and change fields:
+/// Per-connection configuration. Start from [`Config::default`] and change fields.
+///
+/// Capacities are normalized when a connection is made: each is at least 1, and
+/// `pending_capacity` is at most `outbox_capacity` (the buffered events are flushed
+/// into the outbox at `Ready`, and must fit).
+///
 ///
 /// ```
 /// use std::time::Duration;

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::shared::Shared;
+use crate::shared::{Shared, WaitFor};
 use crate::sync::Arc;
 use crate::wait::Wait;
 use crate::{CloseRecord, ConnectionId, Phase};
@@ -54,18 +54,21 @@ impl Observer {
     /// Completes with `Ok` once the connection is `Ready`, or with its close record
     /// if it closes first.
     pub fn wait_ready(&self) -> impl Future<Output = Result<(), CloseRecord>> + Send + use<> {
-        Wait::new(self.shared.clone(), (), |inner, _, _| {
-            match inner.lifecycle.phase() {
+        Wait::new(
+            self.shared.clone(),
+            WaitFor::State,
+            (),
+            |inner, _, _| match inner.lifecycle.phase() {
                 Phase::Ready => Some(Ok(())),
                 Phase::Closing | Phase::Closed => inner.close_record().map(Err),
                 _ => None,
-            }
-        })
+            },
+        )
     }
 
     /// Completes with the close record once the connection is `Closed`.
     pub fn wait_closed(&self) -> impl Future<Output = CloseRecord> + Send + use<> {
-        Wait::new(self.shared.clone(), (), |inner, _, _| {
+        Wait::new(self.shared.clone(), WaitFor::State, (), |inner, _, _| {
             if inner.lifecycle.phase() == Phase::Closed {
                 inner.close_record()
             } else {
@@ -76,9 +79,14 @@ impl Observer {
 
     /// Completes with the new phase once it differs from `seen`.
     pub fn changed(&self, seen: Phase) -> impl Future<Output = Phase> + Send + use<> {
-        Wait::new(self.shared.clone(), seen, |inner, seen, _| {
-            let now = inner.lifecycle.phase();
-            (now != *seen).then_some(now)
-        })
+        Wait::new(
+            self.shared.clone(),
+            WaitFor::State,
+            seen,
+            |inner, seen, _| {
+                let now = inner.lifecycle.phase();
+                (now != *seen).then_some(now)
+            },
+        )
     }
 }

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::shared::Shared;
+use crate::shared::{Shared, WaitFor};
 use crate::sync::Arc;
 use crate::wait::Wait;
 use crate::{ConnectionId, Message, Phase};
@@ -48,12 +48,15 @@ impl Receiver {
     /// The next message; `None` once the connection is closing or closed and every
     /// held message has been read.
     pub fn recv(&self) -> impl Future<Output = Option<Message>> + Send + use<> {
-        Wait::new(self.shared.clone(), (), |inner, _, wakeups| {
-            match inner.pop_inbound(wakeups) {
+        Wait::new(
+            self.shared.clone(),
+            WaitFor::Inbound,
+            (),
+            |inner, _, wakeups| match inner.pop_inbound(wakeups) {
                 Some(message) => Some(Some(message)),
                 None if inner.lifecycle.phase().is_closing_or_closed() => Some(None),
                 None => None,
-            }
-        })
+            },
+        )
     }
 }

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::time::Instant;
 
-use crate::shared::Shared;
+use crate::shared::{Shared, WaitFor};
 use crate::sync::Arc;
 use crate::wait::Wait;
 use crate::{
@@ -17,8 +17,9 @@ use crate::{
 /// `send` and `close` are atomic with respect to each other (**G3**, **G4**): a
 /// message is either queued before the Close frame — and then written before it — or
 /// handed back inside the error; never both, never after the Close. Concurrent closes
-/// produce one Close frame; the first code wins, and every caller gets the same
-/// [`CloseRecord`].
+/// produce one Close frame; the first code wins, and every caller sees the same cause
+/// and frame in the [`CloseRecord`] it gets back (the record's progress fields —
+/// `close_sent`, `peer_closed`, `end` — are a snapshot of the moment of the call).
 #[derive(Clone)]
 pub struct Sender {
     shared: Arc<Shared>,
@@ -60,14 +61,16 @@ impl Sender {
 
     /// Queues `message`, waiting for room in a full outbox instead of applying the
     /// overflow policy. Completes with the message handed back if the connection
-    /// closes first (**G3**, **G6**). Cancel-safe: dropping the future drops the
-    /// message without having queued it.
+    /// closes first (**G3**, **G6**). Dropping the future before it completes drops
+    /// the message unqueued: nothing is half-sent, but the message is gone — to bound
+    /// the wait and keep the message, use `send` and retry on `Full`.
     pub fn send_async(
         &self,
         message: Message,
     ) -> impl Future<Output = Result<(), SendError>> + Send + use<> {
         Wait::new(
             self.shared.clone(),
+            WaitFor::Room,
             Some(message),
             |inner, message, wakeups| {
                 let msg = message.take()?;

@@ -53,19 +53,41 @@ pub(crate) struct Inner {
     transmit: Option<Waker>,
     /// The driver, waiting for room in the inbound hold.
     inbound_room: Option<Waker>,
-    /// Everyone else who waits: observers, async senders, receivers. Keyed by a
-    /// per-future id so a re-poll replaces its waker instead of adding one (bounded by
-    /// the number of live futures).
-    waiters: Vec<(u64, Waker)>,
+    /// Everyone else who waits: observers, async senders, receivers, each with what
+    /// it waits for, so a freed slot or an arrival wakes only those who care. Keyed by
+    /// a per-future id so a re-poll replaces its waker instead of adding one (bounded
+    /// by the number of live futures).
+    waiters: Vec<Waiter>,
     next_waiter: u64,
 }
 
-/// Wakers collected under the lock and woken after it is released.
+/// What a waiting future waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitFor {
+    /// A change of state (observers); woken by every change.
+    State,
+    /// Room in the outbox (async senders); also woken by every change of state.
+    Room,
+    /// An inbound message (receivers); also woken by every change of state.
+    Inbound,
+}
+
+/// A registered waiting future.
+struct Waiter {
+    id: u64,
+    wants: WaitFor,
+    waker: Waker,
+}
+
+/// Wakers collected under the lock and woken — or, for wakers that were replaced or
+/// unregistered, dropped — after it is released: dropping a waker can run arbitrary
+/// code (the last reference to a task), which must not run under our lock.
 #[derive(Default)]
 #[must_use = "wake them after the lock is released"]
 pub(crate) struct Wakeups {
     one: Option<Waker>,
     many: Vec<Waker>,
+    discard: Vec<Waker>,
 }
 
 impl Wakeups {
@@ -76,6 +98,12 @@ impl Wakeups {
         for w in self.many {
             w.wake();
         }
+        drop(self.discard);
+    }
+
+    /// Keeps `waker` alive until the lock is released.
+    pub(crate) fn discard(&mut self, waker: Option<Waker>) {
+        self.discard.extend(waker);
     }
 }
 
@@ -99,9 +127,13 @@ impl Shared {
             outbox: VecDeque::new(),
             pending: VecDeque::new(),
             inbound: VecDeque::new(),
-            outbox_capacity: config.outbox_capacity,
-            pending_capacity: config.pending_capacity,
-            inbound_capacity: config.inbound_capacity,
+            // Normalized (documented on `Config`): every bound at least 1, and the
+            // pre-ready buffer no larger than the outbox it is flushed into.
+            outbox_capacity: config.outbox_capacity.max(1),
+            pending_capacity: config
+                .pending_capacity
+                .clamp(1, config.outbox_capacity.max(1)),
+            inbound_capacity: config.inbound_capacity.max(1),
             overflow: config.overflow.clone(),
             deferred_close: None,
             transmit: None,
@@ -194,7 +226,7 @@ impl Inner {
         }
         self.wake_transmit(wakeups);
         wakeups.many.extend(self.inbound_room.take());
-        wakeups.many.extend(self.waiters.drain(..).map(|(_, w)| w));
+        wakeups.many.extend(self.waiters.drain(..).map(|w| w.waker));
     }
 
     /// Applies a deferred slow-consumer close with the first real time that comes
@@ -221,18 +253,32 @@ impl Inner {
         }
     }
 
-    /// Wakes every waiter that is not the driver (async senders, receivers,
-    /// observers): they re-check their condition and wait again if it still fails.
-    fn wake_waiters(&mut self, wakeups: &mut Wakeups) {
-        wakeups.many.extend(self.waiters.drain(..).map(|(_, w)| w));
+    /// Wakes the waiters that wait for `wants`: they re-check their condition and
+    /// wait again if it still fails.
+    fn wake_waiters(&mut self, wants: WaitFor, wakeups: &mut Wakeups) {
+        let mut i = 0;
+        while i < self.waiters.len() {
+            if self.waiters[i].wants == wants {
+                wakeups.many.push(self.waiters.swap_remove(i).waker);
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// Registers (or refreshes) the waker of the future `id` (0: a new future).
-    pub(crate) fn register(&mut self, id: &mut u64, waker: &Waker) {
+    pub(crate) fn register(
+        &mut self,
+        id: &mut u64,
+        wants: WaitFor,
+        waker: &Waker,
+        wakeups: &mut Wakeups,
+    ) {
         if *id != 0 {
-            if let Some((_, w)) = self.waiters.iter_mut().find(|(i, _)| i == id) {
-                if !w.will_wake(waker) {
-                    w.clone_from(waker);
+            if let Some(w) = self.waiters.iter_mut().find(|w| w.id == *id) {
+                if !w.waker.will_wake(waker) {
+                    let old = std::mem::replace(&mut w.waker, waker.clone());
+                    wakeups.discard(Some(old));
                 }
                 return;
             }
@@ -240,14 +286,18 @@ impl Inner {
             self.next_waiter += 1;
             *id = self.next_waiter;
         }
-        self.waiters.push((*id, waker.clone()));
+        self.waiters.push(Waiter {
+            id: *id,
+            wants,
+            waker: waker.clone(),
+        });
     }
 
-    /// Forgets the future `id` (on drop).
-    pub(crate) fn unregister(&mut self, id: u64) {
-        if id != 0 {
-            self.waiters.retain(|(i, _)| *i != id);
-        }
+    /// Forgets the future `id`; its waker is handed back, to be dropped after the
+    /// lock is released.
+    pub(crate) fn unregister(&mut self, id: u64) -> Option<Waker> {
+        let at = self.waiters.iter().position(|w| w.id == id)?;
+        Some(self.waiters.swap_remove(at).waker)
     }
 
     /// The send gate and the enqueue, atomically (**G1**, **G3**).
@@ -265,6 +315,8 @@ impl Inner {
                 // applied by the driver's next call with `now`, which this wakes.
                 self.deferred_close = Some(frame.clone());
                 self.wake_transmit(wakeups);
+                // Async senders waiting for room learn that the gate is shut.
+                self.wake_waiters(WaitFor::Room, wakeups);
                 return Err(SendError::new(SendErrorKind::Closed, message));
             }
             return Err(SendError::new(SendErrorKind::Full, message));
@@ -306,8 +358,10 @@ impl Inner {
         self.at(now);
         if self.lifecycle.may_write_messages() {
             if let Some(message) = self.outbox.pop_front() {
-                // Room for an async sender.
-                self.wake_waiters(wakeups);
+                if self.outbox.len() + 1 == self.outbox_capacity {
+                    // Full → not full: room for an async sender.
+                    self.wake_waiters(WaitFor::Room, wakeups);
+                }
                 return Some(Frame::Message(message));
             }
         }
@@ -331,7 +385,8 @@ impl Inner {
                     .as_ref()
                     .is_some_and(|w| w.will_wake(cx.waker()))
                 {
-                    self.transmit = Some(cx.waker().clone());
+                    let old = self.transmit.replace(cx.waker().clone());
+                    wakeups.discard(old);
                 }
                 Poll::Pending
             }
@@ -357,6 +412,7 @@ impl Inner {
         now: Instant,
         wakeups: &mut Wakeups,
     ) -> Result<(), InboundRefused> {
+        self.at(now);
         let phase = self.lifecycle.phase();
         if phase.is_closing_or_closed() {
             return Err(InboundRefused::Closed);
@@ -374,20 +430,26 @@ impl Inner {
             return Err(InboundRefused::Closed);
         }
         self.inbound.push_back(message);
-        if phase == Phase::Ready {
-            self.wake_waiters(wakeups);
+        if phase == Phase::Ready && self.inbound.len() == 1 {
+            // Empty → not empty: a receiver has something to read.
+            self.wake_waiters(WaitFor::Inbound, wakeups);
         }
         Ok(())
     }
 
     /// Registers the driver's waker until the inbound hold has room.
-    pub(crate) fn poll_inbound_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll_inbound_room(
+        &mut self,
+        cx: &mut Context<'_>,
+        wakeups: &mut Wakeups,
+    ) -> Poll<()> {
         if self.inbound.len() < self.inbound_capacity
             || self.lifecycle.phase().is_closing_or_closed()
         {
             Poll::Ready(())
         } else {
-            self.inbound_room = Some(cx.waker().clone());
+            let old = self.inbound_room.replace(cx.waker().clone());
+            wakeups.discard(old);
             Poll::Pending
         }
     }

@@ -1,6 +1,7 @@
 //! The synchronization shim: `loom`'s types under `cfg(loom)`, `std`'s otherwise.
 //!
-//! Nothing else in the crate names `std::sync` directly, so a build with
+//! The shared state takes every lock and atomic from here (only `Message`'s payload
+//! `Arc`, which guards nothing, comes from `std`), so a build with
 //! `RUSTFLAGS="--cfg loom"` runs every lock and atomic of the shared state on loom's
 //! model — ours in `loom_tests/`, and a downstream crate's own loom models that drive
 //! ws-lifecycle handles (see `docs/loom.md`).

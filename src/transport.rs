@@ -26,6 +26,10 @@ use crate::{
 /// until [`poll_transmit`](Self::poll_transmit) returns `Ready(None)`: the connection
 /// is closed and the transport can be dropped. `poll_transmit`'s waker is also woken
 /// when the deadline changes, so the loop re-reads `poll_timeout`.
+///
+/// One task drives a connection: `poll_transmit` and `poll_inbound_room` each keep a
+/// single waker, the last poller's (as `AtomicWaker` does). Clones are for the
+/// non-waiting calls (`next_frame`, `handle_*`, `close`) from other threads.
 #[derive(Clone)]
 pub struct Transport {
     shared: Arc<Shared>,
@@ -91,7 +95,8 @@ impl Transport {
 
     /// `Ready` when the inbound hold has room again (or the connection is closing).
     pub fn poll_inbound_room(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.shared.lock().poll_inbound_room(cx)
+        self.shared
+            .with(|inner, wakeups| inner.poll_inbound_room(cx, wakeups))
     }
 
     /// The peer's Close frame arrived (`None`: no status code).

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::shared::{Inner, Shared, Wakeups};
+use crate::shared::{Inner, Shared, WaitFor, Wakeups};
 use crate::sync::Arc;
 
 /// One step of a wait: `Some(output)` when done, `None` to keep waiting.
@@ -16,6 +16,7 @@ pub(crate) type StepFn<S, T> = fn(&mut Inner, &mut S, &mut Wakeups) -> Option<T>
 /// A future that completes when `step` says so.
 pub(crate) struct Wait<S, T> {
     shared: Arc<Shared>,
+    wants: WaitFor,
     /// The waiter's id in the shared state (0: not registered).
     id: u64,
     state: S,
@@ -23,9 +24,10 @@ pub(crate) struct Wait<S, T> {
 }
 
 impl<S, T> Wait<S, T> {
-    pub(crate) fn new(shared: Arc<Shared>, state: S, step: StepFn<S, T>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, wants: WaitFor, state: S, step: StepFn<S, T>) -> Self {
         Wait {
             shared,
+            wants,
             id: 0,
             state,
             step,
@@ -38,15 +40,23 @@ impl<S: Unpin, T> Future for Wait<S, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let this = self.get_mut();
-        let (shared, id, state, step) = (&this.shared, &mut this.id, &mut this.state, this.step);
+        let (shared, id, state, step, wants) = (
+            &this.shared,
+            &mut this.id,
+            &mut this.state,
+            this.step,
+            this.wants,
+        );
         shared.with(|inner, wakeups| match step(inner, state, wakeups) {
             Some(output) => {
-                inner.unregister(*id);
-                *id = 0;
+                if *id != 0 {
+                    wakeups.discard(inner.unregister(*id));
+                    *id = 0;
+                }
                 Poll::Ready(output)
             }
             None => {
-                inner.register(id, cx.waker());
+                inner.register(id, wants, cx.waker(), wakeups);
                 Poll::Pending
             }
         })
@@ -56,7 +66,10 @@ impl<S: Unpin, T> Future for Wait<S, T> {
 impl<S, T> Drop for Wait<S, T> {
     fn drop(&mut self) {
         if self.id != 0 {
-            self.shared.lock().unregister(self.id);
+            // The waker is dropped after the lock is released (it may be the last
+            // reference to a task whose drop locks this connection again).
+            let waker = self.shared.lock().unregister(self.id);
+            drop(waker);
         }
     }
 }
