@@ -403,7 +403,8 @@ impl ReferenceStateMachine for HandlesModel {
         (1usize..=6, 1usize..=6, any::<bool>())
             .prop_map(|(outbox_capacity, pending_capacity, slow_consumer)| Model {
                 outbox_capacity,
-                pending_capacity,
+                // `Config` is normalized: the pre-ready buffer fits in the outbox.
+                pending_capacity: pending_capacity.clamp(1, outbox_capacity.max(1)),
                 slow_consumer,
                 owner: Owner::Connecting,
                 emitters: 0,
