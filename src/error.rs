@@ -118,6 +118,19 @@ impl SendError {
     }
 }
 
+/// Why a wait with a timeout ended without what it waited for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WaitError {
+    /// The connection closed first; here is how. Stop waiting for it.
+    #[error("the connection closed first ({:?})", .0.cause)]
+    Closed(CloseRecord),
+    /// The time input passed the deadline first. Wait again, or give up on the
+    /// connection (close it).
+    #[error("the deadline passed before the connection got there")]
+    TimedOut,
+}
+
 /// Why the driver could not hand an inbound message to the connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

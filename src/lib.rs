@@ -133,7 +133,7 @@ pub use config::{Config, OverflowPolicy};
 pub use connection::{Authorized, Connection, Live, PreReady};
 pub use emitter::Emitter;
 pub use error::{
-    Gone, InboundError, RejectReason, Rejected, SendError, SendErrorKind, SendRefused,
+    Gone, InboundError, RejectReason, Rejected, SendError, SendErrorKind, SendRefused, WaitError,
 };
 pub use id::ConnectionId;
 pub use input::{Input, InputKind, TransportLoss};

@@ -1,11 +1,12 @@
 //! [`Observer`]: watch a connection's phase, and wait for it to be ready or closed.
 
 use std::future::Future;
+use std::time::Instant;
 
 use crate::shared::{Shared, WaitFor};
 use crate::sync::Arc;
 use crate::wait::Wait;
-use crate::{CloseRecord, ConnectionId, Phase};
+use crate::{CloseRecord, ConnectionId, Phase, WaitError};
 
 /// A cloneable, read-only view of one connection: its phase without a lock, and
 /// runtime-agnostic futures (`std::task::Waker`, no runtime) that complete on the
@@ -15,7 +16,11 @@ use crate::{CloseRecord, ConnectionId, Phase};
 /// made ready is closed at its readiness deadline, which completes `wait_ready` with
 /// the close record; one whose peer never answers our Close is closed at the close
 /// timeout, which completes `wait_closed` — as long as the driver feeds time
-/// (`handle_timeout`), which is the sans-IO contract.
+/// (`handle_timeout`), which is the sans-IO contract. For a bound of your own, the
+/// `*_until(deadline)` variants give up with [`WaitError::TimedOut`] once the time
+/// input passes `deadline`; the deadline joins
+/// [`Transport::poll_timeout`](crate::Transport::poll_timeout), so the driver wakes
+/// for it.
 #[derive(Clone)]
 pub struct Observer {
     shared: Arc<Shared>,
@@ -75,6 +80,53 @@ impl Observer {
                 None
             }
         })
+    }
+
+    /// Like [`wait_ready`](Self::wait_ready), giving up with
+    /// [`WaitError::TimedOut`] once the time input — the driver's timed calls,
+    /// `handle_timeout` at [`Transport::poll_timeout`](crate::Transport::poll_timeout)
+    /// at the latest — passes `deadline` (**G6**: waits with a timeout return).
+    pub fn wait_ready_until(
+        &self,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<(), WaitError>> + Send + use<> {
+        Wait::new(
+            self.shared.clone(),
+            WaitFor::State,
+            deadline,
+            |inner, deadline, _| match inner.lifecycle.phase() {
+                Phase::Ready => Some(Ok(())),
+                Phase::Closing | Phase::Closed => {
+                    inner.close_record().map(|r| Err(WaitError::Closed(r)))
+                }
+                _ if inner.passed(*deadline) => Some(Err(WaitError::TimedOut)),
+                _ => None,
+            },
+        )
+        .until(deadline)
+    }
+
+    /// Like [`wait_closed`](Self::wait_closed), giving up with
+    /// [`WaitError::TimedOut`] once the time input passes `deadline`.
+    pub fn wait_closed_until(
+        &self,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<CloseRecord, WaitError>> + Send + use<> {
+        Wait::new(
+            self.shared.clone(),
+            WaitFor::State,
+            deadline,
+            |inner, deadline, _| {
+                if inner.lifecycle.phase() == Phase::Closed {
+                    inner.close_record().map(Ok)
+                } else if inner.passed(*deadline) {
+                    Some(Err(WaitError::TimedOut))
+                } else {
+                    None
+                }
+            },
+        )
+        .until(deadline)
     }
 
     /// Completes with the new phase once it differs from `seen`.

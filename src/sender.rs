@@ -89,8 +89,11 @@ impl Sender {
     /// Closes the connection with `frame` at time `now` (**G4**): the first close of
     /// any kind wins, and every caller gets the same record of it.
     pub fn close(&self, frame: CloseFrame, now: Instant) -> Option<CloseRecord> {
-        self.shared.with(|inner, _| {
-            let _ = inner.at(now).lifecycle.handle(Input::Close(frame), now);
+        self.shared.with(|inner, wakeups| {
+            let _ = inner
+                .at(now, wakeups)
+                .lifecycle
+                .handle(Input::Close(frame), now);
             inner.close_record()
         })
     }

@@ -49,6 +49,9 @@ pub(crate) struct Inner {
     /// next input that carries `now` — normally the driver's `poll_transmit`, which
     /// the request wakes — so its handshake timeout is armed from a real time.
     deferred_close: Option<CloseFrame>,
+    /// The latest time any timed call carried: the clock for waits with a timeout
+    /// (**G6**), which expire when the time input passes their deadline.
+    clock: Option<Instant>,
     /// The driver, waiting for a frame or a change of deadline.
     transmit: Option<Waker>,
     /// The driver, waiting for room in the inbound hold.
@@ -76,6 +79,8 @@ pub(crate) enum WaitFor {
 struct Waiter {
     id: u64,
     wants: WaitFor,
+    /// When the wait gives up, if it does: woken once the time input reaches it.
+    until: Option<Instant>,
     waker: Waker,
 }
 
@@ -136,6 +141,7 @@ impl Shared {
             inbound_capacity: config.inbound_capacity.max(1),
             overflow: config.overflow.clone(),
             deferred_close: None,
+            clock: None,
             transmit: None,
             inbound_room: None,
             waiters: Vec::new(),
@@ -165,15 +171,16 @@ impl Shared {
         let result = {
             let mut inner = self.lock();
             let before = inner.lifecycle.state();
-            let deadline = inner.lifecycle.poll_timeout();
+            let deadline = inner.next_deadline();
             let result = f(&mut inner, &mut wakeups);
             if inner.lifecycle.state() != before {
                 inner.settle(&mut wakeups);
                 self.phase
                     .store(inner.lifecycle.phase().code(), Ordering::Release);
-            } else if inner.lifecycle.poll_timeout() != deadline {
-                // A re-authentication moved the credential's expiry: the driver must
-                // re-read `poll_timeout` (**G5**, **G6**).
+            } else if inner.next_deadline() != deadline {
+                // A re-authentication moved the credential's expiry, or a wait with an
+                // earlier timeout began: the driver must re-read `poll_timeout` (**G5**,
+                // **G6**).
                 inner.wake_transmit(&mut wakeups);
             }
             result
@@ -184,12 +191,12 @@ impl Shared {
 
     /// Feeds an input (the lifecycle's clock rules apply).
     pub(crate) fn handle(&self, input: Input, now: Instant) -> Result<Step, Rejected> {
-        self.with(|inner, _| inner.at(now).lifecycle.handle(input, now))
+        self.with(|inner, wakeups| inner.at(now, wakeups).lifecycle.handle(input, now))
     }
 
     /// See `Lifecycle::handle_timeout`.
     pub(crate) fn handle_timeout(&self, now: Instant) -> Option<Step> {
-        self.with(|inner, _| inner.at(now).lifecycle.handle_timeout(now))
+        self.with(|inner, wakeups| inner.at(now, wakeups).lifecycle.handle_timeout(now))
     }
 }
 
@@ -231,11 +238,37 @@ impl Inner {
 
     /// Applies a deferred slow-consumer close with the first real time that comes
     /// in; every operation that carries `now` calls this first.
-    pub(crate) fn at(&mut self, now: Instant) -> &mut Self {
+    pub(crate) fn at(&mut self, now: Instant, wakeups: &mut Wakeups) -> &mut Self {
         if let Some(frame) = self.deferred_close.take() {
             let _ = self.lifecycle.handle(Input::Close(frame), now);
         }
+        let clock = self.clock.map_or(now, |c| c.max(now));
+        self.clock = Some(clock);
+        // Waits whose timeout has passed re-check (and give up).
+        let mut i = 0;
+        while i < self.waiters.len() {
+            if self.waiters[i].until.is_some_and(|until| until <= clock) {
+                wakeups.many.push(self.waiters.swap_remove(i).waker);
+            } else {
+                i += 1;
+            }
+        }
         self
+    }
+
+    /// True once the time input has reached `until`.
+    pub(crate) fn passed(&self, until: Instant) -> bool {
+        self.clock.is_some_and(|clock| clock >= until)
+    }
+
+    /// The next time the driver must feed: the lifecycle's next deadline or the
+    /// earliest timeout of a pending wait.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let waits = self.waiters.iter().filter_map(|w| w.until).min();
+        match (self.lifecycle.poll_timeout(), waits) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The send gate (**G1**, **G3**): the lifecycle's, shut early by a requested
@@ -271,6 +304,7 @@ impl Inner {
         &mut self,
         id: &mut u64,
         wants: WaitFor,
+        until: Option<Instant>,
         waker: &Waker,
         wakeups: &mut Wakeups,
     ) {
@@ -289,6 +323,7 @@ impl Inner {
         self.waiters.push(Waiter {
             id: *id,
             wants,
+            until,
             waker: waker.clone(),
         });
     }
@@ -355,7 +390,7 @@ impl Inner {
 
     /// The next frame for the driver (see `Connection::poll_transmit`).
     pub(crate) fn next_frame(&mut self, now: Instant, wakeups: &mut Wakeups) -> Option<Frame> {
-        self.at(now);
+        self.at(now, wakeups);
         if self.lifecycle.may_write_messages() {
             if let Some(message) = self.outbox.pop_front() {
                 if self.outbox.len() + 1 == self.outbox_capacity {
@@ -412,7 +447,7 @@ impl Inner {
         now: Instant,
         wakeups: &mut Wakeups,
     ) -> Result<(), InboundRefused> {
-        self.at(now);
+        self.at(now, wakeups);
         let phase = self.lifecycle.phase();
         if phase.is_closing_or_closed() {
             return Err(InboundRefused::Closed);

@@ -129,9 +129,12 @@ impl Transport {
         self.shared.handle_timeout(now)
     }
 
-    /// The next deadline; see [`Lifecycle::poll_timeout`](crate::Lifecycle::poll_timeout).
+    /// The next time to call [`handle_timeout`](Self::handle_timeout): the
+    /// lifecycle's next deadline (see
+    /// [`Lifecycle::poll_timeout`](crate::Lifecycle::poll_timeout)) or the earliest
+    /// timeout of a pending `*_until` wait, which the time input expires (**G6**).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.shared.lock().lifecycle.poll_timeout()
+        self.shared.lock().next_deadline()
     }
 
     /// Messages and events that will never be written; see

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use crate::shared::{Inner, Shared, WaitFor, Wakeups};
 use crate::sync::Arc;
@@ -17,6 +18,7 @@ pub(crate) type StepFn<S, T> = fn(&mut Inner, &mut S, &mut Wakeups) -> Option<T>
 pub(crate) struct Wait<S, T> {
     shared: Arc<Shared>,
     wants: WaitFor,
+    until: Option<Instant>,
     /// The waiter's id in the shared state (0: not registered).
     id: u64,
     state: S,
@@ -28,10 +30,20 @@ impl<S, T> Wait<S, T> {
         Wait {
             shared,
             wants,
+            until: None,
             id: 0,
             state,
             step,
         }
+    }
+}
+
+impl<S, T> Wait<S, T> {
+    /// The same wait, also woken when the time input passes `until` (its step then
+    /// decides, with `Inner::passed`, to give up).
+    pub(crate) fn until(mut self, until: Instant) -> Self {
+        self.until = Some(until);
+        self
     }
 }
 
@@ -40,12 +52,13 @@ impl<S: Unpin, T> Future for Wait<S, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let this = self.get_mut();
-        let (shared, id, state, step, wants) = (
+        let (shared, id, state, step, wants, until) = (
             &this.shared,
             &mut this.id,
             &mut this.state,
             this.step,
             this.wants,
+            this.until,
         );
         shared.with(|inner, wakeups| match step(inner, state, wakeups) {
             Some(output) => {
@@ -56,7 +69,7 @@ impl<S: Unpin, T> Future for Wait<S, T> {
                 Poll::Ready(output)
             }
             None => {
-                inner.register(id, wants, cx.waker(), wakeups);
+                inner.register(id, wants, until, cx.waker(), wakeups);
                 Poll::Pending
             }
         })

@@ -936,3 +936,65 @@ fn g6_repolled_and_dropped_futures_unregister() {
         Poll::Ready(record) if record.is_clean()
     ));
 }
+
+/// G6: a wait with a timeout returns. Its deadline joins `Transport::poll_timeout`
+/// (and starting it wakes the parked driver to re-read it); when the time input
+/// passes it, the waiter is woken and gives up with `TimedOut`.
+#[test]
+fn g6_waits_with_a_timeout_return_when_the_time_input_passes_them() {
+    let conn = Connection::new(ConnectionId::new(9), config());
+    let transport = conn.transport();
+    let observer = conn.observer();
+    let conn = conn.accept(at(0)).unwrap();
+    let readiness = transport.poll_timeout().expect("readiness deadline armed");
+
+    // The driver parks.
+    let (driver, driver_waker) = counting();
+    assert!(
+        transport
+            .poll_transmit(&mut Context::from_waker(&driver_waker), at(0))
+            .is_pending()
+    );
+
+    let deadline = at(5);
+    assert!(deadline < readiness);
+    let (counter, waker) = counting();
+    let mut fut = Box::pin(observer.wait_ready_until(deadline));
+    assert!(poll_with(fut.as_mut(), &waker).is_pending());
+    assert_eq!(
+        transport.poll_timeout(),
+        Some(deadline),
+        "the wait's deadline is next"
+    );
+    assert_eq!(driver.count(), 1, "the driver re-reads poll_timeout");
+
+    // Time passes the wait's deadline, but not the readiness deadline.
+    assert_eq!(transport.handle_timeout(deadline), None);
+    assert_eq!(
+        counter.count(),
+        1,
+        "G6: the waiter is woken by the time input"
+    );
+    assert_eq!(
+        poll_with(fut.as_mut(), &waker),
+        Poll::Ready(Err(ws_lifecycle::WaitError::TimedOut))
+    );
+    assert_eq!(transport.poll_timeout(), Some(readiness));
+    assert_eq!(
+        conn.phase(),
+        ws_lifecycle::Phase::Accepted,
+        "nothing else changed"
+    );
+
+    // A wait that is satisfied first completes normally.
+    let mut closed = Box::pin(observer.wait_closed_until(at(10_000)));
+    assert!(poll_with(closed.as_mut(), &waker).is_pending());
+    let closing = conn.close(CloseFrame::normal(), at(6));
+    let _ = drain(&transport, at(6));
+    transport.handle_peer_close(None, at(7)).unwrap();
+    assert!(closing.is_closed());
+    assert!(matches!(
+        poll_with(closed.as_mut(), &waker),
+        Poll::Ready(Ok(_))
+    ));
+}
