@@ -139,3 +139,94 @@ impl<S: ws_lifecycle::TypeState> UnsentNums for ws_lifecycle::Connection<S> {
         self.take_unsent().iter().map(num).collect()
     }
 }
+
+/// Model 9 (G3, G6): an async sender waits for room in a full outbox while another
+/// task closes. The waiter is woken by the close and hands the message back — no
+/// lost wakeup (loom reports one as a deadlock), no message lost.
+#[test]
+fn g6_send_async_races_close() {
+    loom::model(|| {
+        let now = Instant::now();
+        let mut config = Config::default();
+        config.outbox_capacity = 1;
+        let (conn, transport) = ready_connection(config, now);
+        let sender = conn.sender();
+        sender.send(msg(0)).unwrap();
+        let waiting = sender.clone();
+        let t = thread::spawn(move || loom::future::block_on(waiting.send_async(msg(1))));
+        let _closing = conn.close(CloseFrame::normal(), now);
+        let result = t.join().unwrap();
+        let returned: Vec<u32> = result.err().map(|e| num(&e.message)).into_iter().collect();
+        let frames = drain(&transport, now);
+        let got = delivered(&frames);
+        accounted(&[0, 1], &got, &returned);
+        assert_eq!(
+            returned,
+            [1],
+            "G3: no room ever came, so the close hands it back"
+        );
+    });
+}
+
+/// Model 10 (G4): a send that overflows with the slow-consumer policy (a close
+/// requested without a time) races an explicit close. One Close frame, the first
+/// request's code, the same cause and frame for everyone.
+#[test]
+fn g4_slow_consumer_close_races_close() {
+    loom::model(|| {
+        let now = Instant::now();
+        let mut config = Config::default();
+        config.outbox_capacity = 1;
+        config.overflow = ws_lifecycle::OverflowPolicy::slow_consumer();
+        let (conn, transport) = ready_connection(config, now);
+        let sender = conn.sender();
+        sender.send(msg(0)).unwrap();
+        let overflowing = sender.clone();
+        let t = thread::spawn(move || overflowing.send(msg(1)).unwrap_err().kind);
+        let record = sender.close(
+            CloseFrame::new(CloseCode::from_wire(4001).unwrap(), "").unwrap(),
+            now,
+        );
+        assert_eq!(
+            t.join().unwrap(),
+            SendErrorKind::Closed,
+            "G3: refused either way"
+        );
+        let frames = drain(&transport, now);
+        let closes: Vec<&Frame> = frames
+            .iter()
+            .filter(|f| matches!(f, Frame::Close(_)))
+            .collect();
+        assert_eq!(closes.len(), 1, "G4: one Close frame: {frames:?}");
+        let record = record.expect("closed");
+        let Frame::Close(Some(sent)) = closes[0] else {
+            panic!("{frames:?}")
+        };
+        assert_eq!(
+            Some(sent),
+            record.frame.as_ref(),
+            "G4: the first request's frame is sent"
+        );
+        assert_eq!(transport.close_record().unwrap().frame, record.frame);
+    });
+}
+
+/// Model 11 (G2, G6): the application waits in `recv` while the driver hands over a
+/// message. No lost wakeup; the message arrives once.
+#[test]
+fn g6_recv_races_inbound_message() {
+    loom::model(|| {
+        let now = Instant::now();
+        let (conn, transport) = ready_connection(Config::default(), now);
+        let receiver = conn.receiver();
+        let t = thread::spawn(move || loom::future::block_on(receiver.recv()));
+        transport.handle_message(msg(7), now).unwrap();
+        let got = t.join().unwrap();
+        assert_eq!(
+            got.map(|m| num(&m)),
+            Some(7),
+            "G6: the waiting receiver gets it"
+        );
+        drop(conn);
+    });
+}

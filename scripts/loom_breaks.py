@@ -16,6 +16,8 @@ if os.path.exists(root):
     shutil.rmtree(root)
 shutil.copytree(repo, root, ignore=shutil.ignore_patterns('target*', '.git'))
 breaks = {
+ 'model9_close_does_not_wake_async_senders': ('src/shared.rs', '        wakeups.many.extend(self.waiters.drain(..).map(|w| w.waker));\n', '', 'send::g6_send_async_races_close', None),
+ 'model11_arrival_does_not_wake_receivers': ('src/shared.rs', '            self.wake_waiters(WaitFor::Inbound, wakeups);\n', '', 'send::g6_recv_races_inbound_message', None),
  'model3_close_while_awaiting_reopens': ('src/machine.rs', '            Input::CloseSent => Self::reject(d, RejectReason::NoCloseOwed),\n            _ => Super,', '            Input::CloseSent => Self::reject(d, RejectReason::NoCloseOwed),\n            Input::Close(_) => Self::go(d, State::sending_close()),\n            _ => Super,', 'close::g4_two_closes_race', None),
  'model1_2_send_gate_open_while_closing': ('src/shared.rs', '        if self.check_send().is_err() {\n            return Err(SendError::new(SendErrorKind::Closed, message));\n        }\n        if self.outbox.len()', '        if self.lifecycle.phase() == Phase::Closed {\n            return Err(SendError::new(SendErrorKind::Closed, message));\n        }\n        if self.outbox.len()', 'send::g3_send_races', None),
  'model3_first_close_overwritten': ('src/machine.rs', '            Input::AuthFailed\n            | Input::Close(_)\n            | Input::ReadinessDeadline', '            Input::Close(frame) => { self.record().frame = Some(frame.clone()); Self::handled(d) }\n            Input::AuthFailed\n            | Input::ReadinessDeadline', 'close::g4_two_closes_race', None),
