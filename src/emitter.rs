@@ -2,7 +2,7 @@
 
 use crate::shared::Shared;
 use crate::sync::Arc;
-use crate::{ConnectionId, Message, Phase, SendError};
+use crate::{Message, SendError};
 
 /// A cloneable handle for components that produce events before the connection is
 /// ready (a subscription replaying history, an agent reporting progress). Obtained
@@ -22,29 +22,9 @@ pub struct Emitter {
     shared: Arc<Shared>,
 }
 
-impl std::fmt::Debug for Emitter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Emitter")
-            .field("id", &self.shared.id())
-            .finish()
-    }
-}
+crate::handle::shared_handle!(Emitter);
 
 impl Emitter {
-    pub(crate) fn new(shared: Arc<Shared>) -> Emitter {
-        Emitter { shared }
-    }
-
-    /// The connection's id.
-    pub fn id(&self) -> ConnectionId {
-        self.shared.id()
-    }
-
-    /// The connection's phase, read without a lock.
-    pub fn phase(&self) -> Phase {
-        self.shared.phase()
-    }
-
     /// Buffers (before `Ready`) or sends (once `Ready`) `event`; hands it back when the
     /// connection is closing or closed, or when the buffer or outbox is full.
     pub fn emit(&self, event: Message) -> Result<(), SendError> {

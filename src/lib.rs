@@ -116,6 +116,7 @@ mod state;
 
 // Shared state and the handles on it.
 mod emitter;
+mod handle;
 mod observer;
 mod receiver;
 mod sender;

@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::shared::{Shared, WaitFor};
 use crate::sync::Arc;
 use crate::wait::Wait;
-use crate::{CloseRecord, ConnectionId, Phase, WaitError};
+use crate::{CloseRecord, Phase, WaitError};
 
 /// A cloneable, read-only view of one connection: its phase without a lock, and
 /// runtime-agnostic futures (`std::task::Waker`, no runtime) that complete on the
@@ -26,31 +26,9 @@ pub struct Observer {
     shared: Arc<Shared>,
 }
 
-impl std::fmt::Debug for Observer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Observer")
-            .field("id", &self.shared.id())
-            .field("phase", &self.shared.phase())
-            .finish()
-    }
-}
+crate::handle::shared_handle!(Observer);
 
 impl Observer {
-    pub(crate) fn new(shared: Arc<Shared>) -> Observer {
-        Observer { shared }
-    }
-
-    /// The connection's id.
-    pub fn id(&self) -> ConnectionId {
-        self.shared.id()
-    }
-
-    /// The connection's phase, read without a lock (the one authoritative state
-    /// word, published under the lock after every change).
-    pub fn phase(&self) -> Phase {
-        self.shared.phase()
-    }
-
     /// How the connection is closing or closed; `None` while it is not.
     pub fn close_record(&self) -> Option<CloseRecord> {
         self.shared.lock().close_record()

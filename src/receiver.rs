@@ -2,10 +2,10 @@
 
 use std::future::Future;
 
+use crate::Message;
 use crate::shared::{Shared, WaitFor};
 use crate::sync::Arc;
 use crate::wait::Wait;
-use crate::{ConnectionId, Message, Phase};
 
 /// Reads the application messages the peer sent, in arrival order. Obtained only
 /// from [`Connection<Ready>::receiver`](crate::Connection::receiver): messages that
@@ -16,29 +16,9 @@ pub struct Receiver {
     shared: Arc<Shared>,
 }
 
-impl std::fmt::Debug for Receiver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Receiver")
-            .field("id", &self.shared.id())
-            .finish()
-    }
-}
+crate::handle::shared_handle!(Receiver);
 
 impl Receiver {
-    pub(crate) fn new(shared: Arc<Shared>) -> Receiver {
-        Receiver { shared }
-    }
-
-    /// The connection's id.
-    pub fn id(&self) -> ConnectionId {
-        self.shared.id()
-    }
-
-    /// The connection's phase, read without a lock.
-    pub fn phase(&self) -> Phase {
-        self.shared.phase()
-    }
-
     /// The next message, if one is waiting.
     pub fn try_recv(&self) -> Option<Message> {
         self.shared

@@ -6,9 +6,7 @@ use std::time::Instant;
 use crate::shared::{Shared, WaitFor};
 use crate::sync::Arc;
 use crate::wait::Wait;
-use crate::{
-    CloseFrame, CloseRecord, ConnectionId, Input, Message, Phase, SendError, SendErrorKind,
-};
+use crate::{CloseFrame, CloseRecord, Input, Message, SendError, SendErrorKind};
 
 /// A cloneable handle that sends to one connection from any thread or task. Obtained
 /// only from [`Connection<Ready>::sender`](crate::Connection::sender), so it cannot
@@ -25,29 +23,9 @@ pub struct Sender {
     shared: Arc<Shared>,
 }
 
-impl std::fmt::Debug for Sender {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sender")
-            .field("id", &self.shared.id())
-            .finish()
-    }
-}
+crate::handle::shared_handle!(Sender);
 
 impl Sender {
-    pub(crate) fn new(shared: Arc<Shared>) -> Sender {
-        Sender { shared }
-    }
-
-    /// The connection's id.
-    pub fn id(&self) -> ConnectionId {
-        self.shared.id()
-    }
-
-    /// The connection's phase, read without a lock.
-    pub fn phase(&self) -> Phase {
-        self.shared.phase()
-    }
-
     /// Queues `message` for the peer, or hands it back: `Closed` once a close was
     /// requested, received or forced (**G3**); `Full` when the outbox is at
     /// [`Config::outbox_capacity`](crate::Config::outbox_capacity) and the policy is

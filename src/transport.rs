@@ -6,8 +6,7 @@ use std::time::Instant;
 use crate::shared::{InboundRefused, Shared};
 use crate::sync::Arc;
 use crate::{
-    CloseFrame, CloseRecord, ConnectionId, Frame, InboundError, Input, Message, Phase, Rejected,
-    Step, TransportLoss,
+    CloseFrame, CloseRecord, Frame, InboundError, Input, Message, Rejected, Step, TransportLoss,
 };
 
 /// The handle of the task that drives one connection's transport, usable from any
@@ -35,29 +34,9 @@ pub struct Transport {
     shared: Arc<Shared>,
 }
 
-impl std::fmt::Debug for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transport")
-            .field("id", &self.shared.id())
-            .finish()
-    }
-}
+crate::handle::shared_handle!(Transport);
 
 impl Transport {
-    pub(crate) fn new(shared: Arc<Shared>) -> Transport {
-        Transport { shared }
-    }
-
-    /// The connection's id.
-    pub fn id(&self) -> ConnectionId {
-        self.shared.id()
-    }
-
-    /// The connection's phase, read without a lock.
-    pub fn phase(&self) -> Phase {
-        self.shared.phase()
-    }
-
     /// How the connection is closing or closed; `None` while it is not.
     pub fn close_record(&self) -> Option<CloseRecord> {
         self.shared.lock().close_record()

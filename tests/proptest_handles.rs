@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::strategy::Union;
-use proptest::test_runner::Config as ProptestConfig;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
 use ws_lifecycle::{
     AnyConnection, CloseCode, CloseFrame, Config, Connection, ConnectionId, Emitter, Frame,
@@ -897,20 +896,8 @@ impl StateMachineTest for HandlesTest {
     }
 }
 
-fn proptest_config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
-    ProptestConfig {
-        cases,
-        ..ProptestConfig::default()
-    }
-}
-
+// proptest's default configuration runs 256 cases and honours `PROPTEST_CASES`.
 prop_state_machine! {
-    #![proptest_config(proptest_config())]
-
     /// G2, G3, G4, G5 through the handles, the issuing handle encoded in each op,
     /// against the reference model, with message accounting at the end.
     #[test]

@@ -17,7 +17,6 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use proptest::test_runner::Config as ProptestConfig;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
 use reference::{Expected, OurFrame, Reference, frame_matches};
 use ws_lifecycle::{
@@ -697,20 +696,8 @@ impl StateMachineTest for Sut {
     }
 }
 
-fn proptest_config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
-    ProptestConfig {
-        cases,
-        ..ProptestConfig::default()
-    }
-}
-
+// proptest's default configuration runs 256 cases and honours `PROPTEST_CASES`.
 prop_state_machine! {
-    #![proptest_config(proptest_config())]
-
     /// Random sequences (1..=64 operations) on the typed API, checked step by step
     /// against the reference model (outcome, type state, machine state, phase, send
     /// gate, close record, next deadline, outbox) and with message accounting:
