@@ -149,8 +149,8 @@ impl Lifecycle {
     }
 
     /// True while application messages may still be written: in `Ready`, and while a
-    /// close the application asked for flushes what was queued before our Close
-    /// (**G3**). After the peer's Close, an authentication failure, an expired
+    /// close the application asked for (or a slow-consumer close) flushes what was
+    /// queued before our Close (**G3**). After the peer's Close, an authentication failure, an expired
     /// credential or a missed deadline, our Close goes next and nothing queued is
     /// written: the peer would drop it, or must not receive it.
     pub fn may_write_messages(&self) -> bool {
@@ -158,7 +158,7 @@ impl Lifecycle {
             MachineState::Ready => true,
             MachineState::SendingClose => self
                 .close_record()
-                .is_some_and(|r| r.cause == CloseCause::Local),
+                .is_some_and(|r| matches!(r.cause, CloseCause::Local | CloseCause::SlowConsumer)),
             _ => false,
         }
     }
@@ -178,18 +178,36 @@ impl Lifecycle {
     /// state it met (after any due deadline fired); a rejected input changes nothing
     /// itself. Never panics.
     pub fn handle(&mut self, input: Input, now: Instant) -> Result<Step, Rejected> {
+        self.handle_as(input, now, None)
+    }
+
+    /// A close the crate raises itself, recorded with `cause` instead of
+    /// [`CloseCause::Local`]; otherwise exactly `handle(Input::Close(frame), now)`.
+    pub(crate) fn close_as(&mut self, frame: CloseFrame, cause: CloseCause, now: Instant) {
+        let _ = self.handle_as(Input::Close(frame), now, Some(cause));
+    }
+
+    fn handle_as(
+        &mut self,
+        input: Input,
+        now: Instant,
+        close_cause: Option<CloseCause>,
+    ) -> Result<Step, Rejected> {
         let from = self.state();
         let kind = input.kind();
         if let Some(deadline) = self.deadline_of(kind) {
             if deadline.is_some_and(|at| at <= now) {
-                return self.dispatch(input, now).map(|step| Step { from, ..step });
+                return self
+                    .dispatch_as(input, now, close_cause)
+                    .map(|step| Step { from, ..step });
             }
             let stale = Ok(Step { from, to: from });
             self.trace(kind, &stale);
             return stale;
         }
         while self.handle_timeout(now).is_some_and(|step| step.changed()) {}
-        self.dispatch(input, now).map(|step| Step { from, ..step })
+        self.dispatch_as(input, now, close_cause)
+            .map(|step| Step { from, ..step })
     }
 
     /// For a timer input, the deadline it stands for (`Some(None)`: not armed);
@@ -207,11 +225,21 @@ impl Lifecycle {
     /// Applies the transition relation itself: no clock, no deadline checks. This is
     /// what the transition table is read from.
     pub(crate) fn dispatch(&mut self, input: Input, now: Instant) -> Result<Step, Rejected> {
+        self.dispatch_as(input, now, None)
+    }
+
+    fn dispatch_as(
+        &mut self,
+        input: Input,
+        now: Instant,
+        close_cause: Option<CloseCause>,
+    ) -> Result<Step, Rejected> {
         let from = self.state();
         let kind = input.kind();
         let mut dispatch = Dispatch {
             now,
             verdict: Verdict::Unset,
+            close_cause,
         };
         self.machine.handle_with_context(&input, &mut dispatch);
         let to = self.state();
@@ -329,6 +357,12 @@ impl Lifecycle {
 pub enum CloseCause {
     /// The application closed it.
     Local,
+    /// The outbox overflowed under [`OverflowPolicy::Close`](crate::OverflowPolicy::Close):
+    /// the peer read too slowly. Queued messages are still written before the Close.
+    SlowConsumer,
+    /// The peer sent more application messages before `Ready` than the inbound hold
+    /// takes ([`Config::inbound_capacity`](crate::Config::inbound_capacity)); 1008.
+    InboundOverflow,
     /// The peer sent Close first.
     Peer,
     /// Authentication failed (1008).

@@ -49,6 +49,10 @@ pub(crate) enum Verdict {
 pub(crate) struct Dispatch {
     pub(crate) now: Instant,
     pub(crate) verdict: Verdict,
+    /// Who asks, for a `Close` input the crate itself raises (a slow consumer, an
+    /// inbound flood); `None` means the application. Only the record differs: the
+    /// transition relation does not depend on it.
+    pub(crate) close_cause: Option<CloseCause>,
 }
 
 /// The machine's shared storage: configuration, armed deadlines and the close record.
@@ -252,7 +256,10 @@ impl Machine {
                 CloseFrame::internal(CloseCode::POLICY_VIOLATION, "authentication failed"),
             ),
             Input::ServicesReady => Self::reject(d, RejectReason::NotYet),
-            Input::Close(frame) => self.start_close(d, CloseCause::Local, frame.clone()),
+            Input::Close(frame) => {
+                let cause = d.close_cause.unwrap_or(CloseCause::Local);
+                self.start_close(d, cause, frame.clone())
+            }
             Input::PeerClose(theirs) => self.peer_closed_first(d, theirs),
             Input::CloseSent => Self::reject(d, RejectReason::NoCloseOwed),
             Input::CloseTimeout | Input::ReadinessDeadline => Self::handled(d), // stale

@@ -17,8 +17,8 @@ use std::time::Instant;
 
 use crate::sync::{AtomicU8, Mutex, MutexGuard, Ordering, lock};
 use crate::{
-    CloseCode, CloseFrame, CloseRecord, Config, ConnectionId, Frame, Input, Lifecycle, Message,
-    OverflowPolicy, Phase, Rejected, SendError, SendErrorKind, SendRefused, Step,
+    CloseCause, CloseCode, CloseFrame, CloseRecord, Config, ConnectionId, Frame, Input, Lifecycle,
+    Message, OverflowPolicy, Phase, Rejected, SendError, SendErrorKind, SendRefused, Step,
 };
 
 /// The state behind every handle of one connection.
@@ -240,7 +240,8 @@ impl Inner {
     /// in; every operation that carries `now` calls this first.
     pub(crate) fn at(&mut self, now: Instant, wakeups: &mut Wakeups) -> &mut Self {
         if let Some(frame) = self.deferred_close.take() {
-            let _ = self.lifecycle.handle(Input::Close(frame), now);
+            self.lifecycle
+                .close_as(frame, CloseCause::SlowConsumer, now);
         }
         let clock = self.clock.map_or(now, |c| c.max(now));
         self.clock = Some(clock);
@@ -461,7 +462,8 @@ impl Inner {
                 CloseCode::POLICY_VIOLATION,
                 "too many messages before ready",
             );
-            let _ = self.lifecycle.handle(Input::Close(frame), now);
+            self.lifecycle
+                .close_as(frame, CloseCause::InboundOverflow, now);
             return Err(InboundRefused::Closed);
         }
         self.inbound.push_back(message);

@@ -327,6 +327,11 @@ fn g2_inbound_overflow_before_ready_closes_1008() {
     assert_eq!(transport.phase(), Phase::Closing);
     let record = transport.close_record().unwrap();
     assert_eq!(
+        record.cause,
+        CloseCause::InboundOverflow,
+        "the peer's doing, not ours"
+    );
+    assert_eq!(
         record.frame.as_ref().map(CloseFrame::code),
         Some(CloseCode::POLICY_VIOLATION)
     );
@@ -468,7 +473,7 @@ fn g3_slow_consumer_closes_1013_and_returns_message_as_closed() {
         "G5: the handshake timeout starts from the driver's time"
     );
     let record = transport.close_record().unwrap();
-    assert_eq!(record.cause, CloseCause::Local);
+    assert_eq!(record.cause, CloseCause::SlowConsumer);
     assert_eq!(
         record.frame.as_ref().map(CloseFrame::code),
         Some(CloseCode::TRY_AGAIN_LATER)

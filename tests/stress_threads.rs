@@ -374,6 +374,11 @@ fn iteration(iter: usize, rng: &mut Rng, totals: &mut Totals) {
         .as_ref()
         .is_some_and(|f| f.code() == CloseCode::TRY_AGAIN_LATER)
     {
+        assert_eq!(
+            record.cause,
+            CloseCause::SlowConsumer,
+            "1013 is only ever ours for a slow consumer"
+        );
         totals.slow_consumer_closes += 1;
     }
     if record
@@ -392,7 +397,7 @@ fn iteration(iter: usize, rng: &mut Rng, totals: &mut Totals) {
             Frame::Close(_) => None,
         })
         .collect();
-    if record.cause == CloseCause::Local && !peer_close {
+    if matches!(record.cause, CloseCause::Local | CloseCause::SlowConsumer) && !peer_close {
         // G2/G3: a local close (ours or the slow-consumer one) writes everything that
         // was queued before it, buffered events included: nothing is left over. (A
         // peer Close crossing it skips the queue by design: then they come back.)

@@ -167,6 +167,8 @@ fn close_record_wire_form_g9() {
 fn close_cause_and_end_wire_forms_g9() {
     let causes = [
         CloseCause::Local,
+        CloseCause::SlowConsumer,
+        CloseCause::InboundOverflow,
         CloseCause::Peer,
         CloseCause::AuthFailed,
         CloseCause::ReadinessDeadline,
