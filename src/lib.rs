@@ -29,6 +29,10 @@
 //!      └────────────────────┴──── close (local or peer), auth failure, deadline ────┴──▶ Closing ──▶ Closed
 //! ```
 //!
+//! (Simplified: before `accept`, a close refuses the upgrade and goes straight to
+//! `Closed` with no Close frame; a lost transport goes straight to `Closed` from any
+//! state. The generated table below is exact.)
+//!
 //! `Accepted`, `Authenticated` and `Ready` form the *open* superstate, which handles
 //! a close request, a peer Close or a transport loss once for all three. `Accepted`
 //! and `Authenticated` form the *handshake* superstate, which owns the readiness

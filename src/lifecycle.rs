@@ -18,7 +18,7 @@ use crate::{
 ///
 /// Most code uses the type-state [`Connection`](crate::Connection), which wraps a
 /// `Lifecycle` and adds the outbox. Use `Lifecycle` directly to build a driver or to
-/// test a protocol with virtual time. Its methods fall into four groups:
+/// test a protocol with virtual time. Its methods fall into three groups:
 ///
 /// - **getters**: [`id`](Self::id), [`phase`](Self::phase), [`state`](Self::state),
 ///   [`close_record`](Self::close_record), [`check_send`](Self::check_send);

@@ -1,6 +1,7 @@
 //! The transition table, read off the machine: every (state, input) pair and its
 //! outcome. Tests compare it with a written expectation, the state diagram in `docs/`
-//! is generated from it, and the formal model is checked against it.
+//! is generated from it, and the formal model (`model/`, to come) is to be generated
+//! from it too.
 
 use std::time::Instant;
 
