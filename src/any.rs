@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use crate::state::{Accepted, Authenticated, Closing, Connecting, Ready};
 use crate::{
-    CloseFrame, CloseRecord, Connection, ConnectionId, Frame, MachineState, Message, Phase,
-    Rejected, SendRefused, Step, TransportLoss,
+    CloseFrame, CloseRecord, Connection, ConnectionId, Frame, MachineState, Message, Observer,
+    Phase, Rejected, SendRefused, Step, Transport, TransportLoss,
 };
 
 /// A [`Connection`] in any type state. Match on it to get the typed handle back.
@@ -71,6 +71,16 @@ impl AnyConnection {
     /// True once the connection is closed.
     pub fn is_closed(&self) -> bool {
         self.phase() == Phase::Closed
+    }
+
+    /// See [`Connection::transport`].
+    pub fn transport(&self) -> Transport {
+        each!(self, c => c.transport())
+    }
+
+    /// See [`Connection::observer`].
+    pub fn observer(&self) -> Observer {
+        each!(self, c => c.observer())
     }
 
     /// See [`Connection::take_unsent`].

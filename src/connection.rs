@@ -211,11 +211,14 @@ impl<S: TypeState> Connection<S> {
         self.shared.handle_timeout(now)
     }
 
-    /// The next deadline; see [`Lifecycle::poll_timeout`].
+    /// The next time to call [`handle_timeout`](Self::handle_timeout): the
+    /// lifecycle's next deadline (see [`Lifecycle::poll_timeout`]) or the earliest
+    /// timeout of a pending `*_until` wait; the same as
+    /// [`Transport::poll_timeout`].
     ///
     /// [`Lifecycle::poll_timeout`]: crate::Lifecycle::poll_timeout
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.shared.lock().lifecycle.poll_timeout()
+        self.shared.lock().next_deadline()
     }
 
     /// A handle for the task that drives the transport: frames out, frames in,
