@@ -1,10 +1,17 @@
 //! A walk through the lifecycle with virtual time: four connections, each taking a
-//! different road to `Closed`, printing every frame a transport would write.
+//! different road to `Closed`, printing every frame a transport would write — then a
+//! fifth driven by real threads: a driver thread waiting on `Transport::poll_transmit`,
+//! an emitter before ready, and senders on other threads.
 //!
 //! `cargo run --example lifecycle`
 //!
 //! This is the crate's runnable demo until the example chat server exists.
 
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use ws_lifecycle::{
@@ -20,6 +27,26 @@ fn flush<S: TypeState>(conn: &mut Connection<S>, now: Instant) {
             Frame::Close(Some(f)) => println!("    ← Close {f}"),
             Frame::Close(None) => println!("    ← Close (no code)"),
         }
+    }
+}
+
+/// A minimal executor for the example: poll, park until woken, repeat. (Any runtime
+/// works; the handles' futures need only a `Waker`.)
+fn block_on<F: Future>(fut: F) -> F::Output {
+    struct Unpark(Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = pin!(fut);
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        thread::park();
     }
 }
 
@@ -89,5 +116,49 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     conn.handle_transport_lost(TransportLoss::Eof, t0)?;
     println!("    unsent, returned: {:?}", conn.take_unsent());
     report(&conn);
+
+    println!("5. many tasks, one connection: a driver thread, an early emitter, two senders");
+    let conn = Connection::new(ConnectionId::new(5), Config::default());
+    let transport = conn.transport();
+    let driver = thread::spawn(move || {
+        // The driver writes until the connection is closed (the peer acknowledges
+        // our Close as soon as it sees it).
+        let mut written = Vec::new();
+        while let Some(frame) = block_on(poll_fn(|cx| transport.poll_transmit(cx, Instant::now())))
+        {
+            if let Frame::Close(_) = frame {
+                transport.handle_peer_close(None, Instant::now()).unwrap();
+            }
+            written.push(frame);
+        }
+        written
+    });
+    let conn = conn.accept(Instant::now())?;
+    conn.emitter()
+        .emit(Message::text("history (emitted before ready)"))?;
+    let conn = conn
+        .authenticate(None, Instant::now())?
+        .ready(Instant::now())?;
+    let senders: Vec<_> = (0..2)
+        .map(|k| {
+            let sender = conn.sender();
+            thread::spawn(move || {
+                for i in 0..2 {
+                    let _ = sender.send(Message::text(format!("sender {k}, message {i}")));
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().expect("sender thread");
+    }
+    let closing = conn.close(CloseFrame::normal(), Instant::now());
+    for frame in driver.join().expect("driver thread") {
+        match frame {
+            Frame::Message(m) => println!("    ← {:?}", m.as_text().unwrap_or("<binary>")),
+            Frame::Close(f) => println!("    ← Close {f:?}"),
+        }
+    }
+    println!("    closed: {}", closing.is_closed());
     Ok(())
 }
