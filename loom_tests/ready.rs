@@ -194,3 +194,49 @@ fn g6_wait_closed_races_close_handshake() {
         assert!(closing.is_closed());
     });
 }
+
+/// Model 12 (G5): a re-authentication races the expiry of the current credential.
+/// Exactly one wins: either the credential was renewed first (and the connection
+/// stays ready), or it expired first (and the renewal is refused).
+#[test]
+fn g5_reauthentication_races_credential_expiry() {
+    loom::model(|| {
+        let t0 = Instant::now();
+        let expiry = t0 + Duration::from_secs(1);
+        let conn = Connection::new(ConnectionId::new(12), Config::default());
+        let transport = conn.transport();
+        let conn = conn.accept(t0).unwrap();
+        let mut conn = conn
+            .authenticate(Some(expiry), t0)
+            .unwrap()
+            .ready(t0)
+            .unwrap();
+        assert_eq!(transport.poll_timeout(), Some(expiry));
+        let timer = thread::spawn(move || {
+            transport.handle_timeout(expiry);
+            transport
+        });
+        let before = expiry - Duration::from_millis(1);
+        let renewed = conn.reauthenticate(Some(expiry + Duration::from_secs(3600)), before);
+        let transport = timer.join().unwrap();
+        match renewed {
+            Ok(()) => {
+                assert_eq!(
+                    transport.phase(),
+                    Phase::Ready,
+                    "G5: the old expiry was superseded"
+                );
+                assert_eq!(transport.close_record(), None);
+            }
+            Err(rejected) => {
+                assert_eq!(rejected.reason, ws_lifecycle::RejectReason::Closing);
+                let record = transport.close_record().expect("closed by the expiry");
+                assert_eq!(
+                    record.cause,
+                    CloseCause::CredentialExpired,
+                    "G5: one winner"
+                );
+            }
+        }
+    });
+}

@@ -16,6 +16,7 @@ if os.path.exists(root):
     shutil.rmtree(root)
 shutil.copytree(repo, root, ignore=shutil.ignore_patterns('target*', '.git'))
 breaks = {
+ 'model12_reauthentication_keeps_old_expiry': ('src/machine.rs', '                // Re-authentication: the new credential\'s expiry replaces the old one.\n                self.credential_expiry = *expires_at;', '                let _ = expires_at;', 'ready::g5_reauthentication_races_credential_expiry', None),
  'model9_close_does_not_wake_async_senders': ('src/shared.rs', '        wakeups.many.extend(self.waiters.drain(..).map(|w| w.waker));\n', '', 'send::g6_send_async_races_close', None),
  'model11_arrival_does_not_wake_receivers': ('src/shared.rs', '            self.wake_waiters(WaitFor::Inbound, wakeups);\n', '', 'send::g6_recv_races_inbound_message', None),
  'model3_close_while_awaiting_reopens': ('src/machine.rs', '            Input::CloseSent => Self::reject(d, RejectReason::NoCloseOwed),\n            _ => Super,', '            Input::CloseSent => Self::reject(d, RejectReason::NoCloseOwed),\n            Input::Close(_) => Self::go(d, State::sending_close()),\n            _ => Super,', 'close::g4_two_closes_race', None),
