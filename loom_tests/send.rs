@@ -7,7 +7,7 @@ use std::time::Instant;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
-use ws_lifecycle::{CloseCode, CloseFrame, Config, Frame, SendErrorKind};
+use ws_lifecycle::{CloseCode, CloseFrame, Config, Frame, SendErrorKind, Sender};
 
 use crate::{accounted, delivered, drain, msg, num, ready_connection};
 
@@ -23,20 +23,7 @@ fn g3_send_races_local_close() {
         let sender = conn.sender();
         let closed = Arc::new(AtomicBool::new(false));
         let closed_seen = closed.clone();
-        let t = thread::spawn(move || {
-            let mut returned = Vec::new();
-            for n in [1, 2] {
-                let after_close = closed_seen.load(Ordering::SeqCst);
-                match sender.send(msg(n)) {
-                    Ok(()) => assert!(!after_close, "G3: send accepted after close returned"),
-                    Err(e) => {
-                        assert_eq!(e.kind, SendErrorKind::Closed);
-                        returned.push(num(&e.message));
-                    }
-                }
-            }
-            returned
-        });
+        let t = thread::spawn(move || send_watching_close(&sender, &[1, 2], &closed_seen));
         let driver = transport.clone();
         let d = thread::spawn(move || {
             let mut frames = Vec::new();
@@ -72,16 +59,7 @@ fn g3_send_races_peer_close() {
         let sender = conn.sender();
         let closed = Arc::new(AtomicBool::new(false));
         let closed_seen = closed.clone();
-        let t = thread::spawn(move || {
-            let after_close = closed_seen.load(Ordering::SeqCst);
-            match sender.send(msg(1)) {
-                Ok(()) => {
-                    assert!(!after_close, "G3: send accepted after the peer's Close");
-                    vec![]
-                }
-                Err(e) => vec![num(&e.message)],
-            }
-        });
+        let t = thread::spawn(move || send_watching_close(&sender, &[1], &closed_seen));
         let peer = CloseFrame::new(CloseCode::GOING_AWAY, "").unwrap();
         transport.handle_peer_close(Some(peer), now).unwrap();
         closed.store(true, Ordering::SeqCst);
@@ -127,6 +105,24 @@ fn g6_full_outbox_drain_and_async_send() {
         assert_eq!(got, [0, 1, 2], "G3: no reordering");
         drop(conn);
     });
+}
+
+/// Sends `numbers` in order, checking the gate (G3): a send that starts after `closed`
+/// was set (once the close returned) must be refused with `Closed`. Returns the
+/// numbers handed back.
+fn send_watching_close(sender: &Sender, numbers: &[u32], closed: &AtomicBool) -> Vec<u32> {
+    let mut returned = Vec::new();
+    for &n in numbers {
+        let after_close = closed.load(Ordering::SeqCst);
+        match sender.send(msg(n)) {
+            Ok(()) => assert!(!after_close, "G3: send accepted after the close returned"),
+            Err(e) => {
+                assert_eq!(e.kind, SendErrorKind::Closed);
+                returned.push(num(&e.message));
+            }
+        }
+    }
+    returned
 }
 
 /// `take_unsent` as numbers, for the accounting.

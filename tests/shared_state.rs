@@ -560,14 +560,23 @@ fn g3_send_after_close_is_refused_and_returned() {
             [],
             "G3: nothing after our Close ({how})"
         );
-        let unsent = transport.take_unsent();
-        if how == "peer" {
-            assert_eq!(messages(&frames), Vec::<String>::new());
-            assert_eq!(unsent, [text("before")], "G3: skipped by the peer's close");
-        } else {
-            assert_eq!(messages(&frames), ["before"], "G3: queued before the close");
-            assert_eq!(unsent, []);
-        }
+        assert_queue_fate(&frames, transport.take_unsent(), "before", how == "peer");
+    }
+}
+
+/// G3: what became of the one message queued before a close — skipped and handed
+/// back after the peer's Close, written before a local one; never both.
+fn assert_queue_fate(frames: &[Frame], unsent: Vec<Message>, queued: &str, peer_closed: bool) {
+    if peer_closed {
+        assert_eq!(messages(frames), Vec::<String>::new());
+        assert_eq!(unsent, [text(queued)], "G3: skipped by the peer's close");
+    } else {
+        assert_eq!(
+            messages(frames),
+            [queued],
+            "G3: queued before a local close"
+        );
+        assert_eq!(unsent, []);
     }
 }
 
@@ -782,14 +791,10 @@ fn g6_send_async_returns_message_when_connection_closes() {
             other => panic!("expected Err(Closed), got {other:?}"),
         }
         let frames = drain(&transport, at(2));
-        let unsent = transport.take_unsent();
         if peer {
             assert_eq!(frames, [Frame::Close(None)]);
-            assert_eq!(unsent, [text("m0")], "G3: skipped by the peer's close");
-        } else {
-            assert_eq!(messages(&frames), ["m0"], "G3: queued before a local close");
-            assert_eq!(unsent, []);
         }
+        assert_queue_fate(&frames, transport.take_unsent(), "m0", peer);
     }
 }
 
