@@ -132,6 +132,11 @@ impl<S: TypeState> Connection<S> {
         }
     }
 
+    /// The shared state, for the registry.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// The connection's id.
     pub fn id(&self) -> ConnectionId {
         self.shared.id()

@@ -54,6 +54,10 @@ pub enum TransportLoss {
     Eof,
     /// A read or write failed.
     Error,
+    /// Our side let go of the connection before its close finished: its
+    /// [`Registration`](crate::Registration) was dropped while it was open, or a
+    /// registry drain's deadline passed (**G7**, **G8**).
+    Dropped,
 }
 
 /// The kind of an [`Input`], without its payload: the columns of the transition table.

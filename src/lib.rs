@@ -129,6 +129,9 @@ mod sync;
 mod transport;
 mod wait;
 
+// The registry: listing, routing, startup gate, drain.
+mod registry;
+
 // Errors.
 mod error;
 
@@ -138,7 +141,8 @@ pub use config::{Config, OverflowPolicy};
 pub use connection::{Authorized, Connection, Live, PreReady};
 pub use emitter::Emitter;
 pub use error::{
-    Gone, InboundError, RejectReason, Rejected, SendError, SendErrorKind, SendRefused, WaitError,
+    Gone, InboundError, RegistryError, RejectReason, Rejected, SendError, SendErrorKind,
+    SendRefused, WaitError,
 };
 pub use id::ConnectionId;
 pub use input::{Input, InputKind, TransportLoss};
@@ -147,6 +151,10 @@ pub use message::{Frame, Message};
 pub use observer::Observer;
 pub use phase::{Phase, UnknownPhase};
 pub use receiver::Receiver;
+pub use registry::{
+    BroadcastReport, DrainReport, PhaseCounts, Registration, Registry, RegistryConfig,
+    RegistrySnapshot, RegistryState, StartupPolicy, Totals,
+};
 pub use sender::Sender;
 pub use state::{Accepted, Authenticated, Closing, Connecting, Ready, TypeState};
 pub use table::{MachineState, Outcome, TableRow, transition_table};

@@ -156,9 +156,12 @@ impl Lifecycle {
     pub fn may_write_messages(&self) -> bool {
         match self.state() {
             MachineState::Ready => true,
-            MachineState::SendingClose => self
-                .close_record()
-                .is_some_and(|r| matches!(r.cause, CloseCause::Local | CloseCause::SlowConsumer)),
+            MachineState::SendingClose => self.close_record().is_some_and(|r| {
+                matches!(
+                    r.cause,
+                    CloseCause::Local | CloseCause::SlowConsumer | CloseCause::Shutdown
+                )
+            }),
             _ => false,
         }
     }
@@ -375,6 +378,13 @@ pub enum CloseCause {
     TransportLost(TransportLoss),
     /// The application refused it before accepting the handshake (no Close frame).
     Refused,
+    /// A [`Registry`](crate::Registry) did not admit it: the registry was not open
+    /// (1013), was at capacity (1013), or the user held too many connections (1008)
+    /// (**G8**). See [`RegistryError`](crate::RegistryError).
+    NotAdmitted,
+    /// A [`Registry`](crate::Registry) drain closed it (1001, **G8**). Queued messages
+    /// are still written before the Close.
+    Shutdown,
 }
 
 /// How a closed connection ended.

@@ -15,10 +15,12 @@ use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
+use crate::registry::Link;
 use crate::sync::{AtomicU8, Mutex, MutexGuard, Ordering, lock};
 use crate::{
     CloseCause, CloseCode, CloseFrame, CloseRecord, Config, ConnectionId, Frame, Input, Lifecycle,
     Message, OverflowPolicy, Phase, Rejected, SendError, SendErrorKind, SendRefused, Step,
+    TransportLoss,
 };
 
 /// The state behind every handle of one connection.
@@ -62,6 +64,8 @@ pub(crate) struct Inner {
     /// by the number of live futures).
     waiters: Vec<Waiter>,
     next_waiter: u64,
+    /// The registry this connection is listed in, if any (**G7**, **G8**).
+    pub(crate) link: Option<Box<Link>>,
 }
 
 /// What a waiting future waits for.
@@ -106,6 +110,11 @@ impl Wakeups {
         drop(self.discard);
     }
 
+    /// Wakes `waker` after the lock is released.
+    pub(crate) fn push(&mut self, waker: Waker) {
+        self.many.push(waker);
+    }
+
     /// Keeps `waker` alive until the lock is released.
     pub(crate) fn discard(&mut self, waker: Option<Waker>) {
         self.discard.extend(waker);
@@ -146,6 +155,7 @@ impl Shared {
             inbound_room: None,
             waiters: Vec::new(),
             next_waiter: 0,
+            link: None,
             lifecycle: Lifecycle::new(id, config),
         };
         Shared {
@@ -191,7 +201,28 @@ impl Shared {
 
     /// Feeds an input (the lifecycle's clock rules apply).
     pub(crate) fn handle(&self, input: Input, now: Instant) -> Result<Step, Rejected> {
-        self.with(|inner, wakeups| inner.at(now, wakeups).lifecycle.handle(input, now))
+        self.with(|inner, wakeups| {
+            let inner = inner.at(now, wakeups);
+            if matches!(input, Input::ServicesReady) {
+                // The startup gate: a held connection is not routed to handlers that
+                // are not there yet (**G8**).
+                inner.enforce_hold(now, true);
+            }
+            inner.lifecycle.handle(input, now)
+        })
+    }
+
+    /// Ends a connection nobody will drive any more (its registration was dropped):
+    /// straight to `Closed`, which unlists it (**G7**). Uses the latest time the
+    /// connection has seen, so no deadline fires early.
+    pub(crate) fn abandon(&self) {
+        self.with(|inner, wakeups| {
+            let now = inner.clock_or_now();
+            let _ = inner
+                .at(now, wakeups)
+                .lifecycle
+                .handle(Input::TransportLost(TransportLoss::Dropped), now);
+        });
     }
 
     /// See `Lifecycle::handle_timeout`.
@@ -234,6 +265,8 @@ impl Inner {
         self.wake_transmit(wakeups);
         wakeups.many.extend(self.inbound_room.take());
         wakeups.many.extend(self.waiters.drain(..).map(|w| w.waker));
+        let id = self.lifecycle.id();
+        self.registry_settle(id, wakeups);
     }
 
     /// Applies a deferred slow-consumer close with the first real time that comes
@@ -245,6 +278,7 @@ impl Inner {
         }
         let clock = self.clock.map_or(now, |c| c.max(now));
         self.clock = Some(clock);
+        self.enforce_hold(now, false);
         // Waits whose timeout has passed re-check (and give up).
         let mut i = 0;
         while i < self.waiters.len() {
@@ -257,6 +291,11 @@ impl Inner {
         self
     }
 
+    /// The latest time input, or the system clock if there was none yet.
+    pub(crate) fn clock_or_now(&self) -> Instant {
+        self.clock.unwrap_or_else(Instant::now)
+    }
+
     /// True once the time input has reached `until`.
     pub(crate) fn passed(&self, until: Instant) -> bool {
         self.clock.is_some_and(|clock| clock >= until)
@@ -265,7 +304,12 @@ impl Inner {
     /// The next time the driver must feed: the lifecycle's next deadline or the
     /// earliest timeout of a pending wait.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let waits = self.waiters.iter().filter_map(|w| w.until).min();
+        let waits = self
+            .waiters
+            .iter()
+            .filter_map(|w| w.until)
+            .chain(self.hold_deadline())
+            .min();
         match (self.lifecycle.poll_timeout(), waits) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -289,7 +333,7 @@ impl Inner {
 
     /// Wakes the waiters that wait for `wants`: they re-check their condition and
     /// wait again if it still fails.
-    fn wake_waiters(&mut self, wants: WaitFor, wakeups: &mut Wakeups) {
+    pub(crate) fn wake_waiters(&mut self, wants: WaitFor, wakeups: &mut Wakeups) {
         let mut i = 0;
         while i < self.waiters.len() {
             if self.waiters[i].wants == wants {

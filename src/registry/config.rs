@@ -1,0 +1,74 @@
+//! [`RegistryConfig`]: the startup gate's policy and the admission limits, with
+//! documented defaults.
+
+use std::time::Duration;
+
+/// How a [`Registry`](crate::Registry) is set up. Start from
+/// [`RegistryConfig::default`] and change fields.
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_lifecycle::{RegistryConfig, StartupPolicy};
+///
+/// let mut config = RegistryConfig::default();
+/// config.startup = StartupPolicy::Refuse;
+/// config.max_connections = Some(10_000);
+/// config.max_connections_per_user = Some(8);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RegistryConfig {
+    /// What happens to connections that arrive before [`Registry::open`] (**G8**).
+    /// Default: [`StartupPolicy::Hold`] with room for 1024 connections for 5 s.
+    ///
+    /// [`Registry::open`]: crate::Registry::open
+    pub startup: StartupPolicy,
+    /// At most this many connections are listed at once; one more is refused with
+    /// 1013 "try again later" ([`RegistryError::AtCapacity`]). Default: `None`, no cap.
+    ///
+    /// [`RegistryError::AtCapacity`]: crate::RegistryError::AtCapacity
+    pub max_connections: Option<usize>,
+    /// At most this many connections per authenticated user; one more is refused
+    /// with 1008 "policy violation" when it is identified
+    /// ([`RegistryError::UserLimit`]). Default: `None`, no cap.
+    ///
+    /// [`RegistryError::UserLimit`]: crate::RegistryError::UserLimit
+    pub max_connections_per_user: Option<usize>,
+}
+
+/// The startup gate (**G8**): what a [`Registry`](crate::Registry) does with a
+/// connection registered before the application called
+/// [`Registry::open`](crate::Registry::open).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StartupPolicy {
+    /// Admit it as *held*: it is listed, it may authenticate and buffer events, but
+    /// it cannot become `Ready` — nothing is routed to or from it — until the
+    /// registry opens. [`Registration::admitted`](crate::Registration::admitted)
+    /// completes when it does. A held connection is closed with 1013 "try again
+    /// later" when `timeout` passes first, or when the application makes it ready
+    /// anyway; a connection that finds `capacity` connections already held is refused
+    /// with 1013 ([`RegistryError::HoldFull`](crate::RegistryError::HoldFull)).
+    Hold {
+        /// How many connections may be held at once (at least 1).
+        capacity: usize,
+        /// How long one connection may be held, from its registration.
+        timeout: Duration,
+    },
+    /// Refuse it with 1013 "try again later"
+    /// ([`RegistryError::NotOpen`](crate::RegistryError::NotOpen)).
+    Refuse,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            startup: StartupPolicy::Hold {
+                capacity: 1024,
+                timeout: Duration::from_secs(5),
+            },
+            max_connections: None,
+            max_connections_per_user: None,
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The registry's indexes — by connection id, by user, by group — and the waiters on
+//! the listing, all behind the registry's one lock.
+//!
+//! Lock order: a connection's lock may be held while this one is taken (a
+//! connection leaves the listing in the same critical section as its transition to
+//! `Closed`, **G7**), never the other way round: code holding this lock only copies
+//! what it needs and lets go before it touches a connection.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc as Name;
+use std::task::Waker;
+
+use crate::shared::{Shared, Wakeups};
+use crate::sync::Arc;
+use crate::{CloseCause, ConnectionId};
+
+use super::report::Totals;
+
+/// One listed connection.
+pub(crate) struct Entry {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) user: Option<Name<str>>,
+    pub(crate) groups: Vec<Name<str>>,
+    /// Admitted before the registry opened (**G8**).
+    pub(crate) held: bool,
+}
+
+/// Everything the registry's lock guards.
+#[derive(Default)]
+pub(crate) struct Index {
+    pub(crate) entries: HashMap<ConnectionId, Entry>,
+    pub(crate) users: HashMap<Name<str>, Vec<ConnectionId>>,
+    pub(crate) groups: HashMap<Name<str>, HashSet<ConnectionId>>,
+    /// How many entries are `held`.
+    pub(crate) held: usize,
+    pub(crate) totals: Totals,
+    /// How many connections were listed when a drain began.
+    pub(crate) drain_started_with: Option<usize>,
+    /// Futures waiting for the listing to empty, by id (re-polls replace).
+    waiters: Vec<(u64, Waker)>,
+    next_waiter: u64,
+}
+
+impl Index {
+    pub(crate) fn insert(&mut self, id: ConnectionId, shared: Arc<Shared>, held: bool) {
+        self.held += usize::from(held);
+        self.entries.insert(
+            id,
+            Entry {
+                shared,
+                user: None,
+                groups: Vec::new(),
+                held,
+            },
+        );
+    }
+
+    /// Removes a connection that reached `Closed`, and every index reference to it
+    /// (**G7**: no stale entry, whatever was added while it was listed).
+    pub(crate) fn remove(
+        &mut self,
+        id: ConnectionId,
+        cause: Option<CloseCause>,
+        wakeups: &mut Wakeups,
+    ) {
+        let Some(entry) = self.entries.remove(&id) else {
+            return;
+        };
+        self.held -= usize::from(entry.held);
+        if let Some(user) = &entry.user {
+            self.unlink_user(user, id);
+        }
+        for group in &entry.groups {
+            self.unlink_group(group, id);
+        }
+        self.totals.closed(cause);
+        if self.entries.is_empty() {
+            for (_, waker) in self.waiters.drain(..) {
+                wakeups.push(waker);
+            }
+        }
+    }
+
+    fn unlink_user(&mut self, user: &str, id: ConnectionId) {
+        if let Some(ids) = self.users.get_mut(user) {
+            ids.retain(|&other| other != id);
+            if ids.is_empty() {
+                self.users.remove(user);
+            }
+        }
+    }
+
+    fn unlink_group(&mut self, group: &str, id: ConnectionId) {
+        if let Some(ids) = self.groups.get_mut(group) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.groups.remove(group);
+            }
+        }
+    }
+
+    /// Connections listed for `user`.
+    pub(crate) fn user_count(&self, user: &str) -> usize {
+        self.users.get(user).map_or(0, Vec::len)
+    }
+
+    /// Records `user` for the listed connection `id` (replacing an earlier one).
+    /// Only a listed entry gets one: a connection that left the listing is never
+    /// added back to an index (**G7**).
+    pub(crate) fn set_user(&mut self, id: ConnectionId, user: Name<str>) -> bool {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return false;
+        };
+        let old = entry.user.replace(user.clone());
+        if let Some(old) = old {
+            self.unlink_user(&old, id);
+        }
+        self.users.entry(user).or_default().push(id);
+        true
+    }
+
+    /// Adds the listed connection `id` to `group`; false if it is not listed.
+    pub(crate) fn join(&mut self, id: ConnectionId, group: &str) -> bool {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return false;
+        };
+        if !entry.groups.iter().any(|g| &**g == group) {
+            let name: Name<str> = Name::from(group);
+            entry.groups.push(name.clone());
+            self.groups.entry(name).or_default().insert(id);
+        }
+        true
+    }
+
+    /// Removes `id` from `group`; false if it was not a member.
+    pub(crate) fn leave(&mut self, id: ConnectionId, group: &str) -> bool {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return false;
+        };
+        let Some(at) = entry.groups.iter().position(|g| &**g == group) else {
+            return false;
+        };
+        entry.groups.swap_remove(at);
+        self.unlink_group(group, id);
+        true
+    }
+
+    /// Registers (or refreshes) the waker of the drain-wait `id` (0: a new one).
+    pub(crate) fn wait_empty(&mut self, id: &mut u64, waker: &Waker) -> Option<Waker> {
+        if let Some((_, w)) = self.waiters.iter_mut().find(|(i, _)| *i == *id) {
+            if !w.will_wake(waker) {
+                return Some(std::mem::replace(w, waker.clone()));
+            }
+            return None;
+        }
+        self.next_waiter += 1;
+        *id = self.next_waiter;
+        self.waiters.push((*id, waker.clone()));
+        None
+    }
+
+    /// Forgets the drain-wait `id`.
+    pub(crate) fn unwait(&mut self, id: u64) -> Option<Waker> {
+        let at = self.waiters.iter().position(|(i, _)| *i == id)?;
+        Some(self.waiters.swap_remove(at).1)
+    }
+}

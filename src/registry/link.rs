@@ -1,0 +1,144 @@
+//! The connection's side of a registration: what a connection must know about its
+//! registry so that the registry's guarantees hold under the *connection's* lock.
+//!
+//! - **G7, broadcast**: the registry numbers broadcasts with an epoch counter (the
+//!   increment is a broadcast's linearization point). Under its own lock a connection
+//!   stamps the epoch when it becomes `Ready` and when it starts closing; a broadcast
+//!   numbered `b` queues its message only where `ready_at < b` (ready before the
+//!   broadcast) and the send gate is still open — so never to a connection that was
+//!   authenticating, and never after a Close (**G3**).
+//! - **G7, listing**: in the critical section of its transition to `Closed`, a
+//!   connection leaves the listing and every index.
+//! - **G8, startup gate**: a held connection cannot become `Ready` while the registry
+//!   is starting; its hold deadline is one of its deadlines, fed by its driver.
+
+use std::time::Instant;
+
+use crate::shared::{Inner, WaitFor, Wakeups};
+use crate::sync::Arc;
+use crate::{
+    CloseCause, CloseCode, CloseFrame, ConnectionId, Message, Phase, RegistryState, SendErrorKind,
+};
+
+use super::Core;
+
+/// A registered connection's link to its registry, in the connection's state.
+pub(crate) struct Link {
+    pub(crate) core: Arc<Core>,
+    /// The epoch when the connection became `Ready`.
+    ready_at: Option<u64>,
+    /// The epoch when it started closing.
+    closing_at: Option<u64>,
+    /// Held by the startup gate until then, unless the registry opens (**G8**).
+    pub(crate) held_until: Option<Instant>,
+}
+
+/// The outcome of one broadcast for one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    Delivered,
+    NotReady,
+    Closing,
+    Full,
+}
+
+impl Link {
+    pub(crate) fn new(core: Arc<Core>, phase: Phase, held_until: Option<Instant>) -> Link {
+        let closing_at = phase.is_closing_or_closed().then(|| core.epoch());
+        Link {
+            core,
+            ready_at: None,
+            closing_at,
+            held_until,
+        }
+    }
+
+    /// Held by the startup gate right now.
+    pub(crate) fn is_held(&self) -> bool {
+        self.held_until.is_some() && self.core.state() == RegistryState::Starting
+    }
+}
+
+impl Inner {
+    /// After a change of state of a registered connection: stamp the epochs, and on
+    /// `Closed` leave the listing (**G7**).
+    pub(crate) fn registry_settle(&mut self, id: ConnectionId, wakeups: &mut Wakeups) {
+        let phase = self.lifecycle.phase();
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        if phase == Phase::Ready && link.ready_at.is_none() {
+            link.ready_at = Some(link.core.epoch());
+        }
+        if phase.is_closing_or_closed() && link.closing_at.is_none() {
+            link.closing_at = Some(link.core.epoch());
+        }
+        if phase == Phase::Closed {
+            let cause = self.lifecycle.close_record().map(|r| r.cause);
+            if let Some(link) = self.link.take() {
+                link.core.lock().remove(id, cause, wakeups);
+            }
+        }
+    }
+
+    /// Queues a broadcast numbered `epoch` if this connection was `Ready` before it
+    /// (**G7**) and may still be sent to (**G3**).
+    pub(crate) fn deliver(
+        &mut self,
+        epoch: u64,
+        message: &Message,
+        wakeups: &mut Wakeups,
+    ) -> Delivery {
+        let Some(link) = self.link.as_ref() else {
+            return Delivery::Closing;
+        };
+        if link.closing_at.is_some_and(|at| at < epoch) {
+            return Delivery::Closing;
+        }
+        if !link.ready_at.is_some_and(|at| at < epoch) {
+            return Delivery::NotReady;
+        }
+        let (open, room) = (self.check_send().is_ok(), self.room());
+        match self.send(message.clone(), wakeups) {
+            Ok(()) => Delivery::Delivered,
+            Err(e) if e.kind == SendErrorKind::Full || (open && !room) => Delivery::Full,
+            Err(_) => Delivery::Closing,
+        }
+    }
+
+    /// The startup gate's deadline, while it applies.
+    pub(crate) fn hold_deadline(&self) -> Option<Instant> {
+        let link = self.link.as_ref()?;
+        if link.is_held() {
+            link.held_until
+        } else {
+            None
+        }
+    }
+
+    /// Closes a held connection whose hold deadline has passed, or — `ready` — that
+    /// the application tries to make ready while the registry is starting: it must
+    /// not be routed to handlers that are not there yet (**G8**). 1013.
+    pub(crate) fn enforce_hold(&mut self, now: Instant, ready: bool) {
+        let Some(until) = self.hold_deadline() else {
+            return;
+        };
+        if ready || until <= now {
+            let reason = if ready {
+                "made ready before the server opened"
+            } else {
+                "server still starting"
+            };
+            let frame = CloseFrame::internal(CloseCode::TRY_AGAIN_LATER, reason);
+            self.lifecycle.close_as(frame, CloseCause::NotAdmitted, now);
+        }
+    }
+
+    /// The registry opened: release the hold and wake whoever waits for admission.
+    pub(crate) fn release_hold(&mut self, wakeups: &mut Wakeups) {
+        if let Some(link) = self.link.as_mut() {
+            link.held_until = None;
+        }
+        self.wake_waiters(WaitFor::State, wakeups);
+    }
+}

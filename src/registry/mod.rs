@@ -1,0 +1,625 @@
+//! [`Registry`]: the live connections of a server — listed until `Closed` (**G7**),
+//! indexed by id, user and group, broadcast to exactly those that are `Ready`
+//! (**G7**), gated at startup and drained at shutdown (**G8**).
+//!
+//! The registry's lock guards the indexes only; each connection's state stays behind
+//! its own lock. A broadcast takes the registry's lock just long enough to copy its
+//! targets, then visits them one at a time, never waiting on any of them: a full
+//! outbox is a refusal, not a wait.
+
+mod config;
+mod index;
+mod link;
+mod registration;
+mod report;
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::Arc as Name;
+use std::task::Poll;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::shared::Shared;
+use crate::sync::{Arc, AtomicU8, AtomicU64, Mutex, MutexGuard, Ordering, lock};
+use crate::{
+    Accepted, Authorized, CloseCause, CloseCode, CloseFrame, Connection, ConnectionId, Input,
+    Message, Observer, Phase, RegistryError, TransportLoss,
+};
+
+pub use config::{RegistryConfig, StartupPolicy};
+use link::Delivery;
+pub(crate) use link::Link;
+pub use registration::Registration;
+pub use report::{BroadcastReport, DrainReport, PhaseCounts, RegistrySnapshot, Totals};
+
+use index::Index;
+
+/// Where a registry is in its own life (**G8**).
+///
+/// Serde form: `"starting"`, `"open"`, `"draining"` (**G9**).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+#[non_exhaustive]
+pub enum RegistryState {
+    /// Made, not opened: connections are held or refused per [`StartupPolicy`].
+    #[default]
+    Starting = 0,
+    /// Admitting connections.
+    Open = 1,
+    /// Draining: admitting nothing, closing everything with 1001.
+    Draining = 2,
+}
+
+impl RegistryState {
+    fn from_code(code: u8) -> RegistryState {
+        match code {
+            0 => RegistryState::Starting,
+            1 => RegistryState::Open,
+            _ => RegistryState::Draining,
+        }
+    }
+}
+
+/// What every handle of one registry shares.
+pub(crate) struct Core {
+    config: RegistryConfig,
+    /// The registry's state, written under the index lock, read by connections
+    /// under theirs (the startup gate, **G8**).
+    state: AtomicU8,
+    /// Broadcasts so far; incrementing it is a broadcast's linearization point (**G7**).
+    epoch: AtomicU64,
+    index: Mutex<Index>,
+}
+
+impl Core {
+    pub(crate) fn state(&self) -> RegistryState {
+        RegistryState::from_code(self.state.load(Ordering::SeqCst))
+    }
+
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Index> {
+        lock(&self.index)
+    }
+}
+
+/// The registry of a server's live connections. Cheap to clone (one `Arc`),
+/// `Send + Sync`, runtime-agnostic.
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::{Config, Connection, ConnectionId, Frame, Message, Registry, RegistryConfig};
+///
+/// let now = Instant::now();
+/// let registry = Registry::new(RegistryConfig::default());
+/// registry.open(); // the application's handlers are in place (G8)
+///
+/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+/// let transport = conn.transport();
+/// let registration = registry.register(&conn, now)?; // listed until Closed (G7)
+/// let conn = conn.authenticate(None, now)?;
+/// registry.identify(&conn, "ada")?;
+/// let conn = conn.ready(now)?;
+///
+/// let report = registry.send_to_user("ada", Message::text("hi"));
+/// assert_eq!(report.delivered, 1);
+/// assert_eq!(transport.next_frame(now), Some(Frame::Message(Message::text("hi"))));
+/// # drop((conn, registration));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Registry {
+    core: Arc<Core>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("state", &self.state())
+            .field("listed", &self.len())
+            .finish()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new(RegistryConfig::default())
+    }
+}
+
+impl Registry {
+    /// A registry in the `Starting` state: call [`open`](Self::open) once the
+    /// application can take connections.
+    pub fn new(config: RegistryConfig) -> Registry {
+        Registry {
+            core: Arc::new(Core {
+                config,
+                state: AtomicU8::new(RegistryState::Starting as u8),
+                epoch: AtomicU64::new(0),
+                index: Mutex::new(Index::default()),
+            }),
+        }
+    }
+
+    /// Where the registry is in its life.
+    pub fn state(&self) -> RegistryState {
+        self.core.state()
+    }
+
+    /// The startup gate opens (**G8**): from now on connections are admitted, and the
+    /// held ones may become `Ready` ([`Registration::admitted`] completes). Does
+    /// nothing once draining.
+    pub fn open(&self) {
+        let released: Vec<Arc<Shared>> = {
+            let mut index = self.core.lock();
+            if self.core.state() != RegistryState::Starting {
+                return;
+            }
+            self.core
+                .state
+                .store(RegistryState::Open as u8, Ordering::SeqCst);
+            index.held = 0;
+            index
+                .entries
+                .values_mut()
+                .filter_map(|entry| std::mem::take(&mut entry.held).then(|| entry.shared.clone()))
+                .collect()
+        };
+        tracing::info!(released = released.len(), "registry open");
+        for shared in released {
+            shared.with(|inner, wakeups| inner.release_hold(wakeups));
+        }
+    }
+
+    /// Lists an accepted connection (**G7**) — or refuses it, closing it with the
+    /// documented code: 1013 while starting under [`StartupPolicy::Refuse`] or with
+    /// the hold full, 1013 at [`RegistryConfig::max_connections`], 1001 while
+    /// draining. A connection that arrives before [`open`](Self::open) under
+    /// [`StartupPolicy::Hold`] is admitted as held (**G8**).
+    ///
+    /// Errors that close nothing: [`RegistryError::AlreadyRegistered`],
+    /// [`RegistryError::DuplicateId`] (another listed connection has this id) and
+    /// [`RegistryError::Closed`].
+    pub fn register(
+        &self,
+        conn: &Connection<Accepted>,
+        now: Instant,
+    ) -> Result<Registration, RegistryError> {
+        let shared = conn.shared();
+        let core = &self.core;
+        let id = shared.id();
+        shared.with(|inner, wakeups| {
+            inner.at(now, wakeups);
+            let _span = inner.lifecycle.span().clone().entered();
+            if inner.link.is_some() {
+                return Err(RegistryError::AlreadyRegistered);
+            }
+            let phase = inner.lifecycle.phase();
+            if phase == Phase::Closed {
+                return Err(RegistryError::Closed);
+            }
+            // The admission decision and the insertion, under the registry's lock:
+            // a drain that begins after this finds the connection listed, one that
+            // began before is seen here (**G8**).
+            let mut index = core.lock();
+            if index.entries.contains_key(&id) {
+                return Err(RegistryError::DuplicateId);
+            }
+            let state = core.state();
+            let refusal = match (&core.config.startup, state) {
+                (_, RegistryState::Draining) => Some(RegistryError::ShuttingDown),
+                (StartupPolicy::Refuse, RegistryState::Starting) => Some(RegistryError::NotOpen),
+                (StartupPolicy::Hold { capacity, .. }, RegistryState::Starting)
+                    if index.held >= (*capacity).max(1) =>
+                {
+                    Some(RegistryError::HoldFull)
+                }
+                _ if core
+                    .config
+                    .max_connections
+                    .is_some_and(|max| index.entries.len() >= max) =>
+                {
+                    Some(RegistryError::AtCapacity)
+                }
+                _ => None,
+            };
+            if let Some(refusal) = refusal {
+                index.totals.refused(refusal.name());
+                drop(index);
+                tracing::info!(reason = refusal.name(), "registry refused a connection");
+                if let Some(frame) = refusal.close_frame() {
+                    let cause = if refusal == RegistryError::ShuttingDown {
+                        CloseCause::Shutdown
+                    } else {
+                        CloseCause::NotAdmitted
+                    };
+                    inner.lifecycle.close_as(frame, cause, now);
+                }
+                return Err(refusal);
+            }
+            let held_until = match (&core.config.startup, state) {
+                (StartupPolicy::Hold { timeout, .. }, RegistryState::Starting) => {
+                    // An unrepresentable deadline means "never": the readiness
+                    // deadline still bounds the connection (G5).
+                    Some(now.checked_add(*timeout).unwrap_or(now))
+                }
+                _ => None,
+            };
+            index.insert(id, shared.clone(), held_until.is_some());
+            index.totals.registered += 1;
+            drop(index);
+            inner.link = Some(Box::new(Link::new(core.clone(), phase, held_until)));
+            tracing::debug!(
+                held = held_until.is_some(),
+                "registry admitted a connection"
+            );
+            Ok(Registration::new(shared.clone()))
+        })
+    }
+
+    /// Records the authenticated user of a listed connection, for
+    /// [`send_to_user`](Self::send_to_user) and [`connections_of`](Self::connections_of).
+    /// A second call moves it to another user.
+    ///
+    /// Refuses with [`RegistryError::UserLimit`] — closing the connection with 1008 —
+    /// when the user already holds [`RegistryConfig::max_connections_per_user`]
+    /// connections; with [`RegistryError::NotRegistered`] when the connection is not
+    /// listed here (never registered, or closed since: it is then not indexed, **G7**).
+    pub fn identify<S: Authorized>(
+        &self,
+        conn: &Connection<S>,
+        user: &str,
+    ) -> Result<(), RegistryError> {
+        let shared = conn.shared();
+        let id = shared.id();
+        let refusal = {
+            let mut index = self.core.lock();
+            match index.entries.get(&id) {
+                Some(entry) if Arc::ptr_eq(&entry.shared, shared) => {}
+                _ => return Err(RegistryError::NotRegistered),
+            }
+            let already = index
+                .entries
+                .get(&id)
+                .and_then(|e| e.user.as_deref())
+                .is_some_and(|u| u == user);
+            if already {
+                return Ok(());
+            }
+            if self
+                .core
+                .config
+                .max_connections_per_user
+                .is_some_and(|max| index.user_count(user) >= max)
+            {
+                index.totals.refused(RegistryError::UserLimit.name());
+                RegistryError::UserLimit
+            } else {
+                index.set_user(id, Name::from(user));
+                return Ok(());
+            }
+        };
+        tracing::info!(reason = refusal.name(), "registry refused a connection");
+        if let Some(frame) = refusal.close_frame() {
+            shared.with(|inner, wakeups| {
+                let now = inner.clock_or_now();
+                inner
+                    .at(now, wakeups)
+                    .lifecycle
+                    .close_as(frame, CloseCause::NotAdmitted, now);
+            });
+        }
+        Err(refusal)
+    }
+
+    /// Adds the listed connection `id` to `group`. It leaves every group when it
+    /// closes (**G7**). Errors with [`RegistryError::NotRegistered`] if `id` is not
+    /// listed.
+    pub fn join(&self, id: ConnectionId, group: &str) -> Result<(), RegistryError> {
+        if self.core.lock().join(id, group) {
+            Ok(())
+        } else {
+            Err(RegistryError::NotRegistered)
+        }
+    }
+
+    /// Removes `id` from `group`; false if it was not a member.
+    pub fn leave(&self, id: ConnectionId, group: &str) -> bool {
+        self.core.lock().leave(id, group)
+    }
+
+    /// Sends `message` to every connection `Ready` at this call's linearization point
+    /// (**G7**).
+    pub fn broadcast(&self, message: Message) -> BroadcastReport {
+        self.deliver(&message, |index, out| {
+            out.extend(index.entries.values().map(|e| e.shared.clone()));
+        })
+    }
+
+    /// Sends `message` to the `Ready` connections of `user` (all their devices).
+    pub fn send_to_user(&self, user: &str, message: Message) -> BroadcastReport {
+        self.deliver(&message, |index, out| {
+            let ids = index.users.get(user).into_iter().flatten();
+            out.extend(ids.filter_map(|id| index.entries.get(id).map(|e| e.shared.clone())));
+        })
+    }
+
+    /// Sends `message` to the `Ready` members of `group`.
+    pub fn send_to_group(&self, group: &str, message: Message) -> BroadcastReport {
+        self.deliver(&message, |index, out| {
+            let ids = index.groups.get(group).into_iter().flatten();
+            out.extend(ids.filter_map(|id| index.entries.get(id).map(|e| e.shared.clone())));
+        })
+    }
+
+    /// Sends `message` to the `Ready` connections for which `select(id, user)` is
+    /// true. `select` runs without any lock held, so it may call the registry.
+    pub fn broadcast_where(
+        &self,
+        message: Message,
+        mut select: impl FnMut(ConnectionId, Option<&str>) -> bool,
+    ) -> BroadcastReport {
+        let epoch = self.linearize();
+        let candidates: Vec<(Arc<Shared>, Option<Name<str>>)> = {
+            let index = self.core.lock();
+            index
+                .entries
+                .values()
+                .map(|e| (e.shared.clone(), e.user.clone()))
+                .collect()
+        };
+        let targets = candidates
+            .into_iter()
+            .filter(|(shared, user)| select(shared.id(), user.as_deref()))
+            .map(|(shared, _)| shared);
+        visit(epoch, &message, targets)
+    }
+
+    /// The linearization point of a broadcast (**G7**): every connection that became
+    /// `Ready` before it is a target, every one after it is not.
+    fn linearize(&self) -> u64 {
+        self.core.epoch.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    fn deliver(
+        &self,
+        message: &Message,
+        select: impl FnOnce(&Index, &mut Vec<Arc<Shared>>),
+    ) -> BroadcastReport {
+        // Numbered first, listed second: a connection Ready before the number was
+        // registered before it too, so it is in the list (G7).
+        let epoch = self.linearize();
+        let mut targets = Vec::new();
+        select(&self.core.lock(), &mut targets);
+        visit(epoch, message, targets)
+    }
+
+    /// Whether `id` is listed.
+    pub fn contains(&self, id: ConnectionId) -> bool {
+        self.core.lock().entries.contains_key(&id)
+    }
+
+    /// How many connections are listed.
+    pub fn len(&self) -> usize {
+        self.core.lock().entries.len()
+    }
+
+    /// True when no connection is listed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The listed connections' ids, in no particular order.
+    pub fn ids(&self) -> Vec<ConnectionId> {
+        self.core.lock().entries.keys().copied().collect()
+    }
+
+    /// The listed connections of `user`, in the order they were identified.
+    pub fn connections_of(&self, user: &str) -> Vec<ConnectionId> {
+        self.core
+            .lock()
+            .users
+            .get(user)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The listed members of `group`, in no particular order.
+    pub fn members(&self, group: &str) -> Vec<ConnectionId> {
+        let index = self.core.lock();
+        index
+            .groups
+            .get(group)
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The user a listed connection was identified as.
+    pub fn user_of(&self, id: ConnectionId) -> Option<String> {
+        let index = self.core.lock();
+        index.entries.get(&id)?.user.as_deref().map(str::to_owned)
+    }
+
+    /// An [`Observer`] of the listed connection `id`.
+    pub fn observer(&self, id: ConnectionId) -> Option<Observer> {
+        let index = self.core.lock();
+        Some(Observer::new(index.entries.get(&id)?.shared.clone()))
+    }
+
+    /// Counts and totals, serializable (a `/stats` endpoint's body).
+    pub fn snapshot(&self) -> RegistrySnapshot {
+        let index = self.core.lock();
+        let mut by_phase = PhaseCounts::default();
+        for entry in index.entries.values() {
+            by_phase.count(entry.shared.phase());
+        }
+        RegistrySnapshot {
+            state: self.core.state(),
+            open: index.entries.len(),
+            by_phase,
+            held: if self.core.state() == RegistryState::Starting {
+                index.held
+            } else {
+                0
+            },
+            users: index.users.len(),
+            groups: index.groups.len(),
+            totals: index.totals.clone(),
+        }
+    }
+
+    /// Begins a graceful drain (**G8**): admits nothing from now on (1001), and
+    /// closes every listed connection with 1001 "going away" — queued messages are
+    /// written first. Returns how many it asked to close (the others were closing
+    /// already). Their drivers finish the close handshakes; wait for that with
+    /// [`drained`](Self::drained), then call [`finish_drain`](Self::finish_drain) —
+    /// or do all three with [`drain`](Self::drain).
+    pub fn shutdown(&self, now: Instant) -> usize {
+        let targets: Vec<Arc<Shared>> = {
+            let mut index = self.core.lock();
+            if self.core.state() == RegistryState::Draining {
+                return 0;
+            }
+            self.core
+                .state
+                .store(RegistryState::Draining as u8, Ordering::SeqCst);
+            index.drain_started_with = Some(index.entries.len());
+            index.entries.values().map(|e| e.shared.clone()).collect()
+        };
+        let frame = CloseFrame::internal(CloseCode::GOING_AWAY, "server shutting down");
+        let mut closing = 0;
+        for shared in &targets {
+            let asked = shared.with(|inner, wakeups| {
+                let inner = inner.at(now, wakeups);
+                let open = !inner.lifecycle.phase().is_closing_or_closed();
+                if open {
+                    inner
+                        .lifecycle
+                        .close_as(frame.clone(), CloseCause::Shutdown, now);
+                }
+                open
+            });
+            closing += usize::from(asked);
+        }
+        tracing::info!(listed = targets.len(), closing, "registry draining");
+        closing
+    }
+
+    /// Completes once no connection is listed (runtime-agnostic, **G6**).
+    pub fn drained(&self) -> impl Future<Output = ()> + Send + use<> {
+        Drained {
+            core: self.core.clone(),
+            id: 0,
+        }
+    }
+
+    /// Ends the drain at its deadline: every connection still listed is dropped
+    /// ([`TransportLoss::Dropped`]) and unlisted. Returns what the drain did. Begins
+    /// the drain first if [`shutdown`](Self::shutdown) was not called.
+    pub fn finish_drain(&self, now: Instant) -> DrainReport {
+        let closing = self.shutdown(now);
+        let (started, rest): (usize, Vec<Arc<Shared>>) = {
+            let index = self.core.lock();
+            let rest = index.entries.values().map(|e| e.shared.clone()).collect();
+            (index.drain_started_with.unwrap_or(0), rest)
+        };
+        for shared in &rest {
+            let _ = shared.handle(Input::TransportLost(TransportLoss::Dropped), now);
+        }
+        let report = DrainReport {
+            closing,
+            closed: started.saturating_sub(rest.len()),
+            dropped: rest.len(),
+        };
+        tracing::info!(
+            closed = report.closed,
+            dropped = report.dropped,
+            "registry drained"
+        );
+        report
+    }
+
+    /// The whole graceful drain: [`shutdown`](Self::shutdown) at `now`, wait until
+    /// [`drained`](Self::drained) or until `deadline` completes (any timer future:
+    /// `tokio::time::sleep(d)`, for instance), then [`finish_drain`](Self::finish_drain)
+    /// at the time it finishes. Bounded by `deadline` (**G8**).
+    pub async fn drain<D: Future>(&self, now: Instant, deadline: D) -> DrainReport {
+        let closing = self.shutdown(now);
+        {
+            let mut drained = pin!(self.drained());
+            let mut deadline = pin!(deadline);
+            poll_fn(|cx| {
+                if drained.as_mut().poll(cx).is_ready() || deadline.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+        }
+        DrainReport {
+            closing,
+            ..self.finish_drain(Instant::now())
+        }
+    }
+}
+
+/// Visits the targets of broadcast `epoch`, one connection lock at a time.
+fn visit(
+    epoch: u64,
+    message: &Message,
+    targets: impl IntoIterator<Item = Arc<Shared>>,
+) -> BroadcastReport {
+    let mut report = BroadcastReport::default();
+    for shared in targets {
+        match shared.with(|inner, wakeups| inner.deliver(epoch, message, wakeups)) {
+            Delivery::Delivered => report.delivered += 1,
+            Delivery::NotReady => report.not_ready += 1,
+            Delivery::Closing => report.closing += 1,
+            Delivery::Full => report.full += 1,
+        }
+    }
+    report
+}
+
+/// The future of [`Registry::drained`].
+struct Drained {
+    core: Arc<Core>,
+    id: u64,
+}
+
+impl Future for Drained {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let old = {
+            let mut index = this.core.lock();
+            if index.entries.is_empty() {
+                let old = index.unwait(this.id);
+                this.id = 0;
+                drop(index);
+                drop(old);
+                return Poll::Ready(());
+            }
+            index.wait_empty(&mut this.id, cx.waker())
+        };
+        drop(old);
+        Poll::Pending
+    }
+}
+
+impl Drop for Drained {
+    fn drop(&mut self) {
+        if self.id != 0 {
+            let old = self.core.lock().unwait(self.id);
+            drop(old);
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! [`Registration`]: the RAII guard that keeps a connection in a registry.
+
+use std::fmt;
+use std::future::Future;
+
+use crate::shared::{Shared, WaitFor};
+use crate::sync::Arc;
+use crate::wait::Wait;
+use crate::{CloseRecord, ConnectionId, Phase};
+
+/// A connection's place in a [`Registry`](crate::Registry), returned by
+/// [`Registry::register`](crate::Registry::register).
+///
+/// The connection is listed until it is `Closed`, however it gets there (**G7**).
+/// Keep the registration for as long as the connection runs — in the task that
+/// drives it, next to the connection: dropping the registration of a connection that
+/// is not closed yet ends it at once as [`TransportLoss::Dropped`], which unlists it.
+/// So a task that is dropped, aborted or panics takes its connection out of the
+/// registry with it; nothing accumulates.
+///
+/// [`TransportLoss::Dropped`]: crate::TransportLoss::Dropped
+#[must_use = "dropping the registration ends the connection"]
+pub struct Registration {
+    shared: Arc<Shared>,
+}
+
+impl Registration {
+    pub(crate) fn new(shared: Arc<Shared>) -> Registration {
+        Registration { shared }
+    }
+
+    /// The registered connection's id.
+    pub fn id(&self) -> ConnectionId {
+        self.shared.id()
+    }
+
+    /// True while the startup gate holds the connection: the registry is not open
+    /// yet, and the connection must not be made `Ready` (**G8**).
+    pub fn is_held(&self) -> bool {
+        self.shared
+            .lock()
+            .link
+            .as_ref()
+            .is_some_and(|link| link.is_held())
+    }
+
+    /// Completes with `Ok` once the connection may be made `Ready` — at once if the
+    /// registry was open when it registered, else when the registry opens — or with
+    /// the close record if it closes first (for instance at its hold deadline, 1013).
+    /// Runtime-agnostic; the hold deadline is one of the connection's deadlines, so
+    /// it fires as long as the driver feeds time (**G6**, **G8**).
+    pub fn admitted(&self) -> impl Future<Output = Result<(), CloseRecord>> + Send + use<> {
+        Wait::new(self.shared.clone(), WaitFor::State, (), |inner, _, _| {
+            if inner.lifecycle.phase().is_closing_or_closed() {
+                inner.close_record().map(Err)
+            } else if inner.link.as_ref().is_some_and(|link| link.is_held()) {
+                None
+            } else {
+                Some(Ok(()))
+            }
+        })
+    }
+}
+
+impl Drop for Registration {
+    /// Ends a connection that is not closed yet (**G7**): it leaves the listing now
+    /// rather than linger with nobody to drive it.
+    fn drop(&mut self) {
+        if self.shared.phase() != Phase::Closed {
+            self.shared.abandon();
+        }
+    }
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("id", &self.shared.id())
+            .field("phase", &self.shared.phase())
+            .finish()
+    }
+}

@@ -1,0 +1,163 @@
+//! What the registry reports: per broadcast, per drain, and a snapshot of the whole.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CloseCause, Phase, RegistryState, TransportLoss};
+
+/// What one broadcast did, target by target (**G7**). A broadcast never fails as a
+/// whole: every selected connection lands in exactly one count.
+///
+/// Serde form: `{"delivered":2,"not_ready":1,"closing":0,"full":0}` (**G9**).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BroadcastReport {
+    /// `Ready` at the broadcast's linearization point, and the message is queued for
+    /// them: written before any Close of theirs.
+    pub delivered: usize,
+    /// Not `Ready` yet at the linearization point (still in the handshake, held by
+    /// the startup gate, or made ready after it): skipped.
+    pub not_ready: usize,
+    /// Closing at the linearization point, or closed before the message could be
+    /// queued: refused, and never written after their Close (**G3**).
+    pub closing: usize,
+    /// `Ready`, but the outbox was full: refused without waiting, and the
+    /// connection's [`OverflowPolicy`](crate::OverflowPolicy) applied.
+    pub full: usize,
+}
+
+impl BroadcastReport {
+    /// How many connections the broadcast looked at.
+    pub fn selected(&self) -> usize {
+        self.delivered + self.not_ready + self.closing + self.full
+    }
+
+    /// The connections that were `Ready` at the linearization point: delivered or
+    /// refused by their own state (closing since, or full).
+    pub fn targets(&self) -> usize {
+        self.delivered + self.full + self.closing
+    }
+}
+
+/// What a drain did (**G8**).
+///
+/// Serde form: `{"closing":3,"closed":2,"dropped":1}` (**G9**).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DrainReport {
+    /// Connections the drain asked to close with 1001 (the others listed when it
+    /// began were already closing).
+    pub closing: usize,
+    /// Connections listed when the drain began that ended before its deadline.
+    pub closed: usize,
+    /// Connections still listed at the deadline, dropped
+    /// ([`TransportLoss::Dropped`]).
+    pub dropped: usize,
+}
+
+/// How many listed connections are in each phase. `Closed` connections are never
+/// listed (**G7**).
+///
+/// Serde form: an object keyed by phase name (**G9**).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PhaseCounts {
+    /// Not accepted yet (never listed by this registry, which registers at accept;
+    /// kept so the object has every phase).
+    pub connecting: usize,
+    /// Accepted, not authenticated.
+    pub accepted: usize,
+    /// Authenticated, not ready.
+    pub authenticated: usize,
+    /// Ready.
+    pub ready: usize,
+    /// Closing.
+    pub closing: usize,
+}
+
+impl PhaseCounts {
+    pub(crate) fn count(&mut self, phase: Phase) {
+        match phase {
+            Phase::Connecting => self.connecting += 1,
+            Phase::Accepted => self.accepted += 1,
+            Phase::Authenticated => self.authenticated += 1,
+            Phase::Ready => self.ready += 1,
+            Phase::Closing | Phase::Closed => self.closing += 1,
+        }
+    }
+}
+
+/// Totals since the registry was made.
+///
+/// Serde form: `{"registered":5,"refused":{"not_open":1},"closed":4,
+/// "closed_by_cause":{"peer":3,"shutdown":1}}` (**G9**).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Totals {
+    /// Connections admitted (listed).
+    pub registered: u64,
+    /// Refusals by [`RegistryError`](crate::RegistryError) name, e.g. `"at_capacity"`.
+    pub refused: BTreeMap<String, u64>,
+    /// Listed connections that reached `Closed` (and left the listing).
+    pub closed: u64,
+    /// Those, by [`CloseCause`] name, e.g. `"peer"`, `"transport_lost"`.
+    pub closed_by_cause: BTreeMap<String, u64>,
+}
+
+impl Totals {
+    pub(crate) fn closed(&mut self, cause: Option<CloseCause>) {
+        self.closed += 1;
+        *self
+            .closed_by_cause
+            .entry(cause_name(cause).to_owned())
+            .or_default() += 1;
+    }
+
+    pub(crate) fn refused(&mut self, name: &'static str) {
+        *self.refused.entry(name.to_owned()).or_default() += 1;
+    }
+}
+
+/// The snake-case name of a close cause, as in its serde form.
+fn cause_name(cause: Option<CloseCause>) -> &'static str {
+    match cause {
+        Some(CloseCause::Local) => "local",
+        Some(CloseCause::SlowConsumer) => "slow_consumer",
+        Some(CloseCause::InboundOverflow) => "inbound_overflow",
+        Some(CloseCause::Peer) => "peer",
+        Some(CloseCause::AuthFailed) => "auth_failed",
+        Some(CloseCause::ReadinessDeadline) => "readiness_deadline",
+        Some(CloseCause::CredentialExpired) => "credential_expired",
+        Some(CloseCause::TransportLost(TransportLoss::Dropped)) => "dropped",
+        Some(CloseCause::TransportLost(_)) => "transport_lost",
+        Some(CloseCause::Refused) => "refused",
+        Some(CloseCause::NotAdmitted) => "not_admitted",
+        Some(CloseCause::Shutdown) => "shutdown",
+        None => "unknown",
+    }
+}
+
+/// A consistent-enough picture of a registry for dashboards and `/stats` endpoints:
+/// the listing is read under the registry's lock, each phase without a lock.
+///
+/// Serde form (**G9**):
+/// `{"state":"open","open":3,"by_phase":{...},"held":0,"users":2,"groups":1,"totals":{...}}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RegistrySnapshot {
+    /// Starting, open or draining.
+    pub state: RegistryState,
+    /// Listed connections: every connection registered and not `Closed` (**G7**).
+    pub open: usize,
+    /// Those, by phase.
+    pub by_phase: PhaseCounts,
+    /// Those held by the startup gate (**G8**).
+    pub held: usize,
+    /// Users with at least one listed connection.
+    pub users: usize,
+    /// Groups with at least one listed member.
+    pub groups: usize,
+    /// Totals since the registry was made.
+    pub totals: Totals,
+}
