@@ -95,7 +95,7 @@ impl Inner {
         if link.closing_at.is_some_and(|at| at < epoch) {
             return Delivery::Closing;
         }
-        if !link.ready_at.is_some_and(|at| at < epoch) {
+        if link.ready_at.is_none_or(|at| at >= epoch) {
             return Delivery::NotReady;
         }
         let (open, room) = (self.check_send().is_ok(), self.room());
