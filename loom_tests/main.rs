@@ -4,7 +4,7 @@
 //! Run (the suite does this): `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3
 //! CARGO_TARGET_DIR=target-loom cargo test --release --test loom`.
 //!
-//! One model per race, each named for the guarantee it checks (G1–G6). Built with
+//! One model per race, each named for the guarantee it checks (G1–G8). Built with
 //! `--cfg loom`, ws-lifecycle's locks and atomics are loom's (`src/sync.rs`), so loom
 //! explores them; `downstream.rs` shows the same from a user's side.
 #![cfg(loom)]
@@ -12,6 +12,7 @@
 mod close;
 mod downstream;
 mod ready;
+mod registry;
 mod send;
 
 use std::collections::BTreeSet;

@@ -26,11 +26,15 @@ breaks = {
  'model5_deadline_survives_ready': ('src/machine.rs', '        self.readiness_deadline = None;\n    }', '    }', 'ready::g5_auth_success_races_readiness_deadline', None),
  'model6_no_wake_on_transition': ('src/shared.rs', '        wakeups.many.extend(self.waiters.drain(..).map(|w| w.waker));\n', '', 'ready::g6_wait', None),
  'model7_emit_skips_buffer': ('src/shared.rs', '            _ => {\n                self.pending.push_back(message);\n                Ok(())', '            _ => {\n                self.outbox.push_back(message);\n                Ok(())', 'close::g1_accept_races_close', 'may_write'),
+ 'model13_broadcast_skips_send_gate': ('src/registry/link.rs', 'match self.send(message.clone(), wakeups) {', 'match { self.force(message.clone()); Ok::<(), crate::SendError>(()) } {', 'registry::g7_broadcast_races_close_of_target', None),
+ 'model14_register_reads_state_outside_lock': ('src/registry/mod.rs', '            let mut index = core.lock();\n            if index.entries.contains_key(&id) {\n                return Err(RegistryError::DuplicateId);\n            }\n            let state = core.state();', '            let state = core.state();\n            let mut index = core.lock();\n            if index.entries.contains_key(&id) {\n                return Err(RegistryError::DuplicateId);\n            }', 'registry::g8_register_races_shutdown', None),
+ 'model15_identify_indexes_outside_lock': ('src/registry/mod.rs', '                index.set_user(id, Name::from(user));', '                drop(index);\n                self.core.lock().users.entry(Name::from(user)).or_default().push(id);', 'registry::g7_identify_races_close', None),
  'model8_no_wake_on_pop': ('src/shared.rs', '                    self.wake_waiters(WaitFor::Room, wakeups);\n                }\n                return Some', '                }\n                return Some', 'send::g6_full_outbox_drain_and_async_send', None),
 }
 extra = {
  'model5_deadline_survives_ready': ('src/machine.rs', 'Input::ReadinessDeadline => Self::handled(d), // stale: readiness won (G5)', 'Input::ReadinessDeadline => self.start_close(d, CloseCause::ReadinessDeadline, CloseFrame::internal(CloseCode::POLICY_VIOLATION, "late")),'),
  'model4_emit_decides_outside_lock': ('src/shared.rs', '    /// The next frame for the driver', '    pub(crate) fn push_pending(&mut self, m: Message) -> Result<(), SendError> { self.pending.push_back(m); Ok(()) }\n\n    /// The next frame for the driver'),
+ 'model13_broadcast_skips_send_gate': ('src/shared.rs', '    /// The next frame for the driver', '    pub(crate) fn force(&mut self, m: Message) { self.outbox.push_back(m) }\n\n    /// The next frame for the driver'),
  'model7_emit_skips_buffer': ('src/lifecycle.rs', '            MachineState::Ready => true,', '            MachineState::Ready | MachineState::Accepted => true,'),
  
 }
@@ -50,7 +54,7 @@ def run(name):
     if name in extra:
         patch(*extra[name])
     r = subprocess.run(f'RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target-loom cargo test --release --test loom {test} 2>&1', shell=True, cwd=root, capture_output=True, text=True)
-    lines = [l for l in r.stdout.splitlines() if 'panicked at loom_tests' in l or 'G1' in l or 'G2' in l or 'G3' in l or 'G4' in l or 'G5' in l or 'G6' in l or 'deadlock' in l or 'test result' in l]
+    lines = [l for l in r.stdout.splitlines() if 'panicked at loom_tests' in l or 'G1' in l or 'G2' in l or 'G3' in l or 'G4' in l or 'G5' in l or 'G6' in l or 'G7' in l or 'G8' in l or 'deadlock' in l or 'test result' in l]
     print(name, '->', '\n  '.join(lines[:6]))
     return r.returncode != 0
   finally:

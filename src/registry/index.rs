@@ -6,7 +6,7 @@
 //! `Closed`, **G7**), never the other way round: code holding this lock only copies
 //! what it needs and lets go before it touches a connection.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap as StdHashMap, HashSet as StdHashSet};
 use std::sync::Arc as Name;
 use std::task::Waker;
 
@@ -15,6 +15,16 @@ use crate::sync::Arc;
 use crate::{CloseCause, ConnectionId};
 
 use super::report::Totals;
+
+/// Under loom the hasher is fixed, so that iteration order — and with it the order
+/// in which a broadcast visits connections — is the same in every execution loom
+/// replays; otherwise it is std's randomly keyed one (names may come from clients).
+#[cfg(loom)]
+type Hasher = std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
+#[cfg(not(loom))]
+type Hasher = std::collections::hash_map::RandomState;
+type HashMap<K, V> = StdHashMap<K, V, Hasher>;
+type HashSet<K> = StdHashSet<K, Hasher>;
 
 /// One listed connection.
 pub(crate) struct Entry {
