@@ -143,3 +143,51 @@ fn g7_identify_races_close() {
         drop(registration);
     });
 }
+
+/// Model 16 (G7): the broadcast's linearization point. Connection A is `Ready`, B is
+/// authenticating. Once the broadcast has reached A — so its linearization point has
+/// passed — B is made ready: B must not get the message, even when the broadcast
+/// visits B after B became `Ready`.
+#[test]
+fn g7_broadcast_reaches_exactly_the_ready_at_its_linearization_point() {
+    loom::model(|| {
+        let now = Instant::now();
+        let registry = open_registry();
+        let a = Connection::new(ConnectionId::new(1), Config::default())
+            .accept(now)
+            .unwrap();
+        let b = Connection::new(ConnectionId::new(2), Config::default())
+            .accept(now)
+            .unwrap();
+        let (ta, tb) = (a.transport(), b.transport());
+        let ra = registry.register(&a, now).unwrap();
+        let rb = registry.register(&b, now).unwrap();
+        let a = a.authenticate(None, now).unwrap().ready(now).unwrap();
+        let b = b.authenticate(None, now).unwrap();
+
+        let broadcaster = registry.clone();
+        let t = thread::spawn(move || broadcaster.broadcast(msg(1)));
+        // Wait until the broadcast has reached A: its linearization point is past.
+        let first = loop {
+            if let Some(frame) = ta.next_frame(now) {
+                break frame;
+            }
+            thread::yield_now();
+        };
+        assert!(matches!(first, Frame::Message(_)), "{first:?}");
+        let b = b.ready(now).unwrap();
+        let report = t.join().unwrap();
+
+        let got = delivered(&drain(&tb, now));
+        assert!(
+            got.is_empty(),
+            "G7: B became Ready after the linearization point, yet got {got:?}"
+        );
+        assert_eq!(
+            (report.delivered, report.not_ready),
+            (1, 1),
+            "G7: {report:?}"
+        );
+        drop((a, b, ra, rb));
+    });
+}
