@@ -10,7 +10,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use ws_lifecycle::{
     CloseCause, CloseClass, CloseCode, CloseEnd, CloseFrame, Config, Connection, ConnectionId,
-    InputKind, MachineState, Phase, RejectReason, TransportLoss, transition_table,
+    InputKind, MachineState, Message, Phase, Registry, RegistryConfig, RegistryError,
+    RegistryState, RejectReason, TransportLoss, transition_table,
 };
 
 fn json<T: Serialize>(values: &[T]) -> String {
@@ -99,10 +100,18 @@ fn identifier_wire_forms_g9() {
     ];
     round_trips(&reasons);
     assert_snapshot!("reject_reason", json(&reasons));
-    round_trips(&[TransportLoss::Eof, TransportLoss::Error]);
+    round_trips(&[
+        TransportLoss::Eof,
+        TransportLoss::Error,
+        TransportLoss::Dropped,
+    ]);
     assert_snapshot!(
         "transport_loss",
-        json(&[TransportLoss::Eof, TransportLoss::Error])
+        json(&[
+            TransportLoss::Eof,
+            TransportLoss::Error,
+            TransportLoss::Dropped
+        ])
     );
 }
 
@@ -176,6 +185,9 @@ fn close_cause_and_end_wire_forms_g9() {
         CloseCause::TransportLost(TransportLoss::Eof),
         CloseCause::TransportLost(TransportLoss::Error),
         CloseCause::Refused,
+        CloseCause::NotAdmitted,
+        CloseCause::Shutdown,
+        CloseCause::TransportLost(TransportLoss::Dropped),
     ];
     round_trips(&causes);
     assert_snapshot!("close_cause", json(&causes));
@@ -187,4 +199,73 @@ fn close_cause_and_end_wire_forms_g9() {
     ];
     round_trips(&ends);
     assert_snapshot!("close_end", json(&ends));
+}
+
+/// G9: the registry's errors, states, reports and snapshot.
+#[test]
+fn registry_wire_forms_g9() {
+    let errors = [
+        RegistryError::NotOpen,
+        RegistryError::HoldFull,
+        RegistryError::AtCapacity,
+        RegistryError::UserLimit,
+        RegistryError::ShuttingDown,
+        RegistryError::Closed,
+        RegistryError::AlreadyRegistered,
+        RegistryError::DuplicateId,
+        RegistryError::NotRegistered,
+    ];
+    round_trips(&errors);
+    for e in errors {
+        assert_eq!(
+            serde_json::to_value(e).unwrap(),
+            e.name(),
+            "name() is the serde form"
+        );
+    }
+    assert_snapshot!("registry_error", json(&errors));
+    let states = [
+        RegistryState::Starting,
+        RegistryState::Open,
+        RegistryState::Draining,
+    ];
+    round_trips(&states);
+    assert_snapshot!("registry_state", json(&states));
+
+    // A snapshot with every field non-trivial.
+    let now = Instant::now();
+    let registry = Registry::new(RegistryConfig::default());
+    registry.open();
+    let ready = Connection::new(ConnectionId::new(1), Config::default())
+        .accept(now)
+        .unwrap();
+    let r1 = registry.register(&ready, now).unwrap();
+    let ready = ready.authenticate(None, now).unwrap();
+    registry.identify(&ready, "ada").unwrap();
+    let ready = ready.ready(now).unwrap();
+    registry.join(ready.id(), "room").unwrap();
+    let waiting = Connection::new(ConnectionId::new(2), Config::default())
+        .accept(now)
+        .unwrap();
+    let r2 = registry.register(&waiting, now).unwrap();
+    let gone = Connection::new(ConnectionId::new(3), Config::default())
+        .accept(now)
+        .unwrap();
+    let r3 = registry.register(&gone, now).unwrap();
+    gone.transport()
+        .handle_transport_lost(TransportLoss::Eof, now)
+        .unwrap();
+    let report = registry.broadcast(Message::text("hi"));
+    let snapshot = registry.snapshot();
+    let back: ws_lifecycle::RegistrySnapshot =
+        serde_json::from_str(&serde_json::to_string(&snapshot).unwrap()).unwrap();
+    assert_eq!(back, snapshot);
+    assert_snapshot!("broadcast_report", serde_json::to_string(&report).unwrap());
+    assert_snapshot!(
+        "registry_snapshot",
+        serde_json::to_string_pretty(&snapshot).unwrap()
+    );
+    let drain = registry.finish_drain(now);
+    assert_snapshot!("drain_report", serde_json::to_string(&drain).unwrap());
+    drop((r1, r2, r3, ready, waiting, gone));
 }
