@@ -238,3 +238,47 @@ fn dropping_a_connection_with_unsent_messages_is_reported() {
     assert_eq!(field(last, "queued"), Some("1"));
     assert_eq!(field(last, "pending"), Some("0"));
 }
+
+/// The registry: admissions at debug, refusals at info with the reason, both in the
+/// connection's span (G8).
+#[test]
+fn registry_admissions_and_refusals_are_traced() {
+    use ws_lifecycle::{Connection, Registry, RegistryConfig, StartupPolicy};
+    let now = Instant::now();
+    let recorder = capture(|| {
+        let mut config = RegistryConfig::default();
+        config.startup = StartupPolicy::Refuse;
+        let registry = Registry::new(config);
+        let early = Connection::new(ConnectionId::new(5), Config::default())
+            .accept(now)
+            .unwrap();
+        let _ = registry.register(&early, now);
+        registry.open();
+        let late = Connection::new(ConnectionId::new(6), Config::default())
+            .accept(now)
+            .unwrap();
+        let registration = registry.register(&late, now).unwrap();
+        drop((registration, early, late));
+    });
+    let events = recorder.events.lock().unwrap();
+    let message = |e: &Captured| field(e, "message").unwrap_or_default().to_owned();
+    let refused = events
+        .iter()
+        .find(|e| message(e).contains("refused"))
+        .expect("a refusal event");
+    assert_eq!(refused.level, Level::INFO);
+    assert_eq!(field(refused, "reason"), Some("not_open"));
+    assert_eq!(refused.span_id.as_deref(), Some("5"));
+    let admitted = events
+        .iter()
+        .find(|e| message(e).contains("admitted"))
+        .expect("an admission event");
+    assert_eq!(admitted.level, Level::DEBUG);
+    assert_eq!(admitted.span_id.as_deref(), Some("6"));
+    assert!(
+        events
+            .iter()
+            .any(|e| message(e).contains("registry open") && e.level == Level::INFO),
+        "opening is traced"
+    );
+}
