@@ -58,7 +58,12 @@
 //!   by the time each input carries.
 //! - **G6 no lost wakeups**: every task waiting for readiness, closure, room or a
 //!   frame is woken by the change it waits for.
-//! - **G7**, **G8** (registry, startup gating) belong to the registry layer.
+//! - **G7 registry consistency**: a [`Registry`] lists a connection until it is
+//!   `Closed`; a broadcast reaches exactly the connections `Ready` at its
+//!   linearization point; dropping a [`Registration`] unlists its connection.
+//! - **G8 startup gating**: before [`Registry::open`], connections are held (bounded)
+//!   or refused with 1013, never routed; [`Registry::drain`] closes everyone with
+//!   1001 within a bound.
 //! - **G9 wire stability**: serialized forms are snapshot-tested.
 //!
 //! ## Map of the crate
@@ -68,7 +73,8 @@
 //! | core, sans-IO | [`Lifecycle`], [`Input`], [`Phase`], [`MachineState`], [`transition_table`], [`CloseCode`], [`CloseFrame`], [`CloseRecord`], [`Config`] |
 //! | type-state handles | [`Connection`], the markers [`Connecting`], [`Accepted`], [`Authenticated`], [`Ready`], [`Closing`], and [`AnyConnection`] |
 //! | shared-state handles | [`Sender`] (from `Ready`), [`Emitter`] (before `Ready`), [`Receiver`] (from `Ready`), [`Observer`], [`Transport`] (the driver's), [`OverflowPolicy`] |
-//! | errors | [`Rejected`], [`Gone`], [`SendError`], [`SendRefused`], [`InboundError`], [`InvalidCloseFrame`], [`UnknownPhase`] |
+//! | registry | [`Registry`], [`Registration`], [`RegistryConfig`], [`StartupPolicy`], [`RegistryState`], [`BroadcastReport`], [`DrainReport`], [`RegistrySnapshot`], [`PhaseCounts`], [`Totals`] |
+//! | errors | [`Rejected`], [`Gone`], [`SendError`], [`SendRefused`], [`InboundError`], [`RegistryError`], [`InvalidCloseFrame`], [`UnknownPhase`] |
 //!
 //! ## Many tasks, one connection
 //!
@@ -98,6 +104,14 @@
 //! assert!(matches!(transport.next_frame(now), Some(Frame::Close(_))));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! ## Many connections, one registry
+//!
+//! A [`Registry`] is where a server finds its live connections: by id, by user (all
+//! their devices), by group. It lists a connection from [`Registry::register`] (at
+//! accept) until `Closed`, broadcasts only to connections that are `Ready`, holds or
+//! refuses connections that arrive before [`Registry::open`], and drains everything
+//! with 1001 at shutdown. See [`Registry`] and `docs/registry.md`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -44,7 +44,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Barrier, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -339,10 +339,8 @@ impl Churner<'_> {
             }
             // Move to another user.
             3 => match &live.conn {
-                AnyConnection::Authenticated(conn) => {
-                    let conn = conn as *const _; // (reborrow helper, see below)
-                    let _ = conn;
-                }
+                AnyConnection::Authenticated(conn) => self.identify_random(conn, &mut live.user),
+                AnyConnection::Ready(conn) => self.identify_random(conn, &mut live.user),
                 _ => {}
             },
             // The driver writes what is queued.
@@ -563,49 +561,186 @@ fn churn_100k_connections_leaves_nothing_behind_g7() {
     };
     world.registry.open();
 
-    let ends = thread::scope(|scope| {
-        let handles: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let churner = Churner {
+    let world = Arc::new(world);
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let world = world.clone();
+            let rng = Rng(seed ^ (t + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            thread::spawn(move || {
+                Churner {
                     world: &world,
                     thread: t,
-                    rng: Rng(seed ^ (t + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                    rng,
                     now: Instant::now(),
                     window: Vec::with_capacity(WINDOW + 1),
                     ends: Ends::default(),
-                };
-                scope.spawn(move || churner.run())
+                }
+                .run()
             })
-            .collect();
-        // A join with a deadline: a hang (lost wakeup, lock cycle) fails the test; a
-        // panicking thread fails it at once (the others may wait at the barrier).
-        let deadline = Instant::now() + HANG;
-        loop {
-            if let Some(h) = handles.iter().position(|h| h.is_finished()) {
-                let finished = &handles[h];
-                let _ = finished;
-                let all = handles.iter().all(|h| h.is_finished());
-                if all {
-                    break;
-                }
-                // One thread is done: a panic ends the test now, else keep waiting.
-                if handles.iter().filter(|h| h.is_finished()).count() > 0 {
-                    // (fall through to the panic check below)
-                }
-            }
-            if Instant::now() >= deadline {
-                panic!("G7: the churn threads did not finish within {HANG:?} (a hang?)");
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect::<Vec<Ends>>()
-    });
+        })
+        .collect();
+    let ends = join_all(handles);
     let elapsed = world.start.elapsed();
     let checkpoints = world.checkpoints.lock().unwrap().clone();
-    let _ = ends;
-    let _ = elapsed;
-    let _ = checkpoints;
+
+    // ── the figures ──
+    let allocs_at_end = ALLOCS.load(Ordering::SeqCst);
+    println!(
+        "registry_churn: {CYCLES} cycles on {THREADS} threads in {elapsed:.2?} \
+         ({:.1} µs per cycle, wall clock)",
+        elapsed.as_secs_f64() * 1e6 / CYCLES as f64
+    );
+    let total: Ends = ends.iter().fold(Ends::default(), |a, e| Ends {
+        local: a.local + e.local,
+        peer: a.peer + e.peer,
+        lost: a.lost + e.lost,
+        dropped: a.dropped + e.dropped,
+        deadline: a.deadline + e.deadline,
+    });
+    println!(
+        "registry_churn: ended by local close {}, peer close {}, lost transport {}, \
+         dropped registration {}, readiness deadline {}",
+        total.local, total.peer, total.lost, total.dropped, total.deadline
+    );
+    println!(
+        "registry_churn: checkpoint  cycles   live bytes  Δ vs 20k   allocs/cycle  reallocs/cycle  \
+         time     open users groups registered closed"
+    );
+    let mut previous: Option<Checkpoint> = None;
+    for c in &checkpoints {
+        let (allocs, reallocs, cycles) = match previous {
+            Some(p) => (c.allocs - p.allocs, c.reallocs - p.reallocs, c.cycles - p.cycles),
+            None => (c.allocs, c.reallocs, c.cycles),
+        };
+        let delta = checkpoints
+            .get(BASELINE_CHECKPOINT)
+            .map_or(0, |b| c.live_bytes as i64 - b.live_bytes as i64);
+        println!(
+            "registry_churn: {:>10} {:>7} {:>12} {:>+9} {:>14.1} {:>15.2} {:>7.2?} {:>5} {:>5} {:>6} {:>10} {:>6}",
+            c.cycles / CHECKPOINT_EVERY,
+            c.cycles,
+            c.live_bytes,
+            delta,
+            allocs as f64 / cycles as f64,
+            reallocs as f64 / cycles as f64,
+            c.elapsed,
+            c.open,
+            c.users,
+            c.groups,
+            c.registered,
+            c.closed,
+        );
+        previous = Some(*c);
+    }
+    let _ = allocs_at_end;
+
+    // ── G7: the listing and the indexes ──
+    assert_eq!(
+        checkpoints.len() as u64,
+        CYCLES / CHECKPOINT_EVERY,
+        "every checkpoint was measured"
+    );
+    for c in &checkpoints {
+        assert_eq!(c.state, RegistryState::Open);
+        assert_eq!(
+            (c.open, c.by_phase_total, c.held, c.users, c.groups),
+            (0, 0, 0, 0, 0),
+            "G7: at checkpoint {} (every window ended) nothing is listed or indexed: \
+             (open, by_phase, held, users, groups)",
+            c.cycles
+        );
+        assert_eq!(
+            (c.registered, c.closed),
+            (c.cycles, c.cycles),
+            "G7: at checkpoint {} every registered connection closed and left the listing",
+            c.cycles
+        );
+    }
+    let registry = &world.registry;
+    assert!(registry.is_empty(), "G7: the registry is empty at the end");
+    let snapshot = registry.snapshot();
+    let p = snapshot.by_phase;
+    assert_eq!(snapshot.open, 0, "G7: nothing listed at the end");
+    assert_eq!(
+        (p.connecting, p.accepted, p.authenticated, p.ready, p.closing),
+        (0, 0, 0, 0, 0),
+        "G7: every by_phase count is 0 at the end"
+    );
+    assert_eq!(snapshot.users, 0, "G7: no user indexed at the end");
+    assert_eq!(snapshot.groups, 0, "G7: no group indexed at the end");
+    assert_eq!(snapshot.held, 0, "G7: nothing held at the end");
+    assert_eq!(
+        (snapshot.totals.registered, snapshot.totals.closed),
+        (CYCLES, CYCLES),
+        "G7: totals.registered == totals.closed == {CYCLES}"
+    );
+    assert!(
+        snapshot.totals.refused.is_empty(),
+        "nothing was refused: {:?}",
+        snapshot.totals.refused
+    );
+    println!(
+        "registry_churn: closed_by_cause {:?}",
+        snapshot.totals.closed_by_cause
+    );
+    assert!(registry.ids().is_empty(), "G7: ids() is empty at the end");
+    for user in &world.users {
+        assert!(
+            registry.connections_of(user).is_empty(),
+            "G7: connections_of({user}) is empty at the end"
+        );
+    }
+    for group in &world.groups {
+        assert!(
+            registry.members(group).is_empty(),
+            "G7: members({group}) is empty at the end"
+        );
+    }
+
+    // ── G7: memory does not grow with the number of cycles ──
+    let baseline = checkpoints[BASELINE_CHECKPOINT];
+    let last = checkpoints[checkpoints.len() - 1];
+    println!(
+        "registry_churn: live bytes after {} cycles: {}; after {} cycles: {} (Δ {:+}, slack {SLACK})",
+        baseline.cycles,
+        baseline.live_bytes,
+        last.cycles,
+        last.live_bytes,
+        last.live_bytes as i64 - baseline.live_bytes as i64
+    );
+    assert!(
+        last.live_bytes <= baseline.live_bytes + SLACK,
+        "G7: memory grows with the number of cycles: {} live bytes after {} cycles, \
+         {} after {} (slack {SLACK})",
+        last.live_bytes,
+        last.cycles,
+        baseline.live_bytes,
+        baseline.cycles
+    );
+}
+
+/// Joins `handles` with a deadline: a thread's panic fails the test at once (the
+/// others may be waiting for it at the barrier), and threads still running after
+/// `HANG` fail it too, instead of hanging the test run.
+fn join_all<T>(handles: Vec<thread::JoinHandle<T>>) -> Vec<T> {
+    let deadline = Instant::now() + HANG;
+    let mut pending: Vec<Option<thread::JoinHandle<T>>> = handles.into_iter().map(Some).collect();
+    let mut results: Vec<Option<T>> = pending.iter().map(|_| None).collect();
+    while pending.iter().any(Option::is_some) {
+        for (slot, result) in pending.iter_mut().zip(&mut results) {
+            if slot.as_ref().is_some_and(|h| h.is_finished()) {
+                let handle = slot.take().expect("checked");
+                match handle.join() {
+                    Ok(value) => *result = Some(value),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "G7: the churn threads did not finish within {HANG:?} (a hang?)"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    results.into_iter().map(|r| r.expect("joined")).collect()
 }
