@@ -108,14 +108,22 @@ pub struct Totals {
 impl Totals {
     pub(crate) fn closed(&mut self, cause: Option<CloseCause>) {
         self.closed += 1;
-        *self
-            .closed_by_cause
-            .entry(cause_name(cause).to_owned())
-            .or_default() += 1;
+        bump(&mut self.closed_by_cause, cause_name(cause));
     }
 
     pub(crate) fn refused(&mut self, name: &'static str) {
-        *self.refused.entry(name.to_owned()).or_default() += 1;
+        bump(&mut self.refused, name);
+    }
+}
+
+/// Counts one more `name`, allocating its key only the first time (this runs under
+/// the registry's lock, on every close).
+fn bump(counts: &mut BTreeMap<String, u64>, name: &str) {
+    match counts.get_mut(name) {
+        Some(count) => *count += 1,
+        None => {
+            counts.insert(name.to_owned(), 1);
+        }
     }
 }
 
