@@ -1,7 +1,9 @@
 //! A walk through the lifecycle with virtual time: four connections, each taking a
 //! different road to `Closed`, printing every frame a transport would write — then a
 //! fifth driven by real threads: a driver thread waiting on `Transport::poll_transmit`,
-//! an emitter before ready, and senders on other threads.
+//! an emitter before ready, and senders on other threads — and last a registry: a
+//! connection held until the server opens, a broadcast that reaches only the `Ready`,
+//! and a drain.
 //!
 //! `cargo run --example lifecycle`
 //!
@@ -15,8 +17,8 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use ws_lifecycle::{
-    CloseCode, CloseFrame, Config, Connection, ConnectionId, Frame, Live, Message, TransportLoss,
-    TypeState,
+    CloseCode, CloseFrame, Config, Connection, ConnectionId, Frame, Live, Message, Registry,
+    RegistryConfig, TransportLoss, TypeState,
 };
 
 /// Writes everything the connection has to send, as a driver would.
@@ -160,5 +162,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!("    closed: {}", closing.is_closed());
+
+    println!("6. a registry: held until open, ready-only broadcast, drain");
+    let registry = Registry::new(RegistryConfig::default());
+    let early = Connection::new(ConnectionId::new(6), Config::default()).accept(t0)?;
+    let early_registration = registry.register(&early, t0)?;
+    println!(
+        "    registered before open, held: {}",
+        early_registration.is_held()
+    );
+    let early = early.authenticate(None, t0)?;
+    registry.identify(&early, "ada")?;
+    registry.open(); // the application's handlers are in place (G8)
+    let mut early = early.ready(t0)?;
+    let late = Connection::new(ConnectionId::new(7), Config::default()).accept(t0)?;
+    let late_registration = registry.register(&late, t0)?;
+    let report = registry.broadcast(Message::text("to everyone ready"));
+    println!(
+        "    broadcast: delivered {}, not ready {} (G7)",
+        report.delivered, report.not_ready
+    );
+    println!(
+        "    stats: {}",
+        serde_json::to_string(&registry.snapshot())?
+    );
+    registry.shutdown(t0);
+    flush(&mut early, t0);
+    early.handle_peer_close(None, t0)?;
+    let drained = registry.finish_drain(t0 + Duration::from_secs(1));
+    println!(
+        "    drained: {} closed in time, {} dropped; listed now: {}",
+        drained.closed,
+        drained.dropped,
+        registry.len()
+    );
+    drop((early_registration, late_registration, late));
     Ok(())
 }
