@@ -225,9 +225,18 @@ impl Shared {
         });
     }
 
-    /// See `Lifecycle::handle_timeout`.
+    /// See `Lifecycle::handle_timeout`; also reports a close the time input applied
+    /// on the way (a hold deadline, a deferred slow-consumer close).
     pub(crate) fn handle_timeout(&self, now: Instant) -> Option<Step> {
-        self.with(|inner, wakeups| inner.at(now, wakeups).lifecycle.handle_timeout(now))
+        self.with(|inner, wakeups| {
+            let from = inner.lifecycle.state();
+            let fired = inner.at(now, wakeups).lifecycle.handle_timeout(now);
+            let to = inner.lifecycle.state();
+            match fired {
+                Some(step) => Some(Step { from, ..step }),
+                None => (to != from).then_some(Step { from, to }),
+            }
+        })
     }
 }
 

@@ -576,3 +576,37 @@ fn snapshot_counts_by_phase_and_serializes() {
     assert_eq!(json["state"], "open");
     assert_eq!(json["totals"]["registered"], 2);
 }
+
+#[test]
+fn g8_a_closing_held_connection_reports_its_close_deadline_not_the_past_hold() {
+    let registry = Registry::new(hold(4, 30));
+    let (conn, transport) = accepted(1);
+    let _registration = registry.register(&conn, at(0)).unwrap();
+    let conn = conn.authenticate(None, at(1)).unwrap();
+    let gone = conn.ready(at(2)).unwrap_err(); // closed with 1013 while held
+    let close_deadline = at(2) + Config::default().close_timeout;
+    assert_eq!(
+        transport.poll_timeout(),
+        Some(close_deadline),
+        "G8: a driver sleeping until poll_timeout must not spin on a past hold deadline"
+    );
+    drop(gone);
+}
+
+#[test]
+fn g8_a_late_driver_sees_the_hold_deadline_before_a_later_readiness_deadline() {
+    let registry = Registry::new(hold(4, 1_000));
+    let (conn, transport) = accepted(1); // readiness deadline at 10 s
+    let _registration = registry.register(&conn, at(0)).unwrap();
+    let step = transport
+        .handle_timeout(at(20_000))
+        .expect("the call closed the connection, and says so");
+    assert_ne!(step.from, step.to);
+    let record = transport.close_record().unwrap();
+    assert_eq!(
+        (record.cause, close_code(&transport)),
+        (CloseCause::NotAdmitted, Some(1013)),
+        "G5/G8: the deadline that passed first wins"
+    );
+    drop(conn);
+}

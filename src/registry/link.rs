@@ -106,10 +106,14 @@ impl Inner {
         }
     }
 
-    /// The startup gate's deadline, while it applies.
+    /// The startup gate's deadline, while it can still close the connection: held,
+    /// the registry starting, and the connection not closing already (a closing
+    /// connection's driver must sleep until its close deadline, not spin on a hold
+    /// deadline that can no longer fire).
     pub(crate) fn hold_deadline(&self) -> Option<Instant> {
         let link = self.link.as_ref()?;
-        if link.is_held() {
+        let open = !self.lifecycle.phase().is_closing_or_closed();
+        if open && link.is_held() {
             link.held_until
         } else {
             None
@@ -123,15 +127,18 @@ impl Inner {
         let Some(until) = self.hold_deadline() else {
             return;
         };
-        if ready || until <= now {
-            let reason = if ready {
-                "made ready before the server opened"
-            } else {
-                "server still starting"
-            };
-            let frame = CloseFrame::internal(CloseCode::TRY_AGAIN_LATER, reason);
-            self.lifecycle.close_as(frame, CloseCause::NotAdmitted, now);
-        }
+        // The hold's close happens at the hold deadline itself, so a late driver sees
+        // the deadlines in the order they passed: one due earlier (readiness, say)
+        // still wins, one due later fires after the hold's close (G5, G8).
+        let (reason, at) = if until <= now {
+            ("server still starting", until)
+        } else if ready {
+            ("made ready before the server opened", now)
+        } else {
+            return;
+        };
+        let frame = CloseFrame::internal(CloseCode::TRY_AGAIN_LATER, reason);
+        self.lifecycle.close_as(frame, CloseCause::NotAdmitted, at);
     }
 
     /// The registry opened: release the hold and wake whoever waits for admission.
