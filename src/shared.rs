@@ -225,16 +225,19 @@ impl Shared {
         });
     }
 
-    /// See `Lifecycle::handle_timeout`; also reports a close the time input applied
-    /// on the way (a hold deadline, a deferred slow-consumer close).
+    /// See `Lifecycle::handle_timeout`; the startup gate's hold deadline (**G8**)
+    /// counts as one of the connection's deadlines.
     pub(crate) fn handle_timeout(&self, now: Instant) -> Option<Step> {
         self.with(|inner, wakeups| {
             let from = inner.lifecycle.state();
+            let hold_fires = inner.deferred_close.is_none()
+                && inner.hold_deadline().is_some_and(|until| until <= now);
             let fired = inner.at(now, wakeups).lifecycle.handle_timeout(now);
             let to = inner.lifecycle.state();
             match fired {
-                Some(step) => Some(Step { from, ..step }),
-                None => (to != from).then_some(Step { from, to }),
+                Some(step) if hold_fires => Some(Step { from, ..step }),
+                None if hold_fires => Some(Step { from, to }),
+                fired => fired,
             }
         })
     }
