@@ -2,7 +2,7 @@
 //! within a preemption bound, for each race the shared state must win.
 //!
 //! Run (the suite does this): `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3
-//! CARGO_TARGET_DIR=target-loom cargo test --release --test loom`.
+//! CARGO_TARGET_DIR=target-loom cargo test --release --no-default-features --test loom`.
 //!
 //! One model per race, each named for the guarantee it checks (G1–G8). Built with
 //! `--cfg loom`, ws-lifecycle's locks and atomics are loom's (`src/sync.rs`), so loom

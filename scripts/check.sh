@@ -21,10 +21,14 @@ step() {
 
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --all-targets --all-features -- -D warnings
+# The core without the driver: builds, and pulls in no tokio (the loom build, which
+# tokio does not support, relies on it).
+step core-without-tokio bash -c 'cargo build --no-default-features &&
+    ! cargo tree -e normal --no-default-features | grep -q tokio'
 step clippy-loom env RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target-loom \
-    cargo clippy --release --test loom -- -D warnings
+    cargo clippy --release --no-default-features --test loom -- -D warnings
 step test cargo test --all-features
 step loom env RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" \
-    CARGO_TARGET_DIR=target-loom cargo test --release --test loom
+    CARGO_TARGET_DIR=target-loom cargo test --release --no-default-features --test loom
 step doc env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 echo "==> all checks passed"

@@ -54,7 +54,7 @@ def run(name):
     patch(path, old, new)
     if name in extra:
         patch(*extra[name])
-    r = subprocess.run(f'RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target-loom cargo test --release --test loom {test} 2>&1', shell=True, cwd=root, capture_output=True, text=True)
+    r = subprocess.run(f'RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target-loom cargo test --release --no-default-features --test loom {test} 2>&1', shell=True, cwd=root, capture_output=True, text=True)
     lines = [l for l in r.stdout.splitlines() if 'panicked at loom_tests' in l or 'G1' in l or 'G2' in l or 'G3' in l or 'G4' in l or 'G5' in l or 'G6' in l or 'G7' in l or 'G8' in l or 'deadlock' in l or 'test result' in l]
     print(name, '->', '\n  '.join(lines[:6]))
     return r.returncode != 0

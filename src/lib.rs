@@ -146,6 +146,16 @@ mod wait;
 // The registry: listing, routing, startup gate, drain.
 mod registry;
 
+// The async driver and the adapters (feature-gated; the core above needs no runtime).
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
+#[cfg(feature = "tokio")]
+mod driver;
+#[cfg(feature = "tungstenite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tungstenite")))]
+pub mod tungstenite;
+
 // Errors.
 mod error;
 
@@ -153,6 +163,12 @@ pub use any::AnyConnection;
 pub use close::{CloseClass, CloseCode, CloseFrame, InvalidCloseFrame};
 pub use config::{Config, OverflowPolicy};
 pub use connection::{Authorized, Connection, Live, PreReady};
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use driver::{
+    AuthRequest, Authenticator, DriverConfig, Handler, Identity, Service, Session, UpgradeRequest,
+    WireFrame,
+};
 pub use emitter::Emitter;
 pub use error::{
     Gone, InboundError, RegistryError, RejectReason, Rejected, SendError, SendErrorKind,

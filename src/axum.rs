@@ -1,0 +1,122 @@
+//! The axum adapter (feature `axum`): run a ws-lifecycle connection from axum's
+//! `WebSocketUpgrade` in one call.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::extract::{State, WebSocketUpgrade};
+//! use axum::http::{HeaderMap, Uri};
+//! use axum::response::Response;
+//! use ws_lifecycle::{Authenticator, Handler, Service, UpgradeRequest};
+//!
+//! async fn ws<A: Authenticator, H: Handler>(
+//!     State(service): State<Arc<Service<A, H>>>,
+//!     upgrade: WebSocketUpgrade,
+//!     uri: Uri,
+//!     headers: HeaderMap,
+//! ) -> Response {
+//!     ws_lifecycle::axum::serve(upgrade, UpgradeRequest { uri, headers }, service)
+//! }
+//! ```
+//!
+//! axum (through tungstenite) answers pings and echoes the peer's Close by itself;
+//! the driver's own Close reply is then absorbed by the library, so the peer still
+//! gets exactly one. Set [`DriverConfig::answer_pings`](crate::DriverConfig::answer_pings)
+//! to `false` to avoid a second Pong.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::{Sink, Stream};
+
+use crate::{
+    Authenticator, CloseCode, CloseFrame, Handler, Message, Service, UpgradeRequest, WireFrame,
+};
+
+/// Completes the upgrade and runs the connection on `service` in the task axum
+/// spawns for it. Returns the `101 Switching Protocols` response.
+pub fn serve<A: Authenticator, H: Handler>(
+    upgrade: WebSocketUpgrade,
+    request: UpgradeRequest,
+    service: Arc<Service<A, H>>,
+) -> Response {
+    upgrade.on_upgrade(move |socket| async move {
+        service.run(AxumSocket::new(socket), request).await;
+    })
+}
+
+/// axum's `WebSocket` as the driver's `Stream + Sink` of [`WireFrame`]s.
+#[derive(Debug)]
+pub struct AxumSocket {
+    inner: WebSocket,
+}
+
+impl AxumSocket {
+    /// Wraps an upgraded socket.
+    pub fn new(inner: WebSocket) -> AxumSocket {
+        AxumSocket { inner }
+    }
+}
+
+/// axum's message as a [`WireFrame`]. A Close whose code may not appear on the wire
+/// reads as a Close without a status.
+pub fn from_axum(message: ws::Message) -> WireFrame {
+    match message {
+        ws::Message::Text(text) => WireFrame::Message(Message::text(text.as_str())),
+        ws::Message::Binary(bytes) => WireFrame::Message(Message::binary(&bytes[..])),
+        ws::Message::Ping(bytes) => WireFrame::Ping(bytes.to_vec()),
+        ws::Message::Pong(bytes) => WireFrame::Pong(bytes.to_vec()),
+        ws::Message::Close(frame) => WireFrame::Close(frame.and_then(|f| {
+            let code = CloseCode::from_wire(f.code).ok()?;
+            CloseFrame::new(code, f.reason.as_str().to_owned()).ok()
+        })),
+    }
+}
+
+/// A [`WireFrame`] as axum's message.
+pub fn to_axum(frame: WireFrame) -> ws::Message {
+    match frame {
+        WireFrame::Message(Message::Text(text)) => ws::Message::Text(text.as_ref().into()),
+        WireFrame::Message(Message::Binary(bytes)) => {
+            ws::Message::Binary(bytes.as_ref().to_vec().into())
+        }
+        WireFrame::Ping(payload) => ws::Message::Ping(payload.into()),
+        WireFrame::Pong(payload) => ws::Message::Pong(payload.into()),
+        WireFrame::Close(frame) => ws::Message::Close(frame.map(|f| ws::CloseFrame {
+            code: f.code().as_u16(),
+            reason: f.reason().into(),
+        })),
+    }
+}
+
+impl Stream for AxumSocket {
+    type Item = Result<WireFrame, axum::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.inner)
+            .poll_next(cx)
+            .map(|item| item.map(|read| read.map(from_axum)))
+    }
+}
+
+impl Sink<WireFrame> for AxumSocket {
+    type Error = axum::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.inner).poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: WireFrame) -> Result<(), Self::Error> {
+        Pin::new(&mut self.inner).start_send(to_axum(item))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}

@@ -1,0 +1,38 @@
+//! [`WireFrame`] and [`UpgradeRequest`]: what the driver exchanges with a WebSocket
+//! library, independent of which one.
+
+use http::{HeaderMap, Uri};
+
+use crate::{CloseFrame, Message};
+
+/// One WebSocket frame (or reassembled message) as the driver reads and writes it.
+/// The adapters convert their library's message type to and from this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WireFrame {
+    /// A text or binary message.
+    Message(Message),
+    /// A Ping with its payload.
+    Ping(Vec<u8>),
+    /// A Pong with its payload.
+    Pong(Vec<u8>),
+    /// A Close, with its status and reason if it had any.
+    Close(Option<CloseFrame>),
+}
+
+/// What the upgrade request carried, for the authenticator: its URI (with the query)
+/// and headers.
+#[derive(Debug, Clone, Default)]
+pub struct UpgradeRequest {
+    /// The request's URI.
+    pub uri: Uri,
+    /// The request's headers.
+    pub headers: HeaderMap,
+}
+
+impl UpgradeRequest {
+    /// The query string, if there is one.
+    pub fn query(&self) -> Option<&str> {
+        self.uri.query()
+    }
+}
