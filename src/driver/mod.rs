@@ -96,12 +96,15 @@ impl<A: Authenticator, H: Handler> Service<A, H> {
         let (first_tx, first_rx) = oneshot::channel();
         let pump = pump::run(socket, transport, &self.config, first_tx);
         let app = async {
-            if let Ok(registration) = registration {
+            if let Ok(registration) = &registration {
                 self.application(conn, registration, Arc::new(request), first_rx)
                     .await;
             }
         };
         tokio::join!(pump, app);
+        // The registration lives until the pump is done, i.e. until the connection
+        // is `Closed`: dropping it earlier would cut the close handshake short (G7).
+        drop(registration);
         observer.close_record().unwrap_or_else(closed)
     }
 
@@ -109,7 +112,7 @@ impl<A: Authenticator, H: Handler> Service<A, H> {
     async fn application(
         &self,
         conn: Connection<Accepted>,
-        registration: Registration,
+        registration: &Registration,
         request: Arc<UpgradeRequest>,
         first: oneshot::Receiver<Message>,
     ) {
@@ -195,7 +198,6 @@ impl<A: Authenticator, H: Handler> Service<A, H> {
         if closing.await.is_err() {
             tracing::error!(%id, "on_close panicked");
         }
-        drop(registration);
     }
 }
 
