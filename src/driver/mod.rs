@@ -83,7 +83,7 @@ impl<A: Authenticator, H: Handler> Service<A, H> {
         E: std::fmt::Display,
     {
         let id = ConnectionId::new(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let now = Instant::now();
+        let now = now();
         let conn = Connection::new(id, self.config.connection.clone());
         let transport = conn.transport();
         let observer = conn.observer();
@@ -136,16 +136,16 @@ impl<A: Authenticator, H: Handler> Service<A, H> {
             Some(Ok(Ok(identity))) => identity,
             Some(Ok(Err(reason))) => {
                 tracing::info!(%id, %reason, "authentication refused");
-                let _ = conn.reject(Instant::now());
+                let _ = conn.reject(now());
                 return;
             }
             Some(Err(_panic)) => {
                 tracing::error!(%id, "the authenticator panicked; closing with 1011");
-                let _ = conn.close(internal_error(), Instant::now());
+                let _ = conn.close(internal_error(), now());
                 return;
             }
         };
-        let Ok(conn) = conn.authenticate(identity.expires_at, Instant::now()) else {
+        let Ok(conn) = conn.authenticate(identity.expires_at, now()) else {
             return;
         };
         if self.registry.identify(&conn, &identity.user).is_err() {
@@ -163,14 +163,14 @@ impl<A: Authenticator, H: Handler> Service<A, H> {
             .is_err();
         let conn = if panicked {
             tracing::error!(%id, "on_authenticated panicked; closing with 1011");
-            let _ = conn.close(internal_error(), Instant::now());
+            let _ = conn.close(internal_error(), now());
             None
         } else if until_closed(&observer, registration.admitted())
             .await
             .is_some()
         {
             // Admitted by the startup gate (G8), or already closed: `ready` says which.
-            conn.ready(Instant::now()).ok()
+            conn.ready(now()).ok()
         } else {
             None
         };
@@ -183,11 +183,11 @@ impl<A: Authenticator, H: Handler> Service<A, H> {
                 match handled {
                     Ok(Ok(())) => {}
                     Ok(Err(frame)) => {
-                        sender.close(frame, Instant::now());
+                        sender.close(frame, now());
                     }
                     Err(_panic) => {
                         tracing::error!(%id, "on_message panicked; closing with 1011");
-                        sender.close(internal_error(), Instant::now());
+                        sender.close(internal_error(), now());
                     }
                 }
             }
@@ -213,6 +213,12 @@ async fn until_closed<T>(observer: &Observer, fut: impl Future<Output = T>) -> O
         out = fut => Some(out),
         () = closing => None,
     }
+}
+
+/// The driver's clock: tokio's, so that a paused test clock drives the lifecycle's
+/// deadlines too.
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 fn internal_error() -> CloseFrame {

@@ -10,7 +10,7 @@ use tokio::time::sleep_until;
 
 use crate::{CloseCode, CloseFrame, Frame, InboundError, Message, Phase, Transport, TransportLoss};
 
-use super::{DriverConfig, WireFrame};
+use super::{DriverConfig, WireFrame, now};
 
 /// What the pump does with the client's application messages.
 struct Inbound {
@@ -39,7 +39,7 @@ pub(super) async fn run<S, E>(
         stalled: None,
     };
     let idle = config.idle_timeout;
-    let mut last_heard = Instant::now();
+    let mut last_heard = now();
     let mut pinged = false;
     let mut reading = true;
     loop {
@@ -55,7 +55,7 @@ pub(super) async fn run<S, E>(
         let wake = earliest(deadline, keep_alive).map(tokio::time::Instant::from_std);
         tokio::select! {
             biased;
-            frame = poll_fn(|cx| transport.poll_transmit(cx, Instant::now())) => {
+            frame = poll_fn(|cx| transport.poll_transmit(cx, now())) => {
                 let Some(frame) = frame else { break }; // Closed: nothing more to write
                 let wire = match frame {
                     Frame::Message(message) => WireFrame::Message(message),
@@ -63,7 +63,7 @@ pub(super) async fn run<S, E>(
                 };
                 if let Err(error) = socket.send(wire).await {
                     tracing::debug!(%id, %error, "write failed");
-                    let _ = transport.handle_transport_lost(TransportLoss::Error, Instant::now());
+                    let _ = transport.handle_transport_lost(TransportLoss::Error, now());
                 }
             }
             () = poll_fn(|cx| transport.poll_inbound_room(cx)), if inbound.stalled.is_some() => {
@@ -72,7 +72,7 @@ pub(super) async fn run<S, E>(
                 }
             }
             read = socket.next(), if reading && inbound.stalled.is_none() => {
-                last_heard = Instant::now();
+                last_heard = now();
                 pinged = false;
                 match read {
                     Some(Ok(WireFrame::Message(message))) => {
@@ -80,26 +80,26 @@ pub(super) async fn run<S, E>(
                     }
                     Some(Ok(WireFrame::Ping(payload))) => {
                         if config.answer_pings && socket.send(WireFrame::Pong(payload)).await.is_err() {
-                            let _ = transport.handle_transport_lost(TransportLoss::Error, Instant::now());
+                            let _ = transport.handle_transport_lost(TransportLoss::Error, now());
                         }
                     }
                     Some(Ok(WireFrame::Pong(_))) => {}
                     Some(Ok(WireFrame::Close(frame))) => {
-                        let _ = transport.handle_peer_close(frame, Instant::now());
+                        let _ = transport.handle_peer_close(frame, now());
                     }
                     Some(Err(error)) => {
                         tracing::debug!(%id, %error, "read failed");
                         reading = false;
-                        let _ = transport.handle_transport_lost(TransportLoss::Error, Instant::now());
+                        let _ = transport.handle_transport_lost(TransportLoss::Error, now());
                     }
                     None => {
                         reading = false;
-                        let _ = transport.handle_transport_lost(TransportLoss::Eof, Instant::now());
+                        let _ = transport.handle_transport_lost(TransportLoss::Eof, now());
                     }
                 }
             }
             () = sleep_until(wake.unwrap_or_else(far_future)), if wake.is_some() => {
-                let now = Instant::now();
+                let now = now();
                 transport.handle_timeout(now);
                 if let Some(idle) = idle {
                     if now >= last_heard + idle {
@@ -122,7 +122,7 @@ pub(super) async fn run<S, E>(
 /// Hands an application message to the core: the first to the authenticator, the
 /// rest to the inbound hold, within the pre-authentication limits.
 fn deliver(transport: &Transport, inbound: &mut Inbound, message: Message, config: &DriverConfig) {
-    let now = Instant::now();
+    let now = now();
     let authenticated = matches!(transport.phase(), Phase::Authenticated | Phase::Ready);
     if !authenticated {
         inbound.pre_auth += 1;

@@ -1,0 +1,328 @@
+//! The async driver over an in-memory socket (no network), mostly on tokio's paused
+//! clock: pings, the idle timeout, the close handshake in both directions, the
+//! pre-authentication limits, the readiness deadline bounding authentication (G5),
+//! the startup gate (G8), and a panicking handler closing only its own connection
+//! with 1011.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::{Sink, Stream};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::task::JoinHandle;
+use ws_lifecycle::{
+    AuthRequest, CloseCause, CloseEnd, CloseFrame, CloseRecord, DriverConfig, Handler, Identity,
+    Message, Registry, RegistryConfig, Sender, Service, Session, UpgradeRequest, WireFrame,
+};
+
+// ── an in-memory socket ─────────────────────────────────────────────────────
+
+/// The driver's end: reads what the test sends, writes to what the test reads.
+struct Socket {
+    inbound: UnboundedReceiver<Result<WireFrame, String>>,
+    outbound: UnboundedSender<WireFrame>,
+    closed: Arc<AtomicBool>,
+}
+
+impl Stream for Socket {
+    type Item = Result<WireFrame, String>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inbound.poll_recv(cx)
+    }
+}
+
+impl Sink<WireFrame> for Socket {
+    type Error = String;
+    fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), String>> {
+        Poll::Ready(Ok(()))
+    }
+    fn start_send(self: Pin<&mut Self>, item: WireFrame) -> Result<(), String> {
+        assert!(
+            !self.closed.load(Ordering::SeqCst),
+            "written after the transport was ended: {item:?}"
+        );
+        self.outbound.send(item).map_err(|e| e.to_string())
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), String>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), String>> {
+        self.closed.store(true, Ordering::SeqCst);
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The test's end: the peer.
+struct Peer {
+    to_server: Option<UnboundedSender<Result<WireFrame, String>>>,
+    from_server: UnboundedReceiver<WireFrame>,
+    ended: Arc<AtomicBool>,
+    task: JoinHandle<CloseRecord>,
+}
+
+impl Peer {
+    fn send(&self, frame: WireFrame) {
+        let _ = self.to_server.as_ref().unwrap().send(Ok(frame));
+    }
+    fn text(&self, text: &str) {
+        self.send(WireFrame::Message(Message::text(text)));
+    }
+    /// The next frame the server writes (bounded on the paused clock).
+    async fn recv(&mut self) -> Option<WireFrame> {
+        tokio::time::timeout(Duration::from_secs(600), self.from_server.recv())
+            .await
+            .expect("the server wrote in time")
+    }
+    async fn recv_text(&mut self) -> String {
+        match self.recv().await {
+            Some(WireFrame::Message(m)) => m.as_text().unwrap().to_owned(),
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+    async fn recv_close(&mut self) -> Option<u16> {
+        loop {
+            match self.recv().await {
+                Some(WireFrame::Close(frame)) => return frame.map(|f| f.code().as_u16()),
+                Some(WireFrame::Ping(_)) => continue,
+                other => panic!("expected a Close, got {other:?}"),
+            }
+        }
+    }
+    async fn finished(self) -> CloseRecord {
+        let record = tokio::time::timeout(Duration::from_secs(600), self.task)
+            .await
+            .expect("the driver finished in time")
+            .unwrap();
+        assert!(self.ended.load(Ordering::SeqCst), "the transport was ended");
+        record
+    }
+}
+
+// ── the application ─────────────────────────────────────────────────────────
+
+/// Echoes; panics on "panic"; closes with 4000 on "bye".
+struct Echo;
+
+impl Handler for Echo {
+    async fn on_authenticated(&self, _: &Session, emitter: &ws_lifecycle::Emitter) {
+        let _ = emitter.emit(Message::text("hello"));
+    }
+
+    async fn on_message(
+        &self,
+        _: &Session,
+        sender: &Sender,
+        message: Message,
+    ) -> Result<(), CloseFrame> {
+        match message.as_text() {
+            Some("panic") => panic!("the handler panicked on purpose"),
+            Some("bye") => Err(CloseFrame::new(
+                ws_lifecycle::CloseCode::application(4000).unwrap(),
+                "bye",
+            )
+            .unwrap()),
+            _ => {
+                let _ = sender.send(message);
+                Ok(())
+            }
+        }
+    }
+}
+
+type Auth = fn(AuthRequest) -> std::future::Ready<Result<Identity, String>>;
+
+fn token(request: AuthRequest) -> std::future::Ready<Result<Identity, String>> {
+    std::future::ready(match request.first_message.as_text() {
+        Some(t) if t.starts_with("auth:") => Ok(Identity::user(&t[5..])),
+        _ => Err("bad token".to_owned()),
+    })
+}
+
+fn service(config: DriverConfig, registry: Registry) -> Arc<Service<Auth, Echo>> {
+    Arc::new(Service::new(registry, config, token as Auth, Echo))
+}
+
+fn open_registry() -> Registry {
+    let registry = Registry::new(RegistryConfig::default());
+    registry.open();
+    registry
+}
+
+fn connect<A: ws_lifecycle::Authenticator, H: Handler>(service: &Arc<Service<A, H>>) -> Peer {
+    let (to_server, inbound) = unbounded_channel();
+    let (outbound, from_server) = unbounded_channel();
+    let ended = Arc::new(AtomicBool::new(false));
+    let socket = Socket {
+        inbound,
+        outbound,
+        closed: ended.clone(),
+    };
+    let service = service.clone();
+    let task = tokio::spawn(async move { service.run(socket, UpgradeRequest::default()).await });
+    Peer {
+        to_server: Some(to_server),
+        from_server,
+        ended,
+        task,
+    }
+}
+
+async fn login(peer: &mut Peer, user: &str) {
+    peer.text(&format!("auth:{user}"));
+    assert_eq!(
+        peer.recv_text().await,
+        "hello",
+        "G2: the pre-ready event first"
+    );
+}
+
+// ── tests ───────────────────────────────────────────────────────────────────
+
+#[tokio::test(start_paused = true)]
+async fn echo_then_peer_close_is_answered_exactly_once_and_the_transport_ended() {
+    let service = service(DriverConfig::default(), open_registry());
+    let mut peer = connect(&service);
+    login(&mut peer, "ada").await;
+    peer.text("one");
+    assert_eq!(peer.recv_text().await, "one");
+    peer.send(WireFrame::Close(Some(CloseFrame::normal())));
+    assert_eq!(peer.recv_close().await, Some(1000), "our answer");
+    let record = peer.finished().await;
+    assert_eq!(record.cause, CloseCause::Peer);
+    assert_eq!(record.end, Some(CloseEnd::Clean));
+    assert!(service.registry().is_empty(), "G7: unlisted");
+}
+
+#[tokio::test(start_paused = true)]
+async fn our_close_then_a_silent_peer_ends_at_the_close_timeout() {
+    let service = service(DriverConfig::default(), open_registry());
+    let mut peer = connect(&service);
+    login(&mut peer, "ada").await;
+    peer.text("bye");
+    assert_eq!(peer.recv_close().await, Some(4000));
+    // The peer never answers; the transport stays open.
+    let record = peer.finished().await;
+    assert_eq!(
+        record.end,
+        Some(CloseEnd::TimedOut),
+        "G5: the close timeout"
+    );
+    assert!(service.registry().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn pings_are_answered_and_an_idle_peer_is_pinged_then_closed_with_1001() {
+    let mut config = DriverConfig::default();
+    config.idle_timeout = Some(Duration::from_secs(10));
+    let service = service(config, open_registry());
+    let mut peer = connect(&service);
+    login(&mut peer, "ada").await;
+    peer.send(WireFrame::Ping(vec![7]));
+    assert_eq!(peer.recv().await, Some(WireFrame::Pong(vec![7])));
+    // Silence: a keep-alive ping after half the idle timeout, then the close.
+    assert!(matches!(peer.recv().await, Some(WireFrame::Ping(_))));
+    assert_eq!(peer.recv_close().await, Some(1001));
+    peer.send(WireFrame::Close(None));
+    let record = peer.finished().await;
+    assert_eq!(record.end, Some(CloseEnd::Clean));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_handler_closes_its_connection_with_1011_and_no_other() {
+    let service = service(DriverConfig::default(), open_registry());
+    let mut victim = connect(&service);
+    let mut bystander = connect(&service);
+    login(&mut victim, "ada").await;
+    login(&mut bystander, "bob").await;
+    victim.text("panic");
+    assert_eq!(victim.recv_close().await, Some(1011));
+    bystander.text("still fine");
+    assert_eq!(bystander.recv_text().await, "still fine");
+    victim.send(WireFrame::Close(None));
+    victim.finished().await;
+    assert_eq!(service.registry().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pre_auth_limits_close_with_1008() {
+    let mut config = DriverConfig::default();
+    config.max_pre_auth_message_bytes = 16;
+    let service = service(config, open_registry());
+    let mut peer = connect(&service);
+    peer.text("auth:a-name-far-too-long-for-the-limit");
+    assert_eq!(peer.recv_close().await, Some(1008), "too big before auth");
+
+    // Too many: an authenticator that never answers, and a flood.
+    let pending = |_: AuthRequest| std::future::pending::<Result<Identity, String>>();
+    let mut config = DriverConfig::default();
+    config.max_pre_auth_messages = 3;
+    let slow = Arc::new(Service::new(open_registry(), config, pending, Echo));
+    let mut flood = connect(&slow);
+    for _ in 0..4 {
+        flood.text("x");
+    }
+    assert_eq!(flood.recv_close().await, Some(1008), "too many before auth");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_readiness_deadline_bounds_a_slow_authenticator() {
+    let pending = |_: AuthRequest| std::future::pending::<Result<Identity, String>>();
+    let service = Arc::new(Service::new(
+        open_registry(),
+        DriverConfig::default(),
+        pending,
+        Echo,
+    ));
+    let mut peer = connect(&service);
+    peer.text("auth:ada");
+    let started = tokio::time::Instant::now();
+    assert_eq!(peer.recv_close().await, Some(1008));
+    assert!(started.elapsed() >= DriverConfig::default().connection.readiness_timeout);
+    peer.send(WireFrame::Close(None));
+    assert_eq!(peer.finished().await.cause, CloseCause::ReadinessDeadline);
+}
+
+#[tokio::test(start_paused = true)]
+async fn wrong_token_is_refused_with_1008() {
+    let service = service(DriverConfig::default(), open_registry());
+    let mut peer = connect(&service);
+    peer.text("let me in");
+    assert_eq!(peer.recv_close().await, Some(1008));
+    peer.send(WireFrame::Close(None));
+    assert_eq!(peer.finished().await.cause, CloseCause::AuthFailed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn g8_a_connection_held_at_startup_becomes_ready_when_the_registry_opens() {
+    let registry = Registry::new(RegistryConfig::default());
+    let service = service(DriverConfig::default(), registry.clone());
+    let mut peer = connect(&service);
+    peer.text("auth:ada");
+    peer.text("queued while held");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(registry.snapshot().held, 1, "G8: held");
+    registry.open();
+    assert_eq!(peer.recv_text().await, "hello");
+    assert_eq!(
+        peer.recv_text().await,
+        "queued while held",
+        "G2: held messages in order"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_vanished_transport_ends_the_connection() {
+    let service = service(DriverConfig::default(), open_registry());
+    let mut peer = connect(&service);
+    login(&mut peer, "ada").await;
+    peer.to_server.take(); // EOF without a Close
+    let record = peer.finished().await;
+    assert!(
+        matches!(record.cause, CloseCause::TransportLost(_)),
+        "{record:?}"
+    );
+    assert!(service.registry().is_empty());
+}
