@@ -74,6 +74,7 @@
 //! | type-state handles | [`Connection`], the markers [`Connecting`], [`Accepted`], [`Authenticated`], [`Ready`], [`Closing`], and [`AnyConnection`] |
 //! | shared-state handles | [`Sender`] (from `Ready`), [`Emitter`] (before `Ready`), [`Receiver`] (from `Ready`), [`Observer`], [`Transport`] (the driver's), [`OverflowPolicy`] |
 //! | registry | [`Registry`], [`Registration`], [`RegistryConfig`], [`StartupPolicy`], [`RegistryState`], [`BroadcastReport`], [`DrainReport`], [`RegistrySnapshot`], [`PhaseCounts`], [`Totals`] |
+//! | driver (feature `tokio`) | `Service`, `DriverConfig`, `Authenticator`, `AuthRequest`, `Identity`, `Handler`, `Session`, `WireFrame`, `UpgradeRequest`; adapters `axum` (feature `axum`, default) and `tungstenite` (feature `tungstenite`) |
 //! | errors | [`Rejected`], [`Gone`], [`SendError`], [`SendRefused`], [`InboundError`], [`RegistryError`], [`InvalidCloseFrame`], [`UnknownPhase`] |
 //!
 //! ## Many tasks, one connection

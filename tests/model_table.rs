@@ -123,7 +123,7 @@ fn render(rows: &[TableRow]) -> String {
     }
     out.push('\n');
 
-    out.push_str("/* Phases (ws_lifecycle::Phase codes) and MachineState::phase(). */\n");
+    out.push_str("/* Phases (ws_lifecycle::Phase codes); IN_P_x(s): MachineState::phase() of s is x. */\n");
     for phase in Phase::ALL {
         writeln!(
             out,
@@ -134,17 +134,21 @@ fn render(rows: &[TableRow]) -> String {
         )
         .unwrap();
     }
-    out.push_str("#define phase_of(s) \\\n");
-    for state in MachineState::ALL {
+    for phase in Phase::ALL {
+        let states: Vec<String> = MachineState::ALL
+            .into_iter()
+            .filter(|s| s.phase() == phase)
+            .map(|s| format!("(s) == S_{}", upper(s.as_str())))
+            .collect();
         writeln!(
             out,
-            "    ((s) == S_{} -> P_{} : \\",
-            upper(state.as_str()),
-            upper(state.phase().as_str())
+            "#define IN_P_{}(s) ({})",
+            upper(phase.as_str()),
+            states.join(" || ")
         )
         .unwrap();
     }
-    write!(out, "    255{}\n\n", ")".repeat(MachineState::ALL.len())).unwrap();
+    out.push('\n');
 
     out.push_str("/* The transition relation: (state s, input i) -> outcome. Updates s on a\n");
     out.push_str(

@@ -1,0 +1,489 @@
+/*
+ * model/lifecycle.pml: the ws-lifecycle connection protocol, for SPIN.
+ *
+ * One connection as the crate runs it (src/lifecycle.rs, src/shared.rs), the
+ * application's concurrent handles, the three deadlines, and a peer across a
+ * bounded wire in both directions. The connection's transition relation is NOT
+ * written here: it is generated from the Rust table (ws_lifecycle::transition_table)
+ * into generated/step.pml by tests/model_table.rs. What is written here is what the
+ * table does not show: the record of the first close (G4), the deadlines each state
+ * arms (G5), the outbox, the pre-ready buffer and their gates (G2, G3), and the
+ * environment. See docs/model.md.
+ *
+ *   model/check.sh           every property (CI)
+ *   model/check.sh --broken  each property against the variant built to break it
+ *   model/traces.sh          regenerate the witness traces in model/traces/
+ *
+ * Processes, all sharing the connection's state the way the crate's handles share
+ * one lock: every access to the connection is one d_step (one critical section).
+ *   owner            the application task holding the connection: any application
+ *                    input (accept, auth ok with or without an expiring credential,
+ *                    auth failed, services ready, close) in any order, at most
+ *                    OWNER_STEPS of them (Lifecycle::handle accepts any input in any
+ *                    state; the type-state API is a subset of these behaviours)
+ *   handle(1), (2)   two application handles (an Emitter that becomes a Sender at
+ *                    Ready): each sends MSGS messages and may close, in any order
+ *   driver           the transport task: writes what poll_transmit yields, feeds the
+ *                    peer's Close and the loss of the transport, and at the end takes
+ *                    back what was never written (take_unsent)
+ *   readiness_timer, credential_timer, close_timer
+ *                    fire their deadline at any moment while it is armed (time is
+ *                    abstracted away: any order of deadlines and inputs is possible)
+ *   peer             reads our frames (or stops reading), may send Close at any time
+ *                    (answer ours late or never), may vanish
+ */
+
+#include "generated/step.pml"
+
+/* ---- bounds ------------------------------------------------------------------ */
+#ifndef OWNER_STEPS
+#define OWNER_STEPS 4      /* application inputs from the owner */
+#endif
+#define MSGS 2             /* messages per handle */
+#define N_MSGS 4           /* 2 handles x MSGS */
+#define OUTBOX_CAP 2       /* Config::outbox_capacity (OverflowPolicy::Reject) */
+#define PENDING_CAP 2      /* Config::pending_capacity */
+#define WIRE_CAP 2         /* frames in flight towards the peer */
+
+/* ---- actors and close causes ------------------------------------------------- */
+#define A_OWNER 0
+#define A_H1 1
+#define A_H2 2
+#define A_DRIVER 3
+#define A_TIMER 4
+
+/* The close record's cause: who or what closed first (G4). Our Close frame carries
+ * the owner's 1000, a handle's 4001/4002, 1008 for auth failure, the readiness
+ * deadline or credential expiry, or the echo of the peer's code. */
+#define C_NONE 0
+#define C_OWNER 1
+#define C_H1 2
+#define C_H2 3
+#define C_AUTH_FAILED 4
+#define C_READINESS 5
+#define C_CREDENTIAL 6
+#define C_PEER 7
+#define C_LOST 8
+#define C_REFUSED 9
+
+/* Frames on the wire. */
+#define F_NONE 0
+#define F_DATA 1
+#define F_CLOSE 2
+
+/* Results of a send (Emitter::emit: buffered before Ready, queued once Ready). */
+#define SEND_PENDING 0
+#define SEND_QUEUED 1
+#define SEND_FULL 2
+#define SEND_CLOSED 3
+
+/* ---- superstates, from the generated phase map ----------------------------- */
+#define in_handshake(s) (phase_of(s) == P_ACCEPTED || phase_of(s) == P_AUTHENTICATED)
+#define in_open(s)      (in_handshake(s) || phase_of(s) == P_READY)
+#define in_closing(s)   (phase_of(s) == P_CLOSING)
+#define ending(s)       (in_closing(s) || phase_of(s) == P_CLOSED)
+
+/* Lifecycle::poll_transmit: our Close is owed in these two states. */
+#ifdef BREAK_G4_SECOND_CLOSE
+/* BROKEN: "closing, so our Close is owed", forgetting that it went out already. */
+#define owes_close(s) (in_closing(s))
+#else
+#define owes_close(s) ((s) == S_SENDING_CLOSE || (s) == S_REPLYING_CLOSE)
+#endif
+
+/* Lifecycle::may_write_messages: queued messages are written while Ready, and while
+ * sending the Close of a close the application asked for (G3). */
+#define local_cause(c) ((c) == C_OWNER || (c) == C_H1 || (c) == C_H2)
+#ifdef BREAK_G3_SEND_WHILE_CLOSING
+/* BROKEN: whatever is queued is written until the connection is closed. */
+#define may_write (st != S_CLOSED)
+#else
+#define may_write (st == S_READY || (st == S_SENDING_CLOSE && local_cause(rec_cause)))
+#endif
+
+/* ---- the connection's state (what the lock guards) ------------------------- */
+byte st = S_CONNECTING;      /* the machine state */
+bool cred_armed;             /* a credential that expires was granted (G5) */
+byte rec_cause;              /* CloseRecord::cause: set once, by the first close (G4) */
+chan outbox = [OUTBOX_CAP] of { byte };    /* messages for the peer (G3) */
+chan pending = [PENDING_CAP] of { byte };  /* events emitted before Ready (G2) */
+
+/* ---- the wire ----------------------------------------------------------------- */
+chan to_peer = [WIRE_CAP] of { byte, byte };  /* frame kind, message id or cause */
+chan to_conn = [1] of { byte };               /* the peer's Close */
+bool vanished;                                /* the peer is gone: the transport fails */
+
+/* ---- observers (ghost state the properties read; no influence on behaviour) -- */
+byte handed;        /* messages handed to send (G3) */
+byte written;       /* data frames written by the driver */
+byte returned;      /* messages handed back: refused by send, or by take_unsent */
+byte last_out;      /* the kind of the last frame written (G3) */
+byte closes_out;    /* Close frames written by us (G4) */
+byte out_cause;     /* the cause our Close carried (G4) */
+byte first_close;   /* the cause of the first input that started the close (G4) */
+bool asked_close;   /* the application asked to close (G3/G5) */
+bool was_accepted;  /* the handshake was accepted: emitters exist (G1) */
+bool was_ready;     /* the connection became Ready (G2) */
+bool wrote_early;   /* a data frame was written before Ready (G2) */
+byte pre_count;     /* events buffered before Ready so far, their emission order */
+byte pre_flushed;   /* events moved to the outbox at Ready (G2) */
+byte pre_idx[N_MSGS];  /* 1 + emission index of a buffered event, 0 for a later send */
+byte rcv_kind;      /* the last data frame the peer received: 1 pre-ready event, 2 later */
+byte rcv_idx;       /* ... its emission index, for a pre-ready event */
+byte rcv_pre;       /* pre-ready events the peer received (G2) */
+bool rd_fired;      /* the readiness deadline closed the connection (G5) */
+bool finished;      /* the driver is done and took the unsent messages back */
+byte handles_done;  /* handles that finished */
+
+/* Scratch for one step (reset at the end of every d_step: not part of the state). */
+byte t_from, t_out, t_reason, t_m;
+
+#ifdef TRAPS
+/* The (state, input) pair of the last step, for the trap properties (traces.sh). */
+byte fired_s = 255, fired_i = 255;
+#define TRAP_RECORD(s, i) fired_s = s; fired_i = i
+#else
+#define TRAP_RECORD(s, i) skip
+#endif
+
+/* ---- witness-trace lines (model/traces.sh; printf is silent while verifying) -- */
+inline print_actor(a) {
+    if
+    :: a == A_OWNER -> printf("owner")
+    :: a == A_H1 -> printf("h1")
+    :: a == A_H2 -> printf("h2")
+    :: a == A_DRIVER -> printf("driver")
+    :: a == A_TIMER -> printf("timer")
+    fi
+}
+inline print_cause(c) {
+    if
+    :: c == C_OWNER -> printf("owner")
+    :: c == C_H1 -> printf("h1")
+    :: c == C_H2 -> printf("h2")
+    :: c == C_AUTH_FAILED -> printf("auth_failed")
+    :: c == C_READINESS -> printf("readiness_deadline")
+    :: c == C_CREDENTIAL -> printf("credential_expired")
+    :: c == C_PEER -> printf("peer")
+    :: c == C_LOST -> printf("transport_lost")
+    :: c == C_REFUSED -> printf("refused")
+    :: else -> printf("none")
+    fi
+}
+inline print_msg(m) {
+    printf("h%d.%d", m / MSGS + 1, m % MSGS)
+}
+
+/* ---- one input to the connection (inside the caller's d_step) -------------- */
+/* feed(actor, input, arg): arg is the expiry flag for auth_succeeded, else 0. */
+inline feed(actor, input, arg) {
+    t_from = st;
+    TRAP_RECORD(st, input);
+    step(st, input, t_out, t_reason);
+    /* The credential: granted or replaced by an accepted auth success, forgotten
+     * when the connection leaves the open superstate (G5). */
+    if
+    :: input == I_AUTH_SUCCEEDED && t_out != O_REJECTED -> cred_armed = arg
+    :: else -> skip
+    fi;
+    if
+    :: !in_open(st) -> cred_armed = false
+    :: else -> skip
+    fi;
+    /* The first close of any kind is recorded once, and stands (G4). */
+    if
+    :: !ending(t_from) && ending(st) ->
+        if
+        :: input == I_CLOSE && st == S_CLOSED -> rec_cause = C_REFUSED
+        :: input == I_CLOSE && actor == A_OWNER -> rec_cause = C_OWNER
+        :: input == I_CLOSE && actor == A_H1 -> rec_cause = C_H1
+        :: input == I_CLOSE && actor == A_H2 -> rec_cause = C_H2
+        :: input == I_AUTH_FAILED -> rec_cause = C_AUTH_FAILED
+        :: input == I_READINESS_DEADLINE -> rec_cause = C_READINESS
+        :: input == I_CREDENTIAL_EXPIRED -> rec_cause = C_CREDENTIAL
+        :: input == I_PEER_CLOSE -> rec_cause = C_PEER
+        :: input == I_TRANSPORT_LOST -> rec_cause = C_LOST
+        fi;
+        first_close = rec_cause
+#ifdef BREAK_G4_OVERWRITE
+    /* BROKEN: a later close request overwrites the recorded one. */
+    :: ending(t_from) && in_closing(st) && input == I_CLOSE && actor == A_OWNER ->
+        rec_cause = C_OWNER
+#endif
+    :: else -> skip
+    fi;
+    if
+    :: t_from == S_CONNECTING && st == S_ACCEPTED -> was_accepted = true
+    :: else -> skip
+    fi;
+    /* Ready: the buffered events move to the outbox under the same lock, ahead of
+     * anything sent later (G2; Inner::settle). */
+    if
+    :: t_from != S_READY && st == S_READY ->
+        was_ready = true;
+#ifndef BREAK_G2_LATE_FLUSH
+        pre_flushed = len(pending);
+        do
+        :: pending?t_m -> outbox!t_m
+        :: empty(pending) -> break
+        od;
+#endif
+        t_m = 0
+    :: else -> skip
+    fi;
+    printf("@ "); print_actor(actor); printf(" "); print_input(input);
+    if
+    :: input == I_AUTH_SUCCEEDED && arg -> printf(" expiring")
+    :: input == I_CLOSE_SENT -> printf(" "); print_cause(rec_cause)
+    :: else -> skip
+    fi;
+    if
+    :: t_out == O_TRANSITION -> printf(" => transition ")
+    :: t_out == O_UNCHANGED -> printf(" => unchanged ")
+    :: t_out == O_REJECTED -> printf(" => rejected "); print_reason(t_reason); printf(" ")
+    fi;
+    print_state(st); printf("\n");
+    t_from = 0; t_out = 0; t_reason = 0
+}
+
+/* A handle sends message m: Emitter::emit, which is Sender::send once Ready. */
+inline emit(m) {
+    handed++;
+    if
+    :: st == S_READY && nfull(outbox) -> outbox!m; t_out = SEND_QUEUED
+#ifdef BREAK_G3_SEND_WHILE_CLOSING
+    /* BROKEN: the send gate lets a message in while the connection is closing. */
+    :: in_closing(st) && nfull(outbox) -> outbox!m; t_out = SEND_QUEUED
+#endif
+    :: st == S_READY && full(outbox) -> returned++; t_out = SEND_FULL
+    :: in_handshake(st) && nfull(pending) ->
+        pending!m; pre_count++; pre_idx[m] = pre_count; t_out = SEND_PENDING
+    :: in_handshake(st) && full(pending) -> returned++; t_out = SEND_FULL
+    :: else -> returned++; t_out = SEND_CLOSED
+    fi;
+    printf("@ "); print_actor(m / MSGS + 1); printf(" send "); print_msg(m);
+    if
+    :: t_out == SEND_PENDING -> printf(" => pending\n")
+    :: t_out == SEND_QUEUED -> printf(" => queued\n")
+    :: t_out == SEND_FULL -> printf(" => full\n")
+    :: t_out == SEND_CLOSED -> printf(" => closed\n")
+    fi;
+    t_out = 0
+}
+
+/* ---- processes ------------------------------------------------------------------ */
+
+active proctype owner() {
+    byte n;
+    do
+    :: n < OWNER_STEPS ->
+        n++;
+        if
+        :: d_step { feed(A_OWNER, I_ACCEPT, 0) }
+        :: d_step { feed(A_OWNER, I_AUTH_SUCCEEDED, 0) }
+        :: d_step { feed(A_OWNER, I_AUTH_SUCCEEDED, 1) }
+        :: d_step { feed(A_OWNER, I_AUTH_FAILED, 0) }
+#ifdef BREAK_G5_RACE
+        /* BROKEN: "authenticated? then ready" checked and applied in two critical
+         * sections; the readiness deadline can fire in between. */
+        :: st == S_AUTHENTICATED ->
+            d_step {
+                t_from = st; st = S_AUTHENTICATED;
+                feed(A_OWNER, I_SERVICES_READY, 0)
+            }
+#else
+        :: d_step { feed(A_OWNER, I_SERVICES_READY, 0) }
+#endif
+        :: d_step { asked_close = true; feed(A_OWNER, I_CLOSE, 0) }
+        fi
+    :: break
+    od
+}
+
+proctype handle(byte me) {
+    byte next;
+    bool closed;
+    if
+    :: was_accepted ->   /* an Emitter exists once the handshake is accepted */
+        do
+        :: next < MSGS -> d_step { emit((me - 1) * MSGS + next) }; next++
+        :: !closed ->
+            d_step { asked_close = true; feed(me, I_CLOSE, 0) };
+            closed = true
+        :: break
+        od
+    :: !was_accepted && st == S_CLOSED -> skip  /* refused before accept */
+    fi;
+    d_step { handles_done++ }
+}
+
+active proctype driver() {
+    byte k;
+    do
+    /* poll_transmit: the next queued message, while messages may be written (G3) */
+    :: d_step {
+        nfull(to_peer) && may_write && nempty(outbox) ->
+        outbox?t_m; to_peer!F_DATA,t_m; written++; last_out = F_DATA;
+        if
+        :: !was_ready -> wrote_early = true
+        :: else -> skip
+        fi;
+        printf("@ driver data "); print_msg(t_m); printf("\n");
+        t_m = 0
+    }
+    /* poll_transmit: our Close, once owed and nothing more may be written (G3, G4) */
+    :: d_step {
+        nfull(to_peer) && owes_close(st) && !(may_write && nempty(outbox)) ->
+        to_peer!F_CLOSE,rec_cause;
+        if
+        :: closes_out < 2 -> closes_out++
+        :: else -> skip
+        fi;
+        out_cause = rec_cause; last_out = F_CLOSE;
+        feed(A_DRIVER, I_CLOSE_SENT, 0)
+    }
+    /* the peer's Close arrives */
+    :: d_step { to_conn?k -> feed(A_DRIVER, I_PEER_CLOSE, 0); k = 0 }
+#ifdef BREAK_DEADLOCK
+    /* BROKEN: once our Close is out, the driver blocks reading the peer's answer
+     * instead of waiting for it together with the close timer. */
+    :: st == S_AWAITING_PEER_CLOSE ->
+        to_conn?k; d_step { feed(A_DRIVER, I_PEER_CLOSE, 0); k = 0 }
+#endif
+#ifdef BREAK_G2_LATE_FLUSH
+    /* BROKEN: the buffered events are flushed by the driver after the transition to
+     * Ready, in a critical section of their own. */
+    :: d_step {
+        was_ready && nempty(pending) ->
+        pre_flushed = len(pending);
+        do
+        :: pending?t_m -> outbox!t_m
+        :: empty(pending) -> break
+        od;
+        t_m = 0
+    }
+#endif
+    /* the transport fails: the peer is gone */
+    :: d_step { vanished && st != S_CLOSED -> feed(A_DRIVER, I_TRANSPORT_LOST, 0) }
+    :: st == S_CLOSED -> break
+    od;
+    /* Closed: whatever was never written comes back (take_unsent, G3). */
+    d_step {
+        do
+        :: pending?t_m -> returned++; printf("@ driver unsent "); print_msg(t_m); printf("\n")
+        :: empty(pending) -> break
+        od;
+#ifndef BREAK_G3_DROP_UNSENT
+        do
+        :: outbox?t_m -> returned++; printf("@ driver unsent "); print_msg(t_m); printf("\n")
+        :: empty(outbox) -> break
+        od;
+#endif
+        t_m = 0;
+        finished = true
+    }
+}
+
+active proctype readiness_timer() {
+end:
+    do
+    :: d_step {
+        in_handshake(st) ->
+        feed(A_TIMER, I_READINESS_DEADLINE, 0);
+        rd_fired = true
+    }
+#ifdef BREAK_G5_IGNORED_TIMER
+    /* BROKEN: a timer that may be ignored, again and again. */
+    :: in_handshake(st) -> skip
+#endif
+    od
+}
+
+active proctype credential_timer() {
+end:
+    do
+    :: d_step { cred_armed -> feed(A_TIMER, I_CREDENTIAL_EXPIRED, 0) }
+    od
+}
+
+active proctype close_timer() {
+end:
+    do
+    :: d_step { in_closing(st) -> feed(A_TIMER, I_CLOSE_TIMEOUT, 0) }
+#ifdef BREAK_G3G5_IGNORED_CLOSE_TIMER
+    /* BROKEN: the close timer may be ignored, again and again. */
+    :: in_closing(st) -> skip
+#endif
+    od
+}
+
+active proctype peer() {
+    byte k, p;
+    bool sent_close;
+end:
+    do
+    :: to_peer?k,p ->
+        d_step {
+            if
+            :: k == F_DATA && pre_idx[p] != 0 -> rcv_kind = 1; rcv_idx = pre_idx[p]; rcv_pre++
+            :: k == F_DATA && pre_idx[p] == 0 -> rcv_kind = 2; rcv_idx = 0
+            :: else -> skip
+            fi;
+            k = 0; p = 0
+        }
+    :: !sent_close && !vanished -> to_conn!1; sent_close = true
+    :: !vanished -> vanished = true; break
+    od
+}
+
+init {
+    atomic {
+        run handle(A_H1);
+        run handle(A_H2)
+    }
+}
+
+/* ---- properties ------------------------------------------------------------------
+ * Each is checked by its own pan run (model/check.sh); docs/model.md states each in
+ * plain words. Safety properties run without -a, liveness ones with -a -f. */
+
+#ifndef TRAPS
+/* G3: no data frame ever follows our Close frame. */
+ltl g3_no_data_after_close { [] (last_out == F_CLOSE -> [] (last_out != F_DATA)) }
+
+/* G3 accounting: once everyone is done, every message handed to send was written
+ * (before the Close, by the property above) or handed back, exactly once; and at
+ * every moment none is lost or duplicated on the way. */
+ltl g3_accounting {
+    [] ((handed == written + returned + len(outbox) + len(pending)) &&
+        ((finished && handles_done == 2) -> handed == written + returned))
+}
+
+/* G4: at most one Close frame from us, carrying the cause of the first close. */
+ltl g4_single_close {
+    [] (closes_out <= 1 && (closes_out == 1 -> out_cause == first_close))
+}
+
+/* G2: no data frame is written before Ready; the events buffered before Ready reach
+ * the peer in emission order, all of them before anything sent later. */
+ltl g2_ready_gating {
+    [] (!wrote_early &&
+        (rcv_kind == 1 -> rcv_idx == rcv_pre) &&
+        (rcv_kind == 2 -> rcv_pre == pre_flushed))
+}
+
+/* G3/G5 liveness: a close, asked for or begun, always ends in Closed. */
+ltl g3_g5_close_terminates {
+    [] ((asked_close || in_closing(st)) -> <> (st == S_CLOSED))
+}
+
+/* G5 liveness: once accepted, the handshake always ends, one way or the other
+ * (Ready, or closing because of the deadline or anything else). */
+ltl g5_readiness_deadline { [] (in_handshake(st) -> <> !in_handshake(st)) }
+
+/* G5: the deadline and a success racing it have one winner: a connection the
+ * readiness deadline closed never becomes Ready. */
+ltl g5_deadline_one_winner { [] (rd_fired -> [] (st != S_READY)) }
+#else
+#include "generated/traps.pml"
+#endif
