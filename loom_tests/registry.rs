@@ -4,11 +4,18 @@ use std::time::Instant;
 
 use loom::thread;
 use ws_lifecycle::{
-    CloseCause, CloseCode, CloseFrame, Config, Connection, ConnectionId, Frame, Phase, Registry,
-    RegistryConfig, RegistryError, TransportLoss,
+    Accepted, CloseCause, CloseCode, CloseFrame, Config, Connection, ConnectionId, Frame, Phase,
+    Registry, RegistryConfig, RegistryError, TransportLoss,
 };
 
 use crate::{delivered, drain, msg};
+
+/// A connection whose handshake was accepted at `now`.
+fn accepted(id: u64, now: Instant) -> Connection<Accepted> {
+    Connection::new(ConnectionId::new(id), Config::default())
+        .accept(now)
+        .unwrap()
+}
 
 fn open_registry() -> Registry {
     let registry = Registry::new(RegistryConfig::default());
@@ -26,9 +33,7 @@ fn g7_broadcast_races_close_of_target() {
     loom::model(|| {
         let now = Instant::now();
         let registry = open_registry();
-        let conn = Connection::new(ConnectionId::new(1), Config::default())
-            .accept(now)
-            .unwrap();
+        let conn = accepted(1, now);
         let transport = conn.transport();
         let registration = registry.register(&conn, now).unwrap();
         let conn = conn.authenticate(None, now).unwrap().ready(now).unwrap();
@@ -67,9 +72,7 @@ fn g8_register_races_shutdown() {
     loom::model(|| {
         let now = Instant::now();
         let registry = open_registry();
-        let conn = Connection::new(ConnectionId::new(1), Config::default())
-            .accept(now)
-            .unwrap();
+        let conn = accepted(1, now);
         let transport = conn.transport();
 
         let drainer = registry.clone();
@@ -112,9 +115,7 @@ fn g7_identify_races_close() {
     loom::model(|| {
         let now = Instant::now();
         let registry = open_registry();
-        let conn = Connection::new(ConnectionId::new(1), Config::default())
-            .accept(now)
-            .unwrap();
+        let conn = accepted(1, now);
         let transport = conn.transport();
         let registration = registry.register(&conn, now).unwrap();
         let conn = conn.authenticate(None, now).unwrap();
@@ -153,12 +154,8 @@ fn g7_broadcast_reaches_exactly_the_ready_at_its_linearization_point() {
     loom::model(|| {
         let now = Instant::now();
         let registry = open_registry();
-        let a = Connection::new(ConnectionId::new(1), Config::default())
-            .accept(now)
-            .unwrap();
-        let b = Connection::new(ConnectionId::new(2), Config::default())
-            .accept(now)
-            .unwrap();
+        let a = accepted(1, now);
+        let b = accepted(2, now);
         let (ta, tb) = (a.transport(), b.transport());
         let ra = registry.register(&a, now).unwrap();
         let rb = registry.register(&b, now).unwrap();

@@ -78,10 +78,10 @@
 #define SEND_CLOSED 3
 
 /* ---- superstates, from the generated phase map ----------------------------- */
-#define in_handshake(s) (phase_of(s) == P_ACCEPTED || phase_of(s) == P_AUTHENTICATED)
-#define in_open(s)      (in_handshake(s) || phase_of(s) == P_READY)
-#define in_closing(s)   (phase_of(s) == P_CLOSING)
-#define ending(s)       (in_closing(s) || phase_of(s) == P_CLOSED)
+#define in_handshake(s) (IN_P_ACCEPTED(s) || IN_P_AUTHENTICATED(s))
+#define in_open(s)      (in_handshake(s) || IN_P_READY(s))
+#define in_closing(s)   (IN_P_CLOSING(s))
+#define ending(s)       (IN_P_CLOSING(s) || IN_P_CLOSED(s))
 
 /* Lifecycle::poll_transmit: our Close is owed in these two states. */
 #ifdef BREAK_G4_SECOND_CLOSE
@@ -99,6 +99,14 @@
 #define may_write (st != S_CLOSED)
 #else
 #define may_write (st == S_READY || (st == S_SENDING_CLOSE && local_cause(rec_cause)))
+#endif
+
+/* Lifecycle::check_send: send is allowed in Ready only (G1, G3). */
+#ifdef BREAK_G3_SEND_WHILE_CLOSING
+/* BROKEN: the send gate also lets messages in while the connection is closing. */
+#define send_gate (st == S_READY || in_closing(st))
+#else
+#define send_gate (st == S_READY)
 #endif
 
 /* ---- the connection's state (what the lock guards) ------------------------- */
@@ -250,16 +258,12 @@ inline feed(actor, input, arg) {
 inline emit(m) {
     handed++;
     if
-    :: st == S_READY && nfull(outbox) -> outbox!m; t_out = SEND_QUEUED
-#ifdef BREAK_G3_SEND_WHILE_CLOSING
-    /* BROKEN: the send gate lets a message in while the connection is closing. */
-    :: in_closing(st) && nfull(outbox) -> outbox!m; t_out = SEND_QUEUED
-#endif
-    :: st == S_READY && full(outbox) -> returned++; t_out = SEND_FULL
-    :: in_handshake(st) && nfull(pending) ->
+    :: send_gate && len(outbox) < OUTBOX_CAP -> outbox!m; t_out = SEND_QUEUED
+    :: send_gate && len(outbox) == OUTBOX_CAP -> returned++; t_out = SEND_FULL
+    :: in_handshake(st) && len(pending) < PENDING_CAP ->
         pending!m; pre_count++; pre_idx[m] = pre_count; t_out = SEND_PENDING
-    :: in_handshake(st) && full(pending) -> returned++; t_out = SEND_FULL
-    :: else -> returned++; t_out = SEND_CLOSED
+    :: in_handshake(st) && len(pending) == PENDING_CAP -> returned++; t_out = SEND_FULL
+    :: !send_gate && !in_handshake(st) -> returned++; t_out = SEND_CLOSED
     fi;
     printf("@ "); print_actor(m / MSGS + 1); printf(" send "); print_msg(m);
     if
@@ -287,10 +291,7 @@ active proctype owner() {
         /* BROKEN: "authenticated? then ready" checked and applied in two critical
          * sections; the readiness deadline can fire in between. */
         :: st == S_AUTHENTICATED ->
-            d_step {
-                t_from = st; st = S_AUTHENTICATED;
-                feed(A_OWNER, I_SERVICES_READY, 0)
-            }
+            d_step { st = S_AUTHENTICATED; feed(A_OWNER, I_SERVICES_READY, 0) }
 #else
         :: d_step { feed(A_OWNER, I_SERVICES_READY, 0) }
 #endif
@@ -306,15 +307,13 @@ proctype handle(byte me) {
     if
     :: was_accepted ->   /* an Emitter exists once the handshake is accepted */
         do
-        :: next < MSGS -> d_step { emit((me - 1) * MSGS + next) }; next++
-        :: !closed ->
-            d_step { asked_close = true; feed(me, I_CLOSE, 0) };
-            closed = true
+        :: d_step { next < MSGS -> emit((me - 1) * MSGS + next); next++ }
+        :: d_step { !closed -> asked_close = true; feed(me, I_CLOSE, 0); closed = true }
         :: break
         od
     :: !was_accepted && st == S_CLOSED -> skip  /* refused before accept */
     fi;
-    d_step { handles_done++ }
+    handles_done++
 }
 
 active proctype driver() {
@@ -322,7 +321,7 @@ active proctype driver() {
     do
     /* poll_transmit: the next queued message, while messages may be written (G3) */
     :: d_step {
-        nfull(to_peer) && may_write && nempty(outbox) ->
+        len(to_peer) < WIRE_CAP && may_write && len(outbox) > 0 ->
         outbox?t_m; to_peer!F_DATA,t_m; written++; last_out = F_DATA;
         if
         :: !was_ready -> wrote_early = true
@@ -333,7 +332,7 @@ active proctype driver() {
     }
     /* poll_transmit: our Close, once owed and nothing more may be written (G3, G4) */
     :: d_step {
-        nfull(to_peer) && owes_close(st) && !(may_write && nempty(outbox)) ->
+        len(to_peer) < WIRE_CAP && owes_close(st) && !(may_write && len(outbox) > 0) ->
         to_peer!F_CLOSE,rec_cause;
         if
         :: closes_out < 2 -> closes_out++
@@ -354,7 +353,7 @@ active proctype driver() {
     /* BROKEN: the buffered events are flushed by the driver after the transition to
      * Ready, in a critical section of their own. */
     :: d_step {
-        was_ready && nempty(pending) ->
+        was_ready && len(pending) > 0 ->
         pre_flushed = len(pending);
         do
         :: pending?t_m -> outbox!t_m
@@ -365,10 +364,9 @@ active proctype driver() {
 #endif
     /* the transport fails: the peer is gone */
     :: d_step { vanished && st != S_CLOSED -> feed(A_DRIVER, I_TRANSPORT_LOST, 0) }
-    :: st == S_CLOSED -> break
-    od;
     /* Closed: whatever was never written comes back (take_unsent, G3). */
-    d_step {
+    :: d_step {
+        st == S_CLOSED ->
         do
         :: pending?t_m -> returned++; printf("@ driver unsent "); print_msg(t_m); printf("\n")
         :: empty(pending) -> break
@@ -381,7 +379,9 @@ active proctype driver() {
 #endif
         t_m = 0;
         finished = true
-    }
+    };
+        break
+    od
 }
 
 active proctype readiness_timer() {
@@ -422,16 +422,16 @@ active proctype peer() {
     bool sent_close;
 end:
     do
-    :: to_peer?k,p ->
-        d_step {
-            if
-            :: k == F_DATA && pre_idx[p] != 0 -> rcv_kind = 1; rcv_idx = pre_idx[p]; rcv_pre++
-            :: k == F_DATA && pre_idx[p] == 0 -> rcv_kind = 2; rcv_idx = 0
-            :: else -> skip
-            fi;
-            k = 0; p = 0
-        }
-    :: !sent_close && !vanished -> to_conn!1; sent_close = true
+    :: d_step {
+        to_peer?k,p;
+        if
+        :: k == F_DATA && pre_idx[p] != 0 -> rcv_kind = 1; rcv_idx = pre_idx[p]; rcv_pre++
+        :: k == F_DATA && pre_idx[p] == 0 -> rcv_kind = 2; rcv_idx = 0
+        :: else -> skip
+        fi;
+        k = 0; p = 0
+    }
+    :: d_step { !sent_close -> to_conn!1; sent_close = true }
     :: !vanished -> vanished = true; break
     od
 }

@@ -123,7 +123,9 @@ fn render(rows: &[TableRow]) -> String {
     }
     out.push('\n');
 
-    out.push_str("/* Phases (ws_lifecycle::Phase codes); IN_P_x(s): MachineState::phase() of s is x. */\n");
+    out.push_str(
+        "/* Phases (ws_lifecycle::Phase codes); IN_P_x(s): MachineState::phase() of s is x. */\n",
+    );
     for phase in Phase::ALL {
         writeln!(
             out,

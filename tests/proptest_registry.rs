@@ -808,14 +808,9 @@ impl Model {
             .min()
     }
 
-    /// What `poll_timeout` returns: the hold deadline only while it can still fire.
+    /// What `poll_timeout` returns: the same deadlines.
     fn poll_timeout(&self, k: usize) -> Option<u64> {
-        let c = &self.conns[k];
-        let hold = c.hold_until.filter(|_| self.hold_applies(k) && c.st.open());
-        [c.readiness_at, c.close_at, hold]
-            .into_iter()
-            .flatten()
-            .min()
+        self.deadline(k)
     }
 
     /// `Registration::admitted`, polled once: `None` while pending.

@@ -42,23 +42,19 @@
 #define R_CLOSED         6  /* RejectReason::Closed = "closed" */
 #define R_UNHANDLED      7  /* RejectReason::Unhandled = "unhandled" */
 
-/* Phases (ws_lifecycle::Phase codes) and MachineState::phase(). */
+/* Phases (ws_lifecycle::Phase codes); IN_P_x(s): MachineState::phase() of s is x. */
 #define P_CONNECTING     0  /* Phase::Connecting */
 #define P_ACCEPTED       1  /* Phase::Accepted */
 #define P_AUTHENTICATED  2  /* Phase::Authenticated */
 #define P_READY          3  /* Phase::Ready */
 #define P_CLOSING        4  /* Phase::Closing */
 #define P_CLOSED         5  /* Phase::Closed */
-#define phase_of(s) \
-    ((s) == S_CONNECTING -> P_CONNECTING : \
-    ((s) == S_ACCEPTED -> P_ACCEPTED : \
-    ((s) == S_AUTHENTICATED -> P_AUTHENTICATED : \
-    ((s) == S_READY -> P_READY : \
-    ((s) == S_SENDING_CLOSE -> P_CLOSING : \
-    ((s) == S_AWAITING_PEER_CLOSE -> P_CLOSING : \
-    ((s) == S_REPLYING_CLOSE -> P_CLOSING : \
-    ((s) == S_CLOSED -> P_CLOSED : \
-    255))))))))
+#define IN_P_CONNECTING(s) ((s) == S_CONNECTING)
+#define IN_P_ACCEPTED(s) ((s) == S_ACCEPTED)
+#define IN_P_AUTHENTICATED(s) ((s) == S_AUTHENTICATED)
+#define IN_P_READY(s) ((s) == S_READY)
+#define IN_P_CLOSING(s) ((s) == S_SENDING_CLOSE || (s) == S_AWAITING_PEER_CLOSE || (s) == S_REPLYING_CLOSE)
+#define IN_P_CLOSED(s) ((s) == S_CLOSED)
 
 /* The transition relation: (state s, input i) -> outcome. Updates s on a
  * transition; sets outcome (O_*) and reason (R_*, R_NONE unless rejected). */
