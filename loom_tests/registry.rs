@@ -51,7 +51,11 @@ fn g7_broadcast_races_close_of_target() {
             matches!(frames.last(), Some(Frame::Close(_))),
             "our Close is written: {frames:?}"
         );
-        assert_eq!(report.targets(), 1, "G7: the Ready target is counted once");
+        assert_eq!(
+            report.delivered + report.closing,
+            1,
+            "G7: the Ready target is counted once"
+        );
         assert_eq!(report.not_ready + report.full, 0, "G7: {report:?}");
         match report.delivered {
             1 => assert_eq!(got, vec![1], "G7: delivered means written before the Close"),
@@ -186,5 +190,36 @@ fn g7_broadcast_reaches_exactly_the_ready_at_its_linearization_point() {
             "G7: {report:?}"
         );
         drop((a, b, ra, rb));
+    });
+}
+
+/// Model 17 (G8): a drain that begins before the registry ever opened ∥ the
+/// application making a held connection ready. Whichever comes first, the
+/// connection never becomes `Ready`: refused with 1013, or closed with 1001.
+#[test]
+fn g8_drain_before_open_races_ready_of_a_held_connection() {
+    loom::model(|| {
+        let now = Instant::now();
+        let registry = Registry::new(RegistryConfig::default()); // starting, Hold
+        let conn = accepted(1, now);
+        let transport = conn.transport();
+        let registration = registry.register(&conn, now).unwrap();
+        let conn = conn.authenticate(None, now).unwrap();
+
+        let drainer = registry.clone();
+        let t = thread::spawn(move || drainer.shutdown(now));
+        let made_ready = conn.ready(now);
+        t.join().unwrap();
+
+        assert!(
+            made_ready.is_err(),
+            "G8: a held connection became Ready though the registry never opened"
+        );
+        let code = transport.close_record().unwrap().frame.unwrap().code();
+        assert!(
+            matches!(code.as_u16(), 1001 | 1013),
+            "G8: closed by the drain or the gate, got {code:?}"
+        );
+        drop(registration);
     });
 }

@@ -181,19 +181,7 @@ impl Gone {
 /// refusal closed the connection, [`close_code`](Self::close_code) says with what.
 ///
 /// Serde form: the snake-case name, e.g. `"at_capacity"` (**G9**).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    thiserror::Error,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RegistryError {

@@ -49,6 +49,7 @@ pub enum Input {
 /// How the transport was lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TransportLoss {
     /// The peer closed the TCP stream without a Close frame.
     Eof,

@@ -26,6 +26,14 @@ type Hasher = std::collections::hash_map::RandomState;
 type HashMap<K, V> = StdHashMap<K, V, Hasher>;
 type HashSet<K> = StdHashSet<K, Hasher>;
 
+/// What a drain has done so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct DrainProgress {
+    pub(crate) listed: usize,
+    pub(crate) closing: usize,
+    pub(crate) dropped: usize,
+}
+
 /// One listed connection.
 pub(crate) struct Entry {
     pub(crate) shared: Arc<Shared>,
@@ -44,8 +52,8 @@ pub(crate) struct Index {
     /// How many entries are `held`.
     pub(crate) held: usize,
     pub(crate) totals: Totals,
-    /// How many connections were listed when a drain began.
-    pub(crate) drain_started_with: Option<usize>,
+    /// The drain, once begun: how many were listed, asked to close, dropped.
+    pub(crate) drain: Option<DrainProgress>,
     /// Futures waiting for the listing to empty, by id (re-polls replace).
     waiters: Vec<(u64, Waker)>,
     next_waiter: u64,
@@ -105,6 +113,15 @@ impl Index {
             ids.remove(&id);
             if ids.is_empty() {
                 self.groups.remove(group);
+            }
+        }
+    }
+
+    /// A held connection started closing: it no longer takes a place in the hold.
+    pub(crate) fn unhold(&mut self, id: ConnectionId) {
+        if let Some(entry) = self.entries.get_mut(&id) {
+            if std::mem::take(&mut entry.held) {
+                self.held -= 1;
             }
         }
     }

@@ -16,9 +16,7 @@ use std::time::Instant;
 
 use crate::shared::{Inner, WaitFor, Wakeups};
 use crate::sync::Arc;
-use crate::{
-    CloseCause, CloseCode, CloseFrame, ConnectionId, Message, Phase, RegistryState, SendErrorKind,
-};
+use crate::{CloseCause, CloseCode, CloseFrame, ConnectionId, Message, Phase, SendErrorKind};
 
 use super::Core;
 
@@ -29,8 +27,12 @@ pub(crate) struct Link {
     ready_at: Option<u64>,
     /// The epoch when it started closing.
     closing_at: Option<u64>,
-    /// Held by the startup gate until then, unless the registry opens (**G8**).
-    pub(crate) held_until: Option<Instant>,
+    /// Admitted before the registry opened: held by the startup gate until it does
+    /// (**G8**).
+    held: bool,
+    /// When the hold gives up (`None`: never — a timeout too large to represent; the
+    /// readiness deadline still bounds the connection, **G5**).
+    hold_until: Option<Instant>,
 }
 
 /// The outcome of one broadcast for one connection.
@@ -43,19 +45,27 @@ pub(crate) enum Delivery {
 }
 
 impl Link {
-    pub(crate) fn new(core: Arc<Core>, phase: Phase, held_until: Option<Instant>) -> Link {
+    pub(crate) fn new(
+        core: Arc<Core>,
+        phase: Phase,
+        held: bool,
+        hold_until: Option<Instant>,
+    ) -> Link {
         let closing_at = phase.is_closing_or_closed().then(|| core.epoch());
         Link {
             core,
             ready_at: None,
             closing_at,
-            held_until,
+            held,
+            hold_until,
         }
     }
 
-    /// Held by the startup gate right now.
+    /// Held by the startup gate right now: admitted before the registry opened, and
+    /// it has not opened since — a drain that begins before `open` does not release
+    /// anyone (**G8**).
     pub(crate) fn is_held(&self) -> bool {
-        self.held_until.is_some() && self.core.state() == RegistryState::Starting
+        self.held && !self.core.opened()
     }
 }
 
@@ -72,6 +82,10 @@ impl Inner {
         }
         if phase.is_closing_or_closed() && link.closing_at.is_none() {
             link.closing_at = Some(link.core.epoch());
+            if std::mem::take(&mut link.held) {
+                // A closing connection no longer takes a place in the hold.
+                link.core.lock().unhold(id);
+            }
         }
         if phase == Phase::Closed {
             let cause = self.lifecycle.close_record().map(|r| r.cause);
@@ -114,7 +128,7 @@ impl Inner {
         let link = self.link.as_ref()?;
         let open = !self.lifecycle.phase().is_closing_or_closed();
         if open && link.is_held() {
-            link.held_until
+            link.hold_until
         } else {
             None
         }
@@ -144,7 +158,7 @@ impl Inner {
     /// The registry opened: release the hold and wake whoever waits for admission.
     pub(crate) fn release_hold(&mut self, wakeups: &mut Wakeups) {
         if let Some(link) = self.link.as_mut() {
-            link.held_until = None;
+            link.held = false;
         }
         self.wake_waiters(WaitFor::State, wakeups);
     }

@@ -23,7 +23,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::shared::Shared;
-use crate::sync::{Arc, AtomicU8, AtomicU64, Mutex, MutexGuard, Ordering, lock};
+use crate::sync::{Arc, AtomicBool, AtomicU8, AtomicU64, Mutex, MutexGuard, Ordering, lock};
 use crate::{
     Accepted, Authorized, CloseCause, CloseCode, CloseFrame, Connection, ConnectionId, Input,
     Message, Observer, Phase, RegistryError, TransportLoss,
@@ -35,7 +35,7 @@ pub(crate) use link::Link;
 pub use registration::Registration;
 pub use report::{BroadcastReport, DrainReport, PhaseCounts, RegistrySnapshot, Totals};
 
-use index::Index;
+use index::{DrainProgress, Index};
 
 /// Where a registry is in its own life (**G8**).
 ///
@@ -72,12 +72,18 @@ pub(crate) struct Core {
     state: AtomicU8,
     /// Broadcasts so far; incrementing it is a broadcast's linearization point (**G7**).
     epoch: AtomicU64,
+    /// Set once by `open`: the startup gate's only release (**G8**).
+    opened: AtomicBool,
     index: Mutex<Index>,
 }
 
 impl Core {
     pub(crate) fn state(&self) -> RegistryState {
         RegistryState::from_code(self.state.load(Ordering::SeqCst))
+    }
+
+    pub(crate) fn opened(&self) -> bool {
+        self.opened.load(Ordering::SeqCst)
     }
 
     pub(crate) fn epoch(&self) -> u64 {
@@ -142,6 +148,7 @@ impl Registry {
                 config,
                 state: AtomicU8::new(RegistryState::Starting as u8),
                 epoch: AtomicU64::new(0),
+                opened: AtomicBool::new(false),
                 index: Mutex::new(Index::default()),
             }),
         }
@@ -164,6 +171,7 @@ impl Registry {
             self.core
                 .state
                 .store(RegistryState::Open as u8, Ordering::SeqCst);
+            self.core.opened.store(true, Ordering::SeqCst);
             index.held = 0;
             index
                 .entries
@@ -243,22 +251,19 @@ impl Registry {
                 }
                 return Err(refusal);
             }
-            let held_until = match (&core.config.startup, state) {
+            let (held, hold_until) = match (&core.config.startup, state) {
                 (StartupPolicy::Hold { timeout, .. }, RegistryState::Starting) => {
-                    // An unrepresentable deadline means "never": the readiness
-                    // deadline still bounds the connection (G5).
-                    Some(now.checked_add(*timeout).unwrap_or(now))
+                    // A deadline too far to represent means "no hold deadline": the
+                    // readiness deadline still bounds the connection (G5).
+                    (true, now.checked_add(*timeout))
                 }
-                _ => None,
+                _ => (false, None),
             };
-            index.insert(id, shared.clone(), held_until.is_some());
+            index.insert(id, shared.clone(), held);
             index.totals.registered += 1;
             drop(index);
-            inner.link = Some(Box::new(Link::new(core.clone(), phase, held_until)));
-            tracing::debug!(
-                held = held_until.is_some(),
-                "registry admitted a connection"
-            );
+            inner.link = Some(Box::new(Link::new(core.clone(), phase, held, hold_until)));
+            tracing::debug!(held, "registry admitted a connection");
             Ok(Registration::new(shared.clone()))
         })
     }
@@ -305,9 +310,10 @@ impl Registry {
                 return Ok(());
             }
         };
-        tracing::info!(reason = refusal.name(), "registry refused a connection");
         if let Some(frame) = refusal.close_frame() {
             shared.with(|inner, wakeups| {
+                let _span = inner.lifecycle.span().clone().entered();
+                tracing::info!(reason = refusal.name(), "registry refused a connection");
                 let now = inner.clock_or_now();
                 inner
                     .at(now, wakeups)
@@ -441,9 +447,9 @@ impl Registry {
     }
 
     /// The user a listed connection was identified as.
-    pub fn user_of(&self, id: ConnectionId) -> Option<String> {
+    pub fn user_of(&self, id: ConnectionId) -> Option<Name<str>> {
         let index = self.core.lock();
-        index.entries.get(&id)?.user.as_deref().map(str::to_owned)
+        index.entries.get(&id)?.user.clone()
     }
 
     /// An [`Observer`] of the listed connection `id`.
@@ -463,11 +469,7 @@ impl Registry {
             state: self.core.state(),
             open: index.entries.len(),
             by_phase,
-            held: if self.core.state() == RegistryState::Starting {
-                index.held
-            } else {
-                0
-            },
+            held: index.held,
             users: index.users.len(),
             groups: index.groups.len(),
             totals: index.totals.clone(),
@@ -489,7 +491,10 @@ impl Registry {
             self.core
                 .state
                 .store(RegistryState::Draining as u8, Ordering::SeqCst);
-            index.drain_started_with = Some(index.entries.len());
+            index.drain = Some(DrainProgress {
+                listed: index.entries.len(),
+                ..DrainProgress::default()
+            });
             index.entries.values().map(|e| e.shared.clone()).collect()
         };
         let frame = CloseFrame::internal(CloseCode::GOING_AWAY, "server shutting down");
@@ -507,6 +512,9 @@ impl Registry {
             });
             closing += usize::from(asked);
         }
+        if let Some(drain) = self.core.lock().drain.as_mut() {
+            drain.closing = closing;
+        }
         tracing::info!(listed = targets.len(), closing, "registry draining");
         closing
     }
@@ -523,19 +531,31 @@ impl Registry {
     /// ([`TransportLoss::Dropped`]) and unlisted. Returns what the drain did. Begins
     /// the drain first if [`shutdown`](Self::shutdown) was not called.
     pub fn finish_drain(&self, now: Instant) -> DrainReport {
-        let closing = self.shutdown(now);
-        let (started, rest): (usize, Vec<Arc<Shared>>) = {
+        self.finish(now, |shared| {
+            let _ = shared.handle(Input::TransportLost(TransportLoss::Dropped), now);
+        })
+    }
+
+    /// Drops every connection still listed with `drop_one`, and reports.
+    fn finish(&self, now: Instant, drop_one: impl Fn(&Shared)) -> DrainReport {
+        self.shutdown(now);
+        let rest: Vec<Arc<Shared>> = {
             let index = self.core.lock();
-            let rest = index.entries.values().map(|e| e.shared.clone()).collect();
-            (index.drain_started_with.unwrap_or(0), rest)
+            index.entries.values().map(|e| e.shared.clone()).collect()
         };
         for shared in &rest {
-            let _ = shared.handle(Input::TransportLost(TransportLoss::Dropped), now);
+            drop_one(shared);
         }
+        let drain = {
+            let mut index = self.core.lock();
+            let drain = index.drain.get_or_insert_with(DrainProgress::default);
+            drain.dropped += rest.len();
+            *drain
+        };
         let report = DrainReport {
-            closing,
-            closed: started.saturating_sub(rest.len()),
-            dropped: rest.len(),
+            closing: drain.closing,
+            closed: drain.listed.saturating_sub(drain.dropped),
+            dropped: drain.dropped,
         };
         tracing::info!(
             closed = report.closed,
@@ -547,10 +567,11 @@ impl Registry {
 
     /// The whole graceful drain: [`shutdown`](Self::shutdown) at `now`, wait until
     /// [`drained`](Self::drained) or until `deadline` completes (any timer future:
-    /// `tokio::time::sleep(d)`, for instance), then [`finish_drain`](Self::finish_drain)
-    /// at the time it finishes. Bounded by `deadline` (**G8**).
+    /// `tokio::time::sleep(d)`, for instance), then drop what is left like
+    /// [`finish_drain`](Self::finish_drain) — each connection at the latest time it
+    /// has seen, so no clock is mixed in. Bounded by `deadline` (**G8**).
     pub async fn drain<D: Future>(&self, now: Instant, deadline: D) -> DrainReport {
-        let closing = self.shutdown(now);
+        self.shutdown(now);
         {
             let mut drained = pin!(self.drained());
             let mut deadline = pin!(deadline);
@@ -563,10 +584,9 @@ impl Registry {
             })
             .await;
         }
-        DrainReport {
-            closing,
-            ..self.finish_drain(Instant::now())
-        }
+        // Each connection left is dropped at the latest time it has seen, so no
+        // deadline of its own fires on the way (the caller's clock may be virtual).
+        self.finish(now, Shared::abandon)
     }
 }
 

@@ -32,12 +32,6 @@ impl BroadcastReport {
     pub fn selected(&self) -> usize {
         self.delivered + self.not_ready + self.closing + self.full
     }
-
-    /// The connections that were `Ready` at the linearization point: delivered or
-    /// refused by their own state (closing since, or full).
-    pub fn targets(&self) -> usize {
-        self.delivered + self.full + self.closing
-    }
 }
 
 /// What a drain did (**G8**).
@@ -52,7 +46,8 @@ pub struct DrainReport {
     /// Connections listed when the drain began that ended before its deadline.
     pub closed: usize,
     /// Connections still listed at the deadline, dropped
-    /// ([`TransportLoss::Dropped`]).
+    /// ([`TransportLoss::Dropped`]). The same figures however often the drain is
+    /// finished.
     pub dropped: usize,
 }
 
