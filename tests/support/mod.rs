@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses part of it
 
+pub mod raw;
+
 #[path = "../../examples/chat.rs"]
 #[allow(dead_code, unreachable_pub)]
 pub mod chat;
@@ -87,9 +89,15 @@ impl Server {
 
     /// Polls `/stats` until nothing is open (bounded); returns the last snapshot.
     pub async fn until_empty(&self) -> Value {
+        self.until_open(0).await
+    }
+
+    /// Polls `/stats` until exactly `open` connections are open (bounded by about
+    /// 10 s); returns the last snapshot, which the caller checks.
+    pub async fn until_open(&self, open: u64) -> Value {
         let mut stats = self.stats().await;
         for _ in 0..200 {
-            if stats["open"] == 0 {
+            if stats["open"] == open {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -196,4 +204,22 @@ pub async fn login(server: &Server, user: &str) -> Ws {
 /// The close code as a number.
 pub fn code(code: CloseCode) -> u16 {
     u16::from(code)
+}
+
+/// Connects a [`raw::Raw`] client and authenticates as `user`; checks `ready` then
+/// `welcome`.
+pub async fn raw_login(server: &Server, user: &str) -> raw::Raw {
+    let mut raw = raw::Raw::connect(server.addr).await;
+    let auth = json!({"type": "auth", "token": format!("{user}:secret")});
+    assert!(raw.text(&auth.to_string()).await);
+    for expected in ["ready", "welcome"] {
+        match raw.read().await {
+            Some(raw::RawFrame::Text(text)) => {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(value["type"], expected, "{value}");
+            }
+            other => panic!("expected {expected}, got {other:?}"),
+        }
+    }
+    raw
 }
