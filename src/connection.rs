@@ -178,7 +178,7 @@ impl<S: TypeState> Connection<S> {
     /// [`Transport::poll_transmit`](crate::Transport::poll_transmit), which also waits.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Frame> {
         self.shared
-            .with(|inner, wakeups| inner.next_frame(now, wakeups))
+            .with_hot(|inner, wakeups| inner.next_frame(now, wakeups))
     }
 
     /// Messages and pre-ready events that will never be written, handed back (**G2**,
@@ -324,7 +324,7 @@ impl Connection<Ready> {
     /// outbox is full ([`Config::outbox_capacity`]).
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
         self.shared
-            .with(|inner, wakeups| inner.send(message, wakeups))
+            .with_hot(|inner, wakeups| inner.send(message, wakeups))
     }
 
     /// A cloneable handle that sends from any thread or task (**G3**: atomic with

@@ -34,7 +34,7 @@ impl Sender {
     /// closed instead and the message comes back as `Closed`).
     pub fn send(&self, message: Message) -> Result<(), SendError> {
         self.shared
-            .with(|inner, wakeups| inner.send(message, wakeups))
+            .with_hot(|inner, wakeups| inner.send(message, wakeups))
     }
 
     /// Queues `message`, waiting for room in a full outbox instead of applying the

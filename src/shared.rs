@@ -177,17 +177,34 @@ impl Shared {
     /// Runs `f` under the lock, publishes the phase if it changed, and wakes whoever
     /// must be woken after the lock is released.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Inner, &mut Wakeups) -> R) -> R {
+        self.run(f, true)
+    }
+
+    /// [`with`](Self::with) for the hot path — a send, a broadcast's delivery, the
+    /// driver taking a frame — none of which can bring a deadline forward without
+    /// also changing the state: it skips comparing the next deadline before and
+    /// after (two walks over the deadlines, the waiters and the registry link per
+    /// call, the larger part of a delivery's cost with many connections).
+    pub(crate) fn with_hot<R>(&self, f: impl FnOnce(&mut Inner, &mut Wakeups) -> R) -> R {
+        self.run(f, false)
+    }
+
+    fn run<R>(
+        &self,
+        f: impl FnOnce(&mut Inner, &mut Wakeups) -> R,
+        deadline_may_move: bool,
+    ) -> R {
         let mut wakeups = Wakeups::default();
         let result = {
             let mut inner = self.lock();
             let before = inner.lifecycle.state();
-            let deadline = inner.next_deadline();
+            let deadline = deadline_may_move.then(|| inner.next_deadline());
             let result = f(&mut inner, &mut wakeups);
             if inner.lifecycle.state() != before {
                 inner.settle(&mut wakeups);
                 self.phase
                     .store(inner.lifecycle.phase().code(), Ordering::Release);
-            } else if inner.next_deadline() != deadline {
+            } else if deadline.is_some_and(|deadline| inner.next_deadline() != deadline) {
                 // A re-authentication moved the credential's expiry, or a wait with an
                 // earlier timeout began: the driver must re-read `poll_timeout` (**G5**,
                 // **G6**).

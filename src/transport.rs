@@ -46,7 +46,7 @@ impl Transport {
     /// [`Connection::poll_transmit`](crate::Connection::poll_transmit)).
     pub fn next_frame(&self, now: Instant) -> Option<Frame> {
         self.shared
-            .with(|inner, wakeups| inner.next_frame(now, wakeups))
+            .with_hot(|inner, wakeups| inner.next_frame(now, wakeups))
     }
 
     /// The next frame to write: `Ready(Some(frame))`; `Pending` (the waker is woken
@@ -54,7 +54,7 @@ impl Transport {
     /// the connection is closed — nothing more will ever be written.
     pub fn poll_transmit(&self, cx: &mut Context<'_>, now: Instant) -> Poll<Option<Frame>> {
         self.shared
-            .with(|inner, wakeups| inner.poll_frame(cx, now, wakeups))
+            .with_hot(|inner, wakeups| inner.poll_frame(cx, now, wakeups))
     }
 
     /// An application message from the peer. Before `Ready` it is held (**G2**); past

@@ -598,7 +598,7 @@ fn visit(
 ) -> BroadcastReport {
     let mut report = BroadcastReport::default();
     for shared in targets {
-        match shared.with(|inner, wakeups| inner.deliver(epoch, message, wakeups)) {
+        match shared.with_hot(|inner, wakeups| inner.deliver(epoch, message, wakeups)) {
             Delivery::Delivered => report.delivered += 1,
             Delivery::NotReady => report.not_ready += 1,
             Delivery::Closing => report.closing += 1,
