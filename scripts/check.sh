@@ -6,7 +6,9 @@
 # Steps: formatting, clippy (-D warnings, all targets and features, and the loom
 # build), every test (unit, integration, trybuild UI, bounded-exhaustive, proptest,
 # threads, doctests), the loom models (release, own target dir, preemption bound 3),
-# and the API docs with warnings denied. The SPIN model check joins later.
+# the SPIN model check (every LTL property, then every deliberately broken variant
+# must be caught; needs spin and gcc, which .ci/run installs), and the API docs with
+# warnings denied.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,5 +32,7 @@ step clippy-loom env RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target-loom \
 step test cargo test --all-features
 step loom env RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" \
     CARGO_TARGET_DIR=target-loom cargo test --release --no-default-features --test loom
+step model bash model/check.sh
+step model-broken bash model/check.sh --broken
 step doc env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 echo "==> all checks passed"
