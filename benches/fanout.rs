@@ -7,10 +7,11 @@
 //! alike:
 //!
 //! - `parked`: as in real use, every receiver's task is parked on its queue
-//!   ([`Transport::poll_transmit`]; a `recv()` future for tokio), so the broadcast
-//!   wakes every one of them, and each then takes the message and parks again;
-//! - `polled`: the receivers just take the message (`Transport::next_frame`;
-//!   `try_recv`), no waker registered.
+//!   ([`Transport::poll_transmit_batch`], as the crate's driver does; a `recv()`
+//!   future for tokio), so the broadcast wakes every one of them, and each then takes
+//!   the message and parks again;
+//! - `polled`: the receivers just take what is queued (`Transport::next_frames`;
+//!   `try_recv` until empty), no waker registered.
 //!
 //! Time per iteration is one broadcast plus all the deliveries; the figure of merit
 //! is ns per delivery (time / [`RECEIVERS`]) and the speed ratio against
@@ -35,6 +36,9 @@ use ws_lifecycle::{
 
 /// Receivers per broadcast.
 const RECEIVERS: usize = 10_000;
+
+/// Frames a driver takes per call (the crate's driver takes up to 64).
+const BATCH: usize = 64;
 
 /// The broadcast payload (shared, as a chat server's `said` message is).
 const PAYLOAD: &str = "{\"type\":\"said\",\"from\":\"ada\",\"text\":\"hello, everyone\"}";
@@ -95,17 +99,22 @@ impl Connections {
         this
     }
 
-    /// Every driver drains its outbox and parks on `poll_transmit`; returns how many
-    /// messages were taken.
+    /// Every driver drains its outbox and parks, as the crate's driver does: one
+    /// `poll_transmit_batch` takes what is queued and, having emptied it, registers
+    /// the waker; returns how many messages were taken.
     fn park_all(&self, now: Instant) -> usize {
         let mut taken = 0;
+        let mut batch = Vec::with_capacity(BATCH);
         for (transport, waker) in self.transports.iter().zip(&self.wakers) {
             let mut cx = Context::from_waker(waker);
             loop {
-                match transport.poll_transmit(&mut cx, now) {
-                    Poll::Ready(Some(frame)) => {
-                        black_box(frame);
-                        taken += 1;
+                match transport.poll_transmit_batch(&mut cx, now, &mut batch, BATCH) {
+                    Poll::Ready(Some(n)) => {
+                        taken += n;
+                        black_box(batch.drain(..).count());
+                        if n < BATCH {
+                            break; // drained, and parked
+                        }
                     }
                     Poll::Ready(None) => panic!("a connection closed"),
                     Poll::Pending => break,
@@ -115,14 +124,19 @@ impl Connections {
         taken
     }
 
-    /// Every driver takes what is queued, without parking.
+    /// Every driver takes what is queued (`next_frames`), without parking.
     fn poll_all(&self, now: Instant) -> usize {
         let mut taken = 0;
+        let mut batch = Vec::with_capacity(BATCH);
         for transport in &self.transports {
-            while let Some(frame) = transport.next_frame(now) {
-                debug_assert!(matches!(frame, Frame::Message(_)));
-                black_box(frame);
-                taken += 1;
+            loop {
+                let n = transport.next_frames(now, &mut batch, BATCH);
+                debug_assert!(batch.iter().all(|f| matches!(f, Frame::Message(_))));
+                taken += n;
+                black_box(batch.drain(..).count());
+                if n < BATCH {
+                    break;
+                }
             }
         }
         taken

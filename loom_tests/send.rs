@@ -2,6 +2,7 @@
 //! drain ∥ async send.
 
 use std::future::poll_fn;
+use std::task::Poll;
 use std::time::Instant;
 
 use loom::sync::Arc;
@@ -103,6 +104,42 @@ fn g6_full_outbox_drain_and_async_send() {
         }
         t.join().unwrap();
         assert_eq!(got, [0, 1, 2], "G3: no reordering");
+        drop(conn);
+    });
+}
+
+/// Model 18 (G6): the driver takes frames in batches and, after a batch that emptied
+/// the outbox, waits without polling again — relying on the waker the batch left
+/// registered — while another thread sends two messages. A lost wakeup is a deadlock
+/// loom reports; the messages arrive once each, in order.
+#[test]
+fn g6_batch_driver_parks_without_polling_again() {
+    loom::model(|| {
+        let now = Instant::now();
+        let (conn, transport) = ready_connection(Config::default(), now);
+        let sender = conn.sender();
+        let t = thread::spawn(move || {
+            sender.send(msg(1)).unwrap();
+            sender.send(msg(2)).unwrap();
+        });
+        let mut got = Vec::new();
+        loom::future::block_on(poll_fn(|cx| {
+            let mut batch = Vec::new();
+            match transport.poll_transmit_batch(cx, now, &mut batch, 8) {
+                Poll::Ready(Some(_)) => {
+                    got.extend(delivered(&batch));
+                    if got.len() == 2 {
+                        return Poll::Ready(());
+                    }
+                    // The batch emptied the outbox: wait without another poll.
+                    Poll::Pending
+                }
+                Poll::Ready(None) => panic!("closed"),
+                Poll::Pending => Poll::Pending,
+            }
+        }));
+        t.join().unwrap();
+        assert_eq!(got, [1, 2], "G3: once each, in order");
         drop(conn);
     });
 }

@@ -29,8 +29,9 @@ breaks = {
  'model13_broadcast_skips_send_gate': ('src/registry/link.rs', 'match self.send(message.clone(), wakeups) {', 'match { self.force(message.clone()); Ok::<(), crate::SendError>(()) } {', 'registry::g7_broadcast_races_close_of_target', None),
  'model14_register_reads_state_outside_lock': ('src/registry/mod.rs', '            let mut index = core.lock();\n            if index.entries.contains_key(&id) {\n                return Err(RegistryError::DuplicateId);\n            }\n            let state = core.state();', '            let state = core.state();\n            let mut index = core.lock();\n            if index.entries.contains_key(&id) {\n                return Err(RegistryError::DuplicateId);\n            }', 'registry::g8_register_races_shutdown', None),
  'model15_identify_indexes_outside_lock': ('src/registry/mod.rs', '                index.set_user(id, Name::from(user));', '                drop(index);\n                self.core.lock().users.entry(Name::from(user)).or_default().push(id);', 'registry::g7_identify_races_close', None),
- 'model16_broadcast_decides_by_phase_at_visit': ('src/registry/link.rs', 'if link.ready_at.is_none_or(|at| at >= epoch) {', 'if self.lifecycle.phase() != Phase::Ready {', 'registry::g7_broadcast_reaches_exactly', None),
+ 'model16_broadcast_decides_by_phase_at_visit': ('src/registry/link.rs', 'if link.ready_at >= epoch {', 'if self.lifecycle.phase() != Phase::Ready {', 'registry::g7_broadcast_reaches_exactly', None),
  'model17_gate_reads_the_state': ('src/registry/link.rs', 'self.held && !self.core.opened()', 'self.held && self.core.state() == crate::RegistryState::Starting', 'registry::g8_drain_before_open', None),
+ 'model18_batch_parks_only_when_empty_handed': ('src/shared.rs', '        if taken < max && !closed {', '        if taken == 0 && !closed {', 'send::g6_batch_driver_parks_without_polling_again', None),
  'model8_no_wake_on_pop': ('src/shared.rs', '                    self.wake_waiters(WaitFor::Room, wakeups);\n                }\n                return Some', '                }\n                return Some', 'send::g6_full_outbox_drain_and_async_send', None),
 }
 extra = {

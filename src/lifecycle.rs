@@ -134,7 +134,7 @@ impl Lifecycle {
 
     /// How the connection is closing or closed; `None` while it is not.
     pub fn close_record(&self) -> Option<&CloseRecord> {
-        self.machine.inner().close.as_ref()
+        self.machine.inner().close.as_deref()
     }
 
     /// The send gate (**G1**, **G3**): `Ok` only in [`Phase::Ready`]. Before `Ready`

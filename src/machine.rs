@@ -58,8 +58,8 @@ pub(crate) struct Dispatch {
 /// The machine's shared storage: configuration, armed deadlines and the close record.
 #[derive(Debug, Clone)]
 pub(crate) struct Machine {
-    pub(crate) readiness_timeout: Duration,
-    pub(crate) close_timeout: Duration,
+    pub(crate) readiness_timeout: Timeout,
+    pub(crate) close_timeout: Timeout,
     /// Armed while in the *handshake* superstate (**G5**).
     pub(crate) readiness_deadline: Option<Instant>,
     /// Armed while authenticated and open, when the credential expires (**G5**).
@@ -67,14 +67,37 @@ pub(crate) struct Machine {
     /// Armed while in the *closing* superstate (**G5**).
     pub(crate) close_deadline: Option<Instant>,
     /// Set once, by the first close of any kind (**G4**: the first cause wins).
-    pub(crate) close: Option<CloseRecord>,
+    /// Boxed: allocated once, when the close begins; an open connection carries 8
+    /// bytes for it instead of the whole record.
+    pub(crate) close: Option<Box<CloseRecord>>,
+}
+
+/// A timeout in 8 bytes instead of a `Duration`'s 16 (every connection carries two):
+/// nanoseconds, with `u64::MAX` — about 584 years or more — meaning "too large to
+/// represent", which leaves its deadline unarmed, as `Instant + Duration` overflowing
+/// does.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeout(u64);
+
+impl Timeout {
+    fn new(timeout: Duration) -> Timeout {
+        Timeout(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// The deadline `self` after `now`; `None` when it cannot be represented.
+    fn after(self, now: Instant) -> Option<Instant> {
+        if self.0 == u64::MAX {
+            return None;
+        }
+        now.checked_add(Duration::from_nanos(self.0))
+    }
 }
 
 impl Machine {
     pub(crate) fn new(readiness_timeout: Duration, close_timeout: Duration) -> Machine {
         Machine {
-            readiness_timeout,
-            close_timeout,
+            readiness_timeout: Timeout::new(readiness_timeout),
+            close_timeout: Timeout::new(close_timeout),
             readiness_deadline: None,
             credential_expiry: None,
             close_deadline: None,
@@ -107,7 +130,7 @@ impl Machine {
         frame: CloseFrame,
     ) -> Outcome<State> {
         self.close
-            .get_or_insert_with(|| CloseRecord::new(cause, Some(frame)));
+            .get_or_insert_with(|| Box::new(CloseRecord::new(cause, Some(frame))));
         Self::go(d, State::sending_close())
     }
 
@@ -120,7 +143,7 @@ impl Machine {
         let ours = theirs.as_ref().map(|f| CloseFrame::internal(f.code(), ""));
         let record = self
             .close
-            .get_or_insert_with(|| CloseRecord::new(CloseCause::Peer, ours));
+            .get_or_insert_with(|| Box::new(CloseRecord::new(CloseCause::Peer, ours)));
         record.peer_closed = true;
         record.peer_frame = theirs.clone();
         Self::go(d, State::replying_close())
@@ -130,7 +153,7 @@ impl Machine {
     fn end(&mut self, d: &mut Dispatch, cause: CloseCause, end: CloseEnd) -> Outcome<State> {
         let record = self
             .close
-            .get_or_insert_with(|| CloseRecord::new(cause, None));
+            .get_or_insert_with(|| Box::new(CloseRecord::new(cause, None)));
         record.end = Some(end);
         Self::go(d, State::closed())
     }
@@ -163,7 +186,10 @@ impl Machine {
             }
             Input::Close(frame) => {
                 // Kept for reporting; no Close frame is sent (the upgrade is refused).
-                self.close = Some(CloseRecord::new(CloseCause::Refused, Some(frame.clone())));
+                self.close = Some(Box::new(CloseRecord::new(
+                    CloseCause::Refused,
+                    Some(frame.clone()),
+                )));
                 self.end(d, CloseCause::Refused, CloseEnd::NeverOpened)
             }
             Input::PeerClose(_) | Input::CloseSent => Self::reject(d, RejectReason::NotOpen),
@@ -222,7 +248,7 @@ impl Machine {
     #[action]
     fn arm_readiness(&mut self, d: &mut Dispatch) {
         // A timeout too large to represent leaves the deadline unarmed (no panic).
-        self.readiness_deadline = d.now.checked_add(self.readiness_timeout);
+        self.readiness_deadline = self.readiness_timeout.after(d.now);
     }
 
     #[action]
@@ -361,7 +387,7 @@ impl Machine {
 
     #[action]
     fn arm_close_timeout(&mut self, d: &mut Dispatch) {
-        self.close_deadline = d.now.checked_add(self.close_timeout);
+        self.close_deadline = self.close_timeout.after(d.now);
     }
 
     // ── closed ────────────────────────────────────────────────────────────────
@@ -397,6 +423,6 @@ impl Machine {
     /// The close record; every closing state has one (set by the transition into it).
     fn record(&mut self) -> &mut CloseRecord {
         self.close
-            .get_or_insert_with(|| CloseRecord::new(CloseCause::Local, None))
+            .get_or_insert_with(|| Box::new(CloseRecord::new(CloseCause::Local, None)))
     }
 }

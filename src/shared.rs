@@ -33,39 +33,53 @@ pub(crate) struct Shared {
 }
 
 /// What the lock guards.
+///
+/// Laid out in declaration order (`repr(C)`), hottest first: what a broadcast's
+/// delivery and the driver's `next_frame` touch (the registry link, the gates, the
+/// outbox, the driver's waker, the clock) shares the first cache lines with the lock
+/// itself; what only the handshake, the inbound side or waiting futures use comes
+/// after the lifecycle. With ten thousand connections a broadcast touches every one of
+/// them, and each extra cache line is a miss per delivery.
+#[repr(C)]
 pub(crate) struct Inner {
-    pub(crate) lifecycle: Lifecycle,
+    /// The registry this connection is listed in, if any (**G7**, **G8**).
+    pub(crate) link: Option<Link>,
+    /// A slow-consumer close requested by a send, which carries no time: send is
+    /// refused from the request on (**G3**), and the close itself (the frame of
+    /// `overflow`) is applied by the next input that carries `now` — normally the
+    /// driver's `poll_transmit`, which the request wakes — so its handshake timeout is
+    /// armed from a real time.
+    deferred_close: bool,
+    /// Normalized bounds (see `Shared::new`), as `u32`: a bound past `u32::MAX`
+    /// messages is no bound a server can hold in memory anyway.
+    outbox_capacity: u32,
+    pending_capacity: u32,
+    inbound_capacity: u32,
     /// Messages for the peer, written by the driver in order (**G3**).
     outbox: VecDeque<Message>,
-    /// Events emitted before `Ready`, moved to the outbox at the transition (**G2**).
-    pending: VecDeque<Message>,
-    /// Application messages from the peer, held until the application reads them; the
-    /// application can only get a reader from `Connection<Ready>` (**G2**).
-    inbound: VecDeque<Message>,
-    outbox_capacity: usize,
-    pending_capacity: usize,
-    inbound_capacity: usize,
-    overflow: OverflowPolicy,
-    /// A slow-consumer close requested by a send, which carries no time: send is
-    /// refused from the request on (**G3**), and the close itself is applied by the
-    /// next input that carries `now` — normally the driver's `poll_transmit`, which
-    /// the request wakes — so its handshake timeout is armed from a real time.
-    deferred_close: Option<CloseFrame>,
+    /// The driver, waiting for a frame or a change of deadline.
+    transmit: Option<Waker>,
     /// The latest time any timed call carried: the clock for waits with a timeout
     /// (**G6**), which expire when the time input passes their deadline.
     clock: Option<Instant>,
-    /// The driver, waiting for a frame or a change of deadline.
-    transmit: Option<Waker>,
-    /// The driver, waiting for room in the inbound hold.
-    inbound_room: Option<Waker>,
     /// Everyone else who waits: observers, async senders, receivers, each with what
     /// it waits for, so a freed slot or an arrival wakes only those who care. Keyed by
     /// a per-future id so a re-poll replaces its waker instead of adding one (bounded
     /// by the number of live futures).
     waiters: Vec<Waiter>,
+    pub(crate) lifecycle: Lifecycle,
+    /// Events emitted before `Ready`, moved to the outbox at the transition (**G2**).
+    pending: VecDeque<Message>,
+    /// Application messages from the peer, held until the application reads them; the
+    /// application can only get a reader from `Connection<Ready>` (**G2**).
+    inbound: VecDeque<Message>,
+    /// `OverflowPolicy::Close`'s frame; `None` for `OverflowPolicy::Reject`, the
+    /// default. Boxed: a connection under the default policy carries 8 bytes for it
+    /// instead of a whole frame.
+    overflow_close: Option<Box<CloseFrame>>,
+    /// The driver, waiting for room in the inbound hold.
+    inbound_room: Option<Waker>,
     next_waiter: u64,
-    /// The registry this connection is listed in, if any (**G7**, **G8**).
-    pub(crate) link: Option<Box<Link>>,
 }
 
 /// What a waiting future waits for.
@@ -137,25 +151,29 @@ impl Shared {
     }
 
     pub(crate) fn new(id: ConnectionId, config: Config) -> Shared {
+        // Normalized (documented on `Config`): every bound at least 1 (and at most
+        // `u32::MAX`), and the pre-ready buffer no larger than the outbox it is flushed
+        // into.
+        let bound = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).max(1);
+        let outbox_capacity = bound(config.outbox_capacity);
         let inner = Inner {
+            link: None,
+            deferred_close: false,
+            outbox_capacity,
+            pending_capacity: bound(config.pending_capacity).min(outbox_capacity),
+            inbound_capacity: bound(config.inbound_capacity),
             outbox: VecDeque::new(),
+            transmit: None,
+            clock: None,
+            waiters: Vec::new(),
             pending: VecDeque::new(),
             inbound: VecDeque::new(),
-            // Normalized (documented on `Config`): every bound at least 1, and the
-            // pre-ready buffer no larger than the outbox it is flushed into.
-            outbox_capacity: config.outbox_capacity.max(1),
-            pending_capacity: config
-                .pending_capacity
-                .clamp(1, config.outbox_capacity.max(1)),
-            inbound_capacity: config.inbound_capacity.max(1),
-            overflow: config.overflow.clone(),
-            deferred_close: None,
-            clock: None,
-            transmit: None,
+            overflow_close: match &config.overflow {
+                OverflowPolicy::Close(frame) => Some(Box::new(frame.clone())),
+                _ => None,
+            },
             inbound_room: None,
-            waiters: Vec::new(),
             next_waiter: 0,
-            link: None,
             lifecycle: Lifecycle::new(id, config),
         };
         Shared {
@@ -189,11 +207,7 @@ impl Shared {
         self.run(f, false)
     }
 
-    fn run<R>(
-        &self,
-        f: impl FnOnce(&mut Inner, &mut Wakeups) -> R,
-        deadline_may_move: bool,
-    ) -> R {
+    fn run<R>(&self, f: impl FnOnce(&mut Inner, &mut Wakeups) -> R, deadline_may_move: bool) -> R {
         let mut wakeups = Wakeups::default();
         let result = {
             let mut inner = self.lock();
@@ -247,8 +261,8 @@ impl Shared {
     pub(crate) fn handle_timeout(&self, now: Instant) -> Option<Step> {
         self.with(|inner, wakeups| {
             let from = inner.lifecycle.state();
-            let hold_fires = inner.deferred_close.is_none()
-                && inner.hold_deadline().is_some_and(|until| until <= now);
+            let hold_fires =
+                !inner.deferred_close && inner.hold_deadline().is_some_and(|until| until <= now);
             let fired = inner.at(now, wakeups).lifecycle.handle_timeout(now);
             let to = inner.lifecycle.state();
             match fired {
@@ -301,9 +315,13 @@ impl Inner {
     /// Applies a deferred slow-consumer close with the first real time that comes
     /// in; every operation that carries `now` calls this first.
     pub(crate) fn at(&mut self, now: Instant, wakeups: &mut Wakeups) -> &mut Self {
-        if let Some(frame) = self.deferred_close.take() {
-            self.lifecycle
-                .close_as(frame, CloseCause::SlowConsumer, now);
+        // Set only under `OverflowPolicy::Close`, whose frame it applies.
+        if std::mem::take(&mut self.deferred_close) {
+            if let Some(frame) = &self.overflow_close {
+                let frame = CloseFrame::clone(frame);
+                self.lifecycle
+                    .close_as(frame, CloseCause::SlowConsumer, now);
+            }
         }
         let clock = self.clock.map_or(now, |c| c.max(now));
         self.clock = Some(clock);
@@ -348,7 +366,7 @@ impl Inner {
     /// The send gate (**G1**, **G3**): the lifecycle's, shut early by a requested
     /// slow-consumer close.
     pub(crate) fn check_send(&self) -> Result<(), SendRefused> {
-        if self.deferred_close.is_some() {
+        if self.deferred_close {
             return Err(SendRefused::Closed);
         }
         self.lifecycle.check_send()
@@ -418,11 +436,11 @@ impl Inner {
         if self.check_send().is_err() {
             return Err(SendError::new(SendErrorKind::Closed, message));
         }
-        if self.outbox.len() >= self.outbox_capacity {
-            if let OverflowPolicy::Close(frame) = &self.overflow {
+        if self.outbox.len() >= self.outbox_capacity as usize {
+            if self.overflow_close.is_some() {
                 // The slow-consumer close. A send carries no time, so the close is
                 // applied by the driver's next call with `now`, which this wakes.
-                self.deferred_close = Some(frame.clone());
+                self.deferred_close = true;
                 self.wake_transmit(wakeups);
                 // Async senders waiting for room learn that the gate is shut.
                 self.wake_waiters(WaitFor::Room, wakeups);
@@ -437,7 +455,7 @@ impl Inner {
 
     /// `send` for async senders: `Full` means "wait for room".
     pub(crate) fn room(&self) -> bool {
-        self.outbox.len() < self.outbox_capacity
+        self.outbox.len() < self.outbox_capacity as usize
     }
 
     /// An event from a component that may run before `Ready` (**G2**).
@@ -448,11 +466,9 @@ impl Inner {
     ) -> Result<(), SendError> {
         match self.lifecycle.phase() {
             Phase::Ready => self.send(message, wakeups),
-            _ if self.deferred_close.is_some() => {
-                Err(SendError::new(SendErrorKind::Closed, message))
-            }
+            _ if self.deferred_close => Err(SendError::new(SendErrorKind::Closed, message)),
             Phase::Closing | Phase::Closed => Err(SendError::new(SendErrorKind::Closed, message)),
-            _ if self.pending.len() >= self.pending_capacity => {
+            _ if self.pending.len() >= self.pending_capacity as usize => {
                 Err(SendError::new(SendErrorKind::Full, message))
             }
             _ => {
@@ -467,7 +483,7 @@ impl Inner {
         self.at(now, wakeups);
         if self.lifecycle.may_write_messages() {
             if let Some(message) = self.outbox.pop_front() {
-                if self.outbox.len() + 1 == self.outbox_capacity {
+                if self.outbox.len() + 1 == self.outbox_capacity as usize {
                     // Full → not full: room for an async sender.
                     self.wake_waiters(WaitFor::Room, wakeups);
                 }
@@ -489,16 +505,73 @@ impl Inner {
             Some(frame) => Poll::Ready(Some(frame)),
             None if self.lifecycle.phase() == Phase::Closed => Poll::Ready(None),
             None => {
-                if !self
-                    .transmit
-                    .as_ref()
-                    .is_some_and(|w| w.will_wake(cx.waker()))
-                {
-                    let old = self.transmit.replace(cx.waker().clone());
-                    wakeups.discard(old);
-                }
+                self.park_transmit(cx, wakeups);
                 Poll::Pending
             }
+        }
+    }
+
+    /// Up to `max` frames for the driver in one critical section, appended to `out`
+    /// in order; it stops after our Close, which is always the last frame (**G3**).
+    /// Returns how many it appended.
+    pub(crate) fn next_frames(
+        &mut self,
+        now: Instant,
+        out: &mut Vec<Frame>,
+        max: usize,
+        wakeups: &mut Wakeups,
+    ) -> usize {
+        let mut taken = 0;
+        while taken < max {
+            let Some(frame) = self.next_frame(now, wakeups) else {
+                break;
+            };
+            taken += 1;
+            let close = matches!(frame, Frame::Close(_));
+            out.push(frame);
+            if close {
+                break;
+            }
+        }
+        taken
+    }
+
+    /// `next_frames`, registering the driver's waker whenever the batch emptied what
+    /// was ready (fewer than `max` frames, or none): the driver may write the batch
+    /// and wait without polling again, and is woken by the next frame, state or
+    /// deadline change (**G6**) — at once, by `settle`, when the batch itself changed
+    /// the state. `Ready(None)`: closed, nothing will ever be written.
+    pub(crate) fn poll_frames(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: Instant,
+        out: &mut Vec<Frame>,
+        max: usize,
+        wakeups: &mut Wakeups,
+    ) -> Poll<Option<usize>> {
+        // A batch of none could never register the waker: it counts as one.
+        let max = max.max(1);
+        let taken = self.next_frames(now, out, max, wakeups);
+        let closed = self.lifecycle.phase() == Phase::Closed;
+        if taken < max && !closed {
+            self.park_transmit(cx, wakeups);
+        }
+        match taken {
+            0 if closed => Poll::Ready(None),
+            0 => Poll::Pending,
+            n => Poll::Ready(Some(n)),
+        }
+    }
+
+    /// Keeps `cx`'s waker as the driver's, to be woken by the next frame or change.
+    fn park_transmit(&mut self, cx: &mut Context<'_>, wakeups: &mut Wakeups) {
+        if !self
+            .transmit
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            let old = self.transmit.replace(cx.waker().clone());
+            wakeups.discard(old);
         }
     }
 
@@ -526,7 +599,7 @@ impl Inner {
         if phase.is_closing_or_closed() {
             return Err(InboundRefused::Closed);
         }
-        if self.inbound.len() >= self.inbound_capacity {
+        if self.inbound.len() >= self.inbound_capacity as usize {
             if phase == Phase::Ready {
                 return Err(InboundRefused::Full(message));
             }
@@ -553,7 +626,7 @@ impl Inner {
         cx: &mut Context<'_>,
         wakeups: &mut Wakeups,
     ) -> Poll<()> {
-        if self.inbound.len() < self.inbound_capacity
+        if self.inbound.len() < self.inbound_capacity as usize
             || self.lifecycle.phase().is_closing_or_closed()
         {
             Poll::Ready(())

@@ -57,6 +57,35 @@ impl Transport {
             .with_hot(|inner, wakeups| inner.poll_frame(cx, now, wakeups))
     }
 
+    /// Up to `max` frames to write now, appended to `out` in order, in one critical
+    /// section; returns how many. Our Close is the last frame: a batch ends with it,
+    /// and nothing follows it (**G3**). A driver that writes in batches takes the
+    /// connection's lock once per batch instead of once per frame, and can flush the
+    /// socket once per batch.
+    pub fn next_frames(&self, now: Instant, out: &mut Vec<Frame>, max: usize) -> usize {
+        self.shared
+            .with_hot(|inner, wakeups| inner.next_frames(now, out, max, wakeups))
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit) in batches: `Ready(Some(n))` with `n`
+    /// frames (at most `max`, at least one) appended to `out`; `Pending`; or
+    /// `Ready(None)` once the connection is closed. Whenever the batch took everything
+    /// that was ready — fewer than `max` frames, or none — `cx`'s waker is registered
+    /// as well, so a driver may write the batch and then wait without polling again:
+    /// the next frame, change of state or change of deadline wakes it (**G6**); a
+    /// batch that itself changed the state (it took our Close) has woken it already.
+    /// A `max` of 0 counts as 1.
+    pub fn poll_transmit_batch(
+        &self,
+        cx: &mut Context<'_>,
+        now: Instant,
+        out: &mut Vec<Frame>,
+        max: usize,
+    ) -> Poll<Option<usize>> {
+        self.shared
+            .with_hot(|inner, wakeups| inner.poll_frames(cx, now, out, max, wakeups))
+    }
+
     /// An application message from the peer. Before `Ready` it is held (**G2**); past
     /// [`Config::inbound_capacity`](crate::Config::inbound_capacity) held messages the
     /// connection is closed with 1008. Once `Ready`, a full hold hands the message

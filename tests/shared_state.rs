@@ -1008,3 +1008,101 @@ fn g6_waits_with_a_timeout_return_when_the_time_input_passes_them() {
         Poll::Ready(Ok(_))
     ));
 }
+
+/// G3: `Transport::next_frames` takes what is queued in order, at most `max` at a
+/// time, and a batch ends with our Close: nothing follows it, even with room left.
+#[test]
+fn g3_next_frames_in_order_bounded_and_close_last() {
+    let (conn, transport) = ready_with(config());
+    let sender = conn.sender();
+    for i in 0..5 {
+        sender.send(text(&format!("m{i}"))).unwrap();
+    }
+    let mut batch = Vec::new();
+    assert_eq!(transport.next_frames(at(1), &mut batch, 3), 3);
+    assert_eq!(messages(&batch), ["m0", "m1", "m2"]);
+    let _closing = conn.close(CloseFrame::normal(), at(1));
+    assert!(
+        sender.send(text("late")).is_err(),
+        "G3: refused once closing"
+    );
+    batch.clear();
+    assert_eq!(transport.next_frames(at(1), &mut batch, 64), 3);
+    assert_eq!(messages(&batch[..2]), ["m3", "m4"]);
+    assert_eq!(close_frames(&batch), [Some(CloseFrame::normal())]);
+    assert!(
+        matches!(batch.last(), Some(Frame::Close(_))),
+        "G3: Close last"
+    );
+    assert_eq!(transport.next_frames(at(1), &mut batch, 64), 0);
+    assert_eq!(batch.len(), 3, "nothing after our Close");
+}
+
+/// G6: a batch that takes everything that was ready also registers the driver's
+/// waker, so a driver may write the batch and wait without polling again: the next
+/// send wakes it. A full batch (`max` frames) registers nothing — more may be ready —
+/// and once closed the batch poll completes with `None`.
+#[test]
+fn g6_poll_transmit_batch_parks_when_it_empties_the_outbox() {
+    let (conn, transport) = ready_with(config());
+    let sender = conn.sender();
+    let (count, waker) = counting();
+    let mut cx = Context::from_waker(&waker);
+    let mut batch = Vec::new();
+    assert_eq!(
+        transport.poll_transmit_batch(&mut cx, at(1), &mut batch, 8),
+        Poll::Pending
+    );
+    sender.send(text("m0")).unwrap();
+    assert_eq!(count.count(), 1, "G6: a send wakes the parked driver");
+    assert_eq!(
+        transport.poll_transmit_batch(&mut cx, at(1), &mut batch, 8),
+        Poll::Ready(Some(1))
+    );
+    // No second poll: the batch emptied the outbox and left the waker registered.
+    sender.send(text("m1")).unwrap();
+    assert_eq!(count.count(), 2, "G6: woken without polling again");
+    sender.send(text("m2")).unwrap();
+    assert_eq!(
+        transport.poll_transmit_batch(&mut cx, at(1), &mut batch, 1),
+        Poll::Ready(Some(1)),
+        "a full batch"
+    );
+    sender.send(text("m3")).unwrap();
+    assert_eq!(count.count(), 2, "a full batch registers no waker");
+    assert_eq!(
+        transport.poll_transmit_batch(&mut cx, at(1), &mut batch, 0),
+        Poll::Ready(Some(1)),
+        "a batch of 0 counts as 1"
+    );
+    assert_eq!(messages(&batch), ["m0", "m1", "m2"]);
+    batch.clear();
+    let _closing = conn.close(CloseFrame::normal(), at(2));
+    // Taking our Close changes the state, which wakes the waker the batch left: a
+    // driver that waits after this batch is polled again at once (G6).
+    let before = count.count();
+    assert_eq!(
+        transport.poll_transmit_batch(&mut cx, at(2), &mut batch, 8),
+        Poll::Ready(Some(2))
+    );
+    assert_eq!(messages(&batch), ["m3"]);
+    assert_eq!(
+        count.count(),
+        before + 1,
+        "G6: woken by its own state change"
+    );
+    assert_eq!(
+        transport.poll_transmit_batch(&mut cx, at(2), &mut batch, 8),
+        Poll::Pending
+    );
+    transport.handle_peer_close(None, at(3)).unwrap();
+    assert_eq!(
+        count.count(),
+        before + 2,
+        "G6: the peer's Close wakes the driver"
+    );
+    assert_eq!(
+        transport.poll_transmit_batch(&mut cx, at(3), &mut batch, 8),
+        Poll::Ready(None)
+    );
+}

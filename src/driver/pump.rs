@@ -42,6 +42,7 @@ pub(super) async fn run<S, E>(
     let mut last_heard = now();
     let mut pinged = false;
     let mut reading = true;
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
     loop {
         let deadline = transport.poll_timeout();
         // Keep-alive: ping after half the idle timeout, close after all of it.
@@ -55,13 +56,11 @@ pub(super) async fn run<S, E>(
         let wake = earliest(deadline, keep_alive).map(tokio::time::Instant::from_std);
         tokio::select! {
             biased;
-            frame = poll_fn(|cx| transport.poll_transmit(cx, now())) => {
-                let Some(frame) = frame else { break }; // Closed: nothing more to write
-                let wire = match frame {
-                    Frame::Message(message) => WireFrame::Message(message),
-                    Frame::Close(frame) => WireFrame::Close(frame),
-                };
-                if let Err(error) = socket.send(wire).await {
+            taken = poll_fn(|cx| transport.poll_transmit_batch(cx, now(), &mut batch, WRITE_BATCH)) => {
+                if taken.is_none() {
+                    break; // Closed: nothing more to write
+                }
+                if let Err(error) = write_batch(&mut socket, &mut batch).await {
                     tracing::debug!(%id, %error, "write failed");
                     let _ = transport.handle_transport_lost(TransportLoss::Error, now());
                 }
@@ -117,6 +116,41 @@ pub(super) async fn run<S, E>(
     }
     // Closed: the handshake is over (or cut short). End the transport.
     let _ = socket.close().await;
+}
+
+/// Frames taken from the core at a time: one lock and one flush for up to this many
+/// (a broadcast burst is written with one `write` instead of one per message).
+const WRITE_BATCH: usize = 64;
+
+/// Writes a batch of frames in order and flushes once; the batch is left empty. On a
+/// write error the frames not yet handed to the socket are gone with the transport
+/// (as the socket's own buffers are): their number is logged.
+async fn write_batch<S, E>(socket: &mut S, batch: &mut Vec<Frame>) -> Result<(), E>
+where
+    S: Sink<WireFrame, Error = E> + Unpin,
+{
+    let mut frames = batch.drain(..);
+    let mut result = Ok(());
+    for frame in frames.by_ref() {
+        let wire = match frame {
+            Frame::Message(message) => WireFrame::Message(message),
+            Frame::Close(frame) => WireFrame::Close(frame),
+        };
+        result = socket.feed(wire).await;
+        if result.is_err() {
+            break;
+        }
+    }
+    let unwritten = frames.len();
+    drop(frames);
+    if unwritten > 0 {
+        tracing::debug!(
+            unwritten,
+            "transport failed with frames taken but not written"
+        );
+    }
+    result?;
+    socket.flush().await
 }
 
 /// Hands an application message to the core: the first to the authenticator, the

@@ -23,10 +23,10 @@ use super::Core;
 /// A registered connection's link to its registry, in the connection's state.
 pub(crate) struct Link {
     pub(crate) core: Arc<Core>,
-    /// The epoch when the connection became `Ready`.
-    ready_at: Option<u64>,
-    /// The epoch when it started closing.
-    closing_at: Option<u64>,
+    /// The epoch when the connection became `Ready` ([`NEVER`] until it does).
+    ready_at: u64,
+    /// The epoch when it started closing ([`NEVER`] until it does).
+    closing_at: u64,
     /// Admitted before the registry opened: held by the startup gate until it does
     /// (**G8**).
     held: bool,
@@ -34,6 +34,12 @@ pub(crate) struct Link {
     /// readiness deadline still bounds the connection, **G5**).
     hold_until: Option<Instant>,
 }
+
+/// "Not yet" for an epoch stamp: no broadcast is ever numbered this high (a `u64`
+/// counter incremented once per broadcast), and a stamp of `NEVER` is later than every
+/// broadcast. Plain `u64`s instead of `Option<u64>` keep the link — which every
+/// broadcast reads — 16 bytes smaller.
+const NEVER: u64 = u64::MAX;
 
 /// The outcome of one broadcast for one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,10 +57,14 @@ impl Link {
         held: bool,
         hold_until: Option<Instant>,
     ) -> Link {
-        let closing_at = phase.is_closing_or_closed().then(|| core.epoch());
+        let closing_at = if phase.is_closing_or_closed() {
+            core.epoch()
+        } else {
+            NEVER
+        };
         Link {
             core,
-            ready_at: None,
+            ready_at: NEVER,
             closing_at,
             held,
             hold_until,
@@ -77,11 +87,11 @@ impl Inner {
         let Some(link) = self.link.as_mut() else {
             return;
         };
-        if phase == Phase::Ready && link.ready_at.is_none() {
-            link.ready_at = Some(link.core.epoch());
+        if phase == Phase::Ready && link.ready_at == NEVER {
+            link.ready_at = link.core.epoch();
         }
-        if phase.is_closing_or_closed() && link.closing_at.is_none() {
-            link.closing_at = Some(link.core.epoch());
+        if phase.is_closing_or_closed() && link.closing_at == NEVER {
+            link.closing_at = link.core.epoch();
             if std::mem::take(&mut link.held) {
                 // A closing connection no longer takes a place in the hold.
                 link.core.lock().unhold(id);
@@ -106,10 +116,10 @@ impl Inner {
         let Some(link) = self.link.as_ref() else {
             return Delivery::Closing;
         };
-        if link.closing_at.is_some_and(|at| at < epoch) {
+        if link.closing_at < epoch {
             return Delivery::Closing;
         }
-        if link.ready_at.is_none_or(|at| at >= epoch) {
+        if link.ready_at >= epoch {
             return Delivery::NotReady;
         }
         let (open, room) = (self.check_send().is_ok(), self.room());

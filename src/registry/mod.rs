@@ -262,7 +262,7 @@ impl Registry {
             index.insert(id, shared.clone(), held);
             index.totals.registered += 1;
             drop(index);
-            inner.link = Some(Box::new(Link::new(core.clone(), phase, held, hold_until)));
+            inner.link = Some(Link::new(core.clone(), phase, held, hold_until));
             tracing::debug!(held, "registry admitted a connection");
             Ok(Registration::new(shared.clone()))
         })
