@@ -54,7 +54,14 @@ use crate::{
 /// lc.handle(Input::PeerClose(None), deadline + Duration::from_millis(5)).unwrap();
 /// assert_eq!(lc.phase(), Phase::Closed);
 /// ```
+#[repr(C)]
 pub struct Lifecycle {
+    /// The machine's state, copied out after every dispatch (the one place it
+    /// changes): the hot paths — every send, every frame the driver takes, every
+    /// broadcast delivery — read one byte at the start of this struct instead of
+    /// reaching into the machine. `repr(C)` keeps it first, where the shared state's
+    /// layout puts it on a hot cache line.
+    state: MachineState,
     id: ConnectionId,
     machine: StateMachine<Machine>,
     span: tracing::Span,
@@ -91,9 +98,11 @@ impl std::fmt::Debug for Lifecycle {
 impl Lifecycle {
     /// A new lifecycle in [`Phase::Connecting`]. Creates the connection's tracing span.
     pub fn new(id: ConnectionId, config: Config) -> Lifecycle {
+        let machine = Machine::new(config.readiness_timeout, config.close_timeout).state_machine();
         Lifecycle {
+            state: MachineState::from_machine(machine.state()),
             id,
-            machine: Machine::new(config.readiness_timeout, config.close_timeout).state_machine(),
+            machine,
             span: tracing::info_span!("ws_connection", id = %id),
         }
     }
@@ -106,6 +115,7 @@ impl Lifecycle {
     /// that this cannot happen by accident in generic code).
     pub fn fork(&self) -> Lifecycle {
         Lifecycle {
+            state: self.state,
             id: self.id,
             machine: self.machine.clone(),
             span: self.span.clone(),
@@ -129,7 +139,12 @@ impl Lifecycle {
 
     /// The current fine-grained machine state.
     pub fn state(&self) -> MachineState {
-        MachineState::from_machine(self.machine.state())
+        debug_assert_eq!(
+            self.state,
+            MachineState::from_machine(self.machine.state()),
+            "the state copy follows the machine"
+        );
+        self.state
     }
 
     /// How the connection is closing or closed; `None` while it is not.
@@ -245,7 +260,8 @@ impl Lifecycle {
             close_cause,
         };
         self.machine.handle_with_context(&input, &mut dispatch);
-        let to = self.state();
+        self.state = MachineState::from_machine(self.machine.state());
+        let to = self.state;
         let result = match dispatch.verdict {
             Verdict::Handled => Ok(Step { from, to }),
             Verdict::Rejected(reason) => Err(Rejected {

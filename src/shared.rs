@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use crate::registry::Link;
+use crate::registry::{Link, Stamps};
 use crate::sync::{AtomicU8, Mutex, MutexGuard, Ordering, lock};
 use crate::{
     CloseCause, CloseCode, CloseFrame, CloseRecord, Config, ConnectionId, Frame, Input, Lifecycle,
@@ -24,50 +24,64 @@ use crate::{
 };
 
 /// The state behind every handle of one connection.
+///
+/// `repr(C)`: the published phase and the lock come first, right after the `Arc`'s
+/// counts, so that cloning the `Arc`, reading the phase, taking the lock and the
+/// first fields of [`Inner`] share one cache line.
+#[repr(C)]
 pub(crate) struct Shared {
-    id: ConnectionId,
     /// The phase, published after every change under the lock (**G6**: readers that
     /// see a phase then wait will be woken by the next change).
     phase: AtomicU8,
     inner: Mutex<Inner>,
+    id: ConnectionId,
 }
 
 /// What the lock guards.
 ///
-/// Laid out in declaration order (`repr(C)`), hottest first: what a broadcast's
-/// delivery and the driver's `next_frame` touch (the registry link, the gates, the
-/// outbox, the driver's waker, the clock) shares the first cache lines with the lock
-/// itself; what only the handshake, the inbound side or waiting futures use comes
-/// after the lifecycle. With ten thousand connections a broadcast touches every one of
-/// them, and each extra cache line is a miss per delivery.
+/// Laid out in declaration order (`repr(C)`), hottest first. A broadcast's delivery
+/// and the driver taking frames touch only the first two cache lines of the
+/// allocation (the `Arc`'s counts, the phase and the lock, then the stamps, the
+/// clock, the outbox, the driver's waker, the gates and the lifecycle's state byte)
+/// and the outbox's buffer: with ten thousand connections a broadcast touches every
+/// one of them, and each extra line is a cache miss per delivery (`benches/fanout.rs`).
+/// What only the handshake, the inbound side or waiting futures use comes after.
 #[repr(C)]
 pub(crate) struct Inner {
-    /// The registry this connection is listed in, if any (**G7**, **G8**).
-    pub(crate) link: Option<Link>,
-    /// A slow-consumer close requested by a send, which carries no time: send is
-    /// refused from the request on (**G3**), and the close itself (the frame of
-    /// `overflow`) is applied by the next input that carries `now` — normally the
-    /// driver's `poll_transmit`, which the request wakes — so its handshake timeout is
-    /// armed from a real time.
-    deferred_close: bool,
-    /// Normalized bounds (see `Shared::new`), as `u32`: a bound past `u32::MAX`
-    /// messages is no bound a server can hold in memory anyway.
-    outbox_capacity: u32,
-    pending_capacity: u32,
-    inbound_capacity: u32,
+    /// The registry's epoch stamps (**G7**), read by every broadcast.
+    pub(crate) stamps: Stamps,
+    /// The latest time any timed call carried: the clock for waits with a timeout
+    /// (**G6**), which expire when the time input passes their deadline.
+    clock: Option<Instant>,
     /// Messages for the peer, written by the driver in order (**G3**).
     outbox: VecDeque<Message>,
     /// The driver, waiting for a frame or a change of deadline.
     transmit: Option<Waker>,
-    /// The latest time any timed call carried: the clock for waits with a timeout
-    /// (**G6**), which expire when the time input passes their deadline.
-    clock: Option<Instant>,
+    /// Normalized bound (see `Shared::new`), as `u32`: a bound past `u32::MAX`
+    /// messages is no bound a server can hold in memory anyway.
+    outbox_capacity: u32,
+    /// A slow-consumer close requested by a send, which carries no time: send is
+    /// refused from the request on (**G3**), and the close itself (the frame of
+    /// `overflow_close`) is applied by the next input that carries `now` — normally
+    /// the driver's `poll_transmit`, which the request wakes — so its handshake
+    /// timeout is armed from a real time.
+    deferred_close: bool,
+    /// Admitted before the registry opened: held by the startup gate until it does
+    /// (**G8**; see `Inner::is_held`).
+    pub(crate) held: bool,
+    /// How many of `waiters` have a timeout: the clock scan is skipped when none do.
+    timed_waiters: u16,
+    /// Its first field, the machine state, ends the second cache line.
+    pub(crate) lifecycle: Lifecycle,
     /// Everyone else who waits: observers, async senders, receivers, each with what
     /// it waits for, so a freed slot or an arrival wakes only those who care. Keyed by
     /// a per-future id so a re-poll replaces its waker instead of adding one (bounded
     /// by the number of live futures).
     waiters: Vec<Waiter>,
-    pub(crate) lifecycle: Lifecycle,
+    /// The registry this connection is listed in, if any (**G7**, **G8**).
+    pub(crate) link: Option<Link>,
+    pending_capacity: u32,
+    inbound_capacity: u32,
     /// Events emitted before `Ready`, moved to the outbox at the transition (**G2**).
     pending: VecDeque<Message>,
     /// Application messages from the peer, held until the application reads them; the
@@ -157,15 +171,18 @@ impl Shared {
         let bound = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).max(1);
         let outbox_capacity = bound(config.outbox_capacity);
         let inner = Inner {
-            link: None,
-            deferred_close: false,
-            outbox_capacity,
-            pending_capacity: bound(config.pending_capacity).min(outbox_capacity),
-            inbound_capacity: bound(config.inbound_capacity),
+            stamps: Stamps::UNSTAMPED,
+            clock: None,
             outbox: VecDeque::new(),
             transmit: None,
-            clock: None,
+            outbox_capacity,
+            deferred_close: false,
+            held: false,
+            timed_waiters: 0,
             waiters: Vec::new(),
+            link: None,
+            pending_capacity: bound(config.pending_capacity).min(outbox_capacity),
+            inbound_capacity: bound(config.inbound_capacity),
             pending: VecDeque::new(),
             inbound: VecDeque::new(),
             overflow_close: match &config.overflow {
@@ -308,6 +325,7 @@ impl Inner {
         self.wake_transmit(wakeups);
         wakeups.many.extend(self.inbound_room.take());
         wakeups.many.extend(self.waiters.drain(..).map(|w| w.waker));
+        self.timed_waiters = 0;
         let id = self.lifecycle.id();
         self.registry_settle(id, wakeups);
     }
@@ -328,14 +346,25 @@ impl Inner {
         self.enforce_hold(now, false);
         // Waits whose timeout has passed re-check (and give up).
         let mut i = 0;
-        while i < self.waiters.len() {
+        while self.timed_waiters > 0 && i < self.waiters.len() {
             if self.waiters[i].until.is_some_and(|until| until <= clock) {
-                wakeups.many.push(self.waiters.swap_remove(i).waker);
+                wakeups.many.push(self.take_waiter(i).waker);
             } else {
                 i += 1;
             }
         }
         self
+    }
+
+    /// Removes waiter `i`, keeping the count of timed ones.
+    fn take_waiter(&mut self, i: usize) -> Waiter {
+        let waiter = self.waiters.swap_remove(i);
+        // Sticky at `u16::MAX`: past that many timed waits the count is no longer
+        // exact, and the clock scan simply always runs.
+        if waiter.until.is_some() && self.timed_waiters != u16::MAX {
+            self.timed_waiters -= 1;
+        }
+        waiter
     }
 
     /// The latest time input, or the system clock if there was none yet.
@@ -351,9 +380,8 @@ impl Inner {
     /// The next time the driver must feed: the lifecycle's next deadline or the
     /// earliest timeout of a pending wait.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let waits = self
-            .waiters
-            .iter()
+        let timed = self.waiters.iter().take_while(|_| self.timed_waiters > 0);
+        let waits = timed
             .filter_map(|w| w.until)
             .chain(self.hold_deadline())
             .min();
@@ -384,7 +412,7 @@ impl Inner {
         let mut i = 0;
         while i < self.waiters.len() {
             if self.waiters[i].wants == wants {
-                wakeups.many.push(self.waiters.swap_remove(i).waker);
+                wakeups.many.push(self.take_waiter(i).waker);
             } else {
                 i += 1;
             }
@@ -412,6 +440,9 @@ impl Inner {
             self.next_waiter += 1;
             *id = self.next_waiter;
         }
+        if until.is_some() {
+            self.timed_waiters = self.timed_waiters.saturating_add(1);
+        }
         self.waiters.push(Waiter {
             id: *id,
             wants,
@@ -424,7 +455,7 @@ impl Inner {
     /// lock is released.
     pub(crate) fn unregister(&mut self, id: u64) -> Option<Waker> {
         let at = self.waiters.iter().position(|w| w.id == id)?;
-        Some(self.waiters.swap_remove(at).waker)
+        Some(self.take_waiter(at).waker)
     }
 
     /// The send gate and the enqueue, atomically (**G1**, **G3**).

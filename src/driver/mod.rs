@@ -3,8 +3,9 @@
 //!
 //! Per connection, two futures run side by side in the caller's task:
 //!
-//! - the **pump** owns the socket: it writes what [`Transport::poll_transmit`] yields
-//!   (our Close always last, **G3**), feeds every frame it reads to the core (peer
+//! - the **pump** owns the socket: it writes what [`Transport::poll_transmit_batch`]
+//!   yields, up to 64 frames per lock and per flush (our Close always last, **G3**),
+//!   feeds every frame it reads to the core (peer
 //!   Close, messages into the inbound hold with back-pressure, transport errors),
 //!   sleeps until the core's next deadline (**G5**), answers pings, enforces the idle
 //!   timeout and the pre-authentication limits, and ends the transport once the

@@ -20,24 +20,40 @@ use crate::{CloseCause, CloseCode, CloseFrame, ConnectionId, Message, Phase, Sen
 
 use super::Core;
 
-/// A registered connection's link to its registry, in the connection's state.
+/// A registered connection's link to its registry, in the connection's state. What
+/// every broadcast and every frame the driver takes read — the epoch stamps and the
+/// hold flag — is in [`Stamps`] and `Inner::held`, on the shared state's hot cache
+/// lines; this part is read only at transitions and by the startup gate.
 pub(crate) struct Link {
     pub(crate) core: Arc<Core>,
+    /// When the hold gives up (`None`: never — a timeout too large to represent; the
+    /// readiness deadline still bounds the connection, **G5** — or not held). Boxed:
+    /// only connections that arrive before the registry opens have one, and the
+    /// others carry 8 bytes for it instead of 16.
+    hold_until: Option<Box<Instant>>,
+}
+
+/// The epochs a registered connection stamps under its own lock (**G7**).
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub(crate) struct Stamps {
     /// The epoch when the connection became `Ready` ([`NEVER`] until it does).
     ready_at: u64,
     /// The epoch when it started closing ([`NEVER`] until it does).
     closing_at: u64,
-    /// Admitted before the registry opened: held by the startup gate until it does
-    /// (**G8**).
-    held: bool,
-    /// When the hold gives up (`None`: never — a timeout too large to represent; the
-    /// readiness deadline still bounds the connection, **G5**).
-    hold_until: Option<Instant>,
+}
+
+impl Stamps {
+    /// Not registered, or not yet stamped.
+    pub(crate) const UNSTAMPED: Stamps = Stamps {
+        ready_at: NEVER,
+        closing_at: NEVER,
+    };
 }
 
 /// "Not yet" for an epoch stamp: no broadcast is ever numbered this high (a `u64`
 /// counter incremented once per broadcast), and a stamp of `NEVER` is later than every
-/// broadcast. Plain `u64`s instead of `Option<u64>` keep the link — which every
+/// broadcast. Plain `u64`s instead of `Option<u64>` keep the stamps — which every
 /// broadcast reads — 16 bytes smaller.
 const NEVER: u64 = u64::MAX;
 
@@ -51,35 +67,34 @@ pub(crate) enum Delivery {
 }
 
 impl Link {
-    pub(crate) fn new(
-        core: Arc<Core>,
-        phase: Phase,
-        held: bool,
-        hold_until: Option<Instant>,
-    ) -> Link {
-        let closing_at = if phase.is_closing_or_closed() {
-            core.epoch()
-        } else {
-            NEVER
-        };
+    pub(crate) fn new(core: Arc<Core>, hold_until: Option<Instant>) -> Link {
         Link {
             core,
-            ready_at: NEVER,
-            closing_at,
-            held,
-            hold_until,
+            hold_until: hold_until.map(Box::new),
         }
-    }
-
-    /// Held by the startup gate right now: admitted before the registry opened, and
-    /// it has not opened since — a drain that begins before `open` does not release
-    /// anyone (**G8**).
-    pub(crate) fn is_held(&self) -> bool {
-        self.held && !self.core.opened()
     }
 }
 
 impl Inner {
+    /// Lists the connection in `link`'s registry (**G7**): a connection registered
+    /// while closing is stamped as closing at once; `held` is the startup gate's
+    /// (**G8**).
+    pub(crate) fn attach(&mut self, link: Link, held: bool) {
+        self.stamps = Stamps::UNSTAMPED;
+        if self.lifecycle.phase().is_closing_or_closed() {
+            self.stamps.closing_at = link.core.epoch();
+        }
+        self.held = held;
+        self.link = Some(link);
+    }
+
+    /// Held by the startup gate right now: admitted before the registry opened, and
+    /// it has not opened since — a drain that begins before `open` does not release
+    /// anyone (**G8**). The hot flag first: most connections were never held.
+    pub(crate) fn is_held(&self) -> bool {
+        self.held && self.link.as_ref().is_some_and(|link| !link.core.opened())
+    }
+
     /// After a change of state of a registered connection: stamp the epochs, and on
     /// `Closed` leave the listing (**G7**).
     pub(crate) fn registry_settle(&mut self, id: ConnectionId, wakeups: &mut Wakeups) {
@@ -87,12 +102,12 @@ impl Inner {
         let Some(link) = self.link.as_mut() else {
             return;
         };
-        if phase == Phase::Ready && link.ready_at == NEVER {
-            link.ready_at = link.core.epoch();
+        if phase == Phase::Ready && self.stamps.ready_at == NEVER {
+            self.stamps.ready_at = link.core.epoch();
         }
-        if phase.is_closing_or_closed() && link.closing_at == NEVER {
-            link.closing_at = link.core.epoch();
-            if std::mem::take(&mut link.held) {
+        if phase.is_closing_or_closed() && self.stamps.closing_at == NEVER {
+            self.stamps.closing_at = link.core.epoch();
+            if std::mem::take(&mut self.held) {
                 // A closing connection no longer takes a place in the hold.
                 link.core.lock().unhold(id);
             }
@@ -113,13 +128,12 @@ impl Inner {
         message: &Message,
         wakeups: &mut Wakeups,
     ) -> Delivery {
-        let Some(link) = self.link.as_ref() else {
-            return Delivery::Closing;
-        };
-        if link.closing_at < epoch {
+        // An unlisted connection was stamped closing before it left the listing; one
+        // never listed is never visited.
+        if self.stamps.closing_at < epoch {
             return Delivery::Closing;
         }
-        if link.ready_at >= epoch {
+        if self.stamps.ready_at >= epoch {
             return Delivery::NotReady;
         }
         let (open, room) = (self.check_send().is_ok(), self.room());
@@ -135,13 +149,10 @@ impl Inner {
     /// connection's driver must sleep until its close deadline, not spin on a hold
     /// deadline that can no longer fire).
     pub(crate) fn hold_deadline(&self) -> Option<Instant> {
-        let link = self.link.as_ref()?;
-        let open = !self.lifecycle.phase().is_closing_or_closed();
-        if open && link.is_held() {
-            link.hold_until
-        } else {
-            None
+        if !self.is_held() || self.lifecycle.phase().is_closing_or_closed() {
+            return None;
         }
+        self.link.as_ref()?.hold_until.as_deref().copied()
     }
 
     /// Closes a held connection whose hold deadline has passed, or — `ready` — that
@@ -167,9 +178,7 @@ impl Inner {
 
     /// The registry opened: release the hold and wake whoever waits for admission.
     pub(crate) fn release_hold(&mut self, wakeups: &mut Wakeups) {
-        if let Some(link) = self.link.as_mut() {
-            link.held = false;
-        }
+        self.held = false;
         self.wake_waiters(WaitFor::State, wakeups);
     }
 }

@@ -31,7 +31,7 @@ use crate::{
 
 pub use config::{RegistryConfig, StartupPolicy};
 use link::Delivery;
-pub(crate) use link::Link;
+pub(crate) use link::{Link, Stamps};
 pub use registration::Registration;
 pub use report::{BroadcastReport, DrainReport, PhaseCounts, RegistrySnapshot, Totals};
 
@@ -173,10 +173,13 @@ impl Registry {
                 .store(RegistryState::Open as u8, Ordering::SeqCst);
             self.core.opened.store(true, Ordering::SeqCst);
             index.held = 0;
-            index
+            let held: Vec<ConnectionId> = index
                 .entries
-                .values_mut()
-                .filter_map(|entry| std::mem::take(&mut entry.held).then(|| entry.shared.clone()))
+                .iter_mut()
+                .filter_map(|(id, entry)| std::mem::take(&mut entry.held).then_some(*id))
+                .collect();
+            held.iter()
+                .filter_map(|id| index.shared(id).cloned())
                 .collect()
         };
         tracing::info!(released = released.len(), "registry open");
@@ -231,7 +234,8 @@ impl Registry {
                 _ if core
                     .config
                     .max_connections
-                    .is_some_and(|max| index.entries.len() >= max) =>
+                    .map_or(Index::MAX_LISTED, |max| max.min(Index::MAX_LISTED))
+                    <= index.entries.len() =>
                 {
                     Some(RegistryError::AtCapacity)
                 }
@@ -262,7 +266,7 @@ impl Registry {
             index.insert(id, shared.clone(), held);
             index.totals.registered += 1;
             drop(index);
-            inner.link = Some(Link::new(core.clone(), phase, held, hold_until));
+            inner.attach(Link::new(core.clone(), hold_until), held);
             tracing::debug!(held, "registry admitted a connection");
             Ok(Registration::new(shared.clone()))
         })
@@ -285,8 +289,8 @@ impl Registry {
         let id = shared.id();
         let refusal = {
             let mut index = self.core.lock();
-            match index.entries.get(&id) {
-                Some(entry) if Arc::ptr_eq(&entry.shared, shared) => {}
+            match index.shared(&id) {
+                Some(listed) if Arc::ptr_eq(listed, shared) => {}
                 _ => return Err(RegistryError::NotRegistered),
             }
             let already = index
@@ -344,7 +348,7 @@ impl Registry {
     /// (**G7**).
     pub fn broadcast(&self, message: Message) -> BroadcastReport {
         self.deliver(&message, |index, out| {
-            out.extend(index.entries.values().map(|e| e.shared.clone()));
+            out.extend_from_slice(&index.listed);
         })
     }
 
@@ -352,7 +356,7 @@ impl Registry {
     pub fn send_to_user(&self, user: &str, message: Message) -> BroadcastReport {
         self.deliver(&message, |index, out| {
             let ids = index.users.get(user).into_iter().flatten();
-            out.extend(ids.filter_map(|id| index.entries.get(id).map(|e| e.shared.clone())));
+            out.extend(ids.filter_map(|id| index.shared(id).cloned()));
         })
     }
 
@@ -360,7 +364,7 @@ impl Registry {
     pub fn send_to_group(&self, group: &str, message: Message) -> BroadcastReport {
         self.deliver(&message, |index, out| {
             let ids = index.groups.get(group).into_iter().flatten();
-            out.extend(ids.filter_map(|id| index.entries.get(id).map(|e| e.shared.clone())));
+            out.extend(ids.filter_map(|id| index.shared(id).cloned()));
         })
     }
 
@@ -376,8 +380,8 @@ impl Registry {
             let index = self.core.lock();
             index
                 .entries
-                .values()
-                .map(|e| (e.shared.clone(), e.user.clone()))
+                .iter()
+                .filter_map(|(id, e)| Some((index.shared(id)?.clone(), e.user.clone())))
                 .collect()
         };
         let targets = candidates
@@ -455,15 +459,15 @@ impl Registry {
     /// An [`Observer`] of the listed connection `id`.
     pub fn observer(&self, id: ConnectionId) -> Option<Observer> {
         let index = self.core.lock();
-        Some(Observer::new(index.entries.get(&id)?.shared.clone()))
+        Some(Observer::new(index.shared(&id)?.clone()))
     }
 
     /// Counts and totals, serializable (a `/stats` endpoint's body).
     pub fn snapshot(&self) -> RegistrySnapshot {
         let index = self.core.lock();
         let mut by_phase = PhaseCounts::default();
-        for entry in index.entries.values() {
-            by_phase.count(entry.shared.phase());
+        for shared in &index.listed {
+            by_phase.count(shared.phase());
         }
         RegistrySnapshot {
             state: self.core.state(),
@@ -495,7 +499,7 @@ impl Registry {
                 listed: index.entries.len(),
                 ..DrainProgress::default()
             });
-            index.entries.values().map(|e| e.shared.clone()).collect()
+            index.listed.clone()
         };
         let frame = CloseFrame::internal(CloseCode::GOING_AWAY, "server shutting down");
         let mut closing = 0;
@@ -541,7 +545,7 @@ impl Registry {
         self.shutdown(now);
         let rest: Vec<Arc<Shared>> = {
             let index = self.core.lock();
-            index.entries.values().map(|e| e.shared.clone()).collect()
+            index.listed.clone()
         };
         for shared in &rest {
             drop_one(shared);

@@ -37,11 +37,7 @@ impl Registration {
     /// True while the startup gate holds the connection: the registry is not open
     /// yet, and the connection must not be made `Ready` (**G8**).
     pub fn is_held(&self) -> bool {
-        self.shared
-            .lock()
-            .link
-            .as_ref()
-            .is_some_and(|link| link.is_held())
+        self.shared.lock().is_held()
     }
 
     /// Completes with `Ok` once the connection may be made `Ready` — at once if the
@@ -53,7 +49,7 @@ impl Registration {
         Wait::new(self.shared.clone(), WaitFor::State, (), |inner, _, _| {
             if inner.lifecycle.phase().is_closing_or_closed() {
                 inner.close_record().map(Err)
-            } else if inner.link.as_ref().is_some_and(|link| link.is_held()) {
+            } else if inner.is_held() {
                 None
             } else {
                 Some(Ok(()))
