@@ -26,6 +26,9 @@ type Hasher = std::collections::hash_map::RandomState;
 type HashMap<K, V> = StdHashMap<K, V, Hasher>;
 type HashSet<K> = StdHashSet<K, Hasher>;
 
+/// The dense list of listed connections (see `Index::listed`).
+pub(crate) type Listed = std::sync::Arc<Vec<Arc<Shared>>>;
+
 /// What a drain has done so far.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct DrainProgress {
@@ -52,10 +55,14 @@ pub(crate) struct Entry {
 #[derive(Default)]
 pub(crate) struct Index {
     pub(crate) entries: HashMap<ConnectionId, Entry>,
-    /// Every listed connection, densely: what a broadcast copies (8 bytes a
-    /// connection, in one run, instead of walking the map's slots), in an order that
-    /// depends only on the registrations and removals (deterministic under loom).
-    pub(crate) listed: Vec<Arc<Shared>>,
+    /// Every listed connection, densely, in an order that depends only on the
+    /// registrations and removals (deterministic under loom). Copy-on-write: a
+    /// broadcast takes the whole list with one reference-count increment and visits
+    /// it after the lock is released; a registration or removal while a broadcast
+    /// still holds it copies it first (`Listed::make_mut`), so the broadcast keeps
+    /// the targets of its linearization point (**G7**). The std `Arc` is not loom's:
+    /// it only shares an immutable list, under the index lock's ordering.
+    pub(crate) listed: Listed,
     pub(crate) users: HashMap<Name<str>, Vec<ConnectionId>>,
     pub(crate) groups: HashMap<Name<str>, HashSet<ConnectionId>>,
     /// How many entries are `held`.
@@ -77,7 +84,7 @@ impl Index {
     pub(crate) fn insert(&mut self, id: ConnectionId, shared: Arc<Shared>, held: bool) {
         self.held += usize::from(held);
         let slot = u32::try_from(self.listed.len()).unwrap_or(u32::MAX);
-        self.listed.push(shared);
+        Listed::make_mut(&mut self.listed).push(shared);
         self.entries.insert(
             id,
             Entry {
@@ -101,8 +108,9 @@ impl Index {
             return;
         };
         let slot = entry.slot as usize;
-        self.listed.swap_remove(slot);
-        if let Some(moved) = self.listed.get(slot).map(|shared| shared.id()) {
+        let listed = Listed::make_mut(&mut self.listed);
+        listed.swap_remove(slot);
+        if let Some(moved) = listed.get(slot).map(|shared| shared.id()) {
             if let Some(moved) = self.entries.get_mut(&moved) {
                 moved.slot = entry.slot;
             }

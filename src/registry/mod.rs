@@ -347,9 +347,11 @@ impl Registry {
     /// Sends `message` to every connection `Ready` at this call's linearization point
     /// (**G7**).
     pub fn broadcast(&self, message: Message) -> BroadcastReport {
-        self.deliver(&message, |index, out| {
-            out.extend_from_slice(&index.listed);
-        })
+        // Numbered first, listed second: a connection Ready before the number was
+        // registered before it too, so it is in the list (G7).
+        let epoch = self.linearize();
+        let targets = self.core.lock().listed.clone();
+        visit(epoch, &message, targets.iter())
     }
 
     /// Sends `message` to the `Ready` connections of `user` (all their devices).
@@ -385,7 +387,7 @@ impl Registry {
                 .collect()
         };
         let targets = candidates
-            .into_iter()
+            .iter()
             .filter(|(shared, user)| select(shared.id(), user.as_deref()))
             .map(|(shared, _)| shared);
         visit(epoch, &message, targets)
@@ -407,7 +409,7 @@ impl Registry {
         let epoch = self.linearize();
         let mut targets = Vec::new();
         select(&self.core.lock(), &mut targets);
-        visit(epoch, message, targets)
+        visit(epoch, message, &targets)
     }
 
     /// Whether `id` is listed.
@@ -466,7 +468,7 @@ impl Registry {
     pub fn snapshot(&self) -> RegistrySnapshot {
         let index = self.core.lock();
         let mut by_phase = PhaseCounts::default();
-        for shared in &index.listed {
+        for shared in index.listed.iter() {
             by_phase.count(shared.phase());
         }
         RegistrySnapshot {
@@ -487,7 +489,7 @@ impl Registry {
     /// [`drained`](Self::drained), then call [`finish_drain`](Self::finish_drain) —
     /// or do all three with [`drain`](Self::drain).
     pub fn shutdown(&self, now: Instant) -> usize {
-        let targets: Vec<Arc<Shared>> = {
+        let targets = {
             let mut index = self.core.lock();
             if self.core.state() == RegistryState::Draining {
                 return 0;
@@ -503,7 +505,7 @@ impl Registry {
         };
         let frame = CloseFrame::internal(CloseCode::GOING_AWAY, "server shutting down");
         let mut closing = 0;
-        for shared in &targets {
+        for shared in targets.iter() {
             let asked = shared.with(|inner, wakeups| {
                 let inner = inner.at(now, wakeups);
                 let open = !inner.lifecycle.phase().is_closing_or_closed();
@@ -543,10 +545,9 @@ impl Registry {
     /// Drops every connection still listed with `drop_one`, and reports.
     fn finish(&self, now: Instant, drop_one: impl Fn(&Shared)) -> DrainReport {
         self.shutdown(now);
-        let rest: Vec<Arc<Shared>> = {
-            let index = self.core.lock();
-            index.listed.clone()
-        };
+        // A copy, not the shared list: every drop below unlists a connection, which
+        // would otherwise copy the list once per connection.
+        let rest: Vec<Arc<Shared>> = self.core.lock().listed.to_vec();
         for shared in &rest {
             drop_one(shared);
         }
@@ -595,10 +596,10 @@ impl Registry {
 }
 
 /// Visits the targets of broadcast `epoch`, one connection lock at a time.
-fn visit(
+fn visit<'a>(
     epoch: u64,
     message: &Message,
-    targets: impl IntoIterator<Item = Arc<Shared>>,
+    targets: impl IntoIterator<Item = &'a Arc<Shared>>,
 ) -> BroadcastReport {
     let mut report = BroadcastReport::default();
     for shared in targets {
