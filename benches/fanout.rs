@@ -18,16 +18,19 @@
 //! `tokio::sync::broadcast` (its time / ours: ≥ 1.0 means as fast or faster).
 //! Everything runs on one thread, so the figures are CPU cost, not latency.
 
+mod support;
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use support::counting_waker;
 use tokio::sync::broadcast;
 use ws_lifecycle::{
     Config, Connection, ConnectionId, Frame, Message, Ready, Registration, Registry,
@@ -42,24 +45,6 @@ const BATCH: usize = 64;
 
 /// The broadcast payload (shared, as a chat server's `said` message is).
 const PAYLOAD: &str = "{\"type\":\"said\",\"from\":\"ada\",\"text\":\"hello, everyone\"}";
-
-/// A parked task's waker that only counts its wake-ups (each receiver has its own).
-struct CountingWaker(AtomicUsize);
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// A fresh counting waker.
-fn counting_waker() -> Waker {
-    Waker::from(Arc::new(CountingWaker(AtomicUsize::new(0))))
-}
 
 /// [`RECEIVERS`] `Ready` connections in an open registry, with their drivers' sides.
 struct Connections {

@@ -16,14 +16,17 @@
 //! `scripts/bench.sh` runs this with short warm-up and measurement times; the figures
 //! and ratios are in `docs/performance.md`.
 
+mod support;
+
 use std::collections::VecDeque;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
+use support::counting_waker;
 use tokio::sync::mpsc;
 use ws_lifecycle::{Config, Connection, ConnectionId, Message, Sender, Transport};
 
@@ -38,25 +41,6 @@ const CONTENDED_ROUND: usize = 4096;
 /// The outbox capacity of the benchmarked connection: room for a whole contended
 /// round (two threads × [`CONTENDED_ROUND`]); nothing else depends on it.
 const CAPACITY: usize = 4 * CONTENDED_ROUND;
-
-/// A parked task's waker that only counts its wake-ups: what is measured is the cost
-/// of reaching the waker, not the scheduler behind it.
-struct CountingWaker(AtomicUsize);
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// A fresh counting waker.
-fn counting_waker() -> Waker {
-    Waker::from(Arc::new(CountingWaker(AtomicUsize::new(0))))
-}
 
 /// The message every send carries: one shared payload, cloned (an atomic increment)
 /// per send, in the baselines too.
