@@ -6,10 +6,10 @@ use crate::{CloseCode, CloseFrame};
 
 /// Per-connection configuration. Start from [`Config::default`] and change fields.
 ///
-/// Capacities are normalized when a connection is made: each is at least 1, and
-/// `pending_capacity` is at most `outbox_capacity` (the buffered events are flushed
-/// into the outbox at `Ready`, and must fit).
-///
+/// Capacities are normalized when a connection is made: each is at least 1 and at
+/// most `u32::MAX`, and `pending_capacity` is at most `outbox_capacity` (the buffered
+/// events are flushed into the outbox at `Ready`, and must fit). A timeout of
+/// 2⁶⁴ − 1 ns (about 584 years) or more means "no deadline".
 ///
 /// ```
 /// use std::time::Duration;

@@ -73,9 +73,9 @@ pub(crate) struct Machine {
 }
 
 /// A timeout in 8 bytes instead of a `Duration`'s 16 (every connection carries two):
-/// nanoseconds, with `u64::MAX` — about 584 years or more — meaning "too large to
-/// represent", which leaves its deadline unarmed, as `Instant + Duration` overflowing
-/// does.
+/// nanoseconds, with `u64::MAX` — a timeout of about 584 years or more — meaning "no
+/// deadline": it is left unarmed, as a deadline past what `Instant` can represent is
+/// (documented on `Config`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timeout(u64);
 

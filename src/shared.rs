@@ -27,7 +27,7 @@ use crate::{
 ///
 /// `repr(C)`: the published phase and the lock come first, right after the `Arc`'s
 /// counts, so that cloning the `Arc`, reading the phase, taking the lock and the
-/// first fields of [`Inner`] share one cache line.
+/// first fields of [`Inner`] fall in the allocation's first bytes.
 #[repr(C)]
 pub(crate) struct Shared {
     /// The phase, published after every change under the lock (**G6**: readers that
@@ -40,11 +40,12 @@ pub(crate) struct Shared {
 /// What the lock guards.
 ///
 /// Laid out in declaration order (`repr(C)`), hottest first. A broadcast's delivery
-/// and the driver taking frames touch only the first two cache lines of the
-/// allocation (the `Arc`'s counts, the phase and the lock, then the stamps, the
-/// clock, the outbox, the driver's waker, the gates and the lifecycle's state byte)
-/// and the outbox's buffer: with ten thousand connections a broadcast touches every
-/// one of them, and each extra line is a cache miss per delivery (`benches/fanout.rs`).
+/// and the driver taking frames touch only the first 128 bytes of the allocation
+/// (the `Arc`'s counts, the phase and the lock, then the stamps, the clock, the
+/// outbox, the driver's waker, the gates and the lifecycle's state byte: two or three
+/// cache lines, by where the allocator puts it) and the outbox's buffer. With ten
+/// thousand connections a broadcast touches every one of them, and each extra line
+/// is a cache miss per delivery (`benches/fanout.rs`).
 /// What only the handshake, the inbound side or waiting futures use comes after.
 #[repr(C)]
 pub(crate) struct Inner {
@@ -70,8 +71,9 @@ pub(crate) struct Inner {
     /// (**G8**; see `Inner::is_held`).
     pub(crate) held: bool,
     /// How many of `waiters` have a timeout: the clock scan is skipped when none do.
+    /// Sticky at `u16::MAX` (the scan then always runs).
     timed_waiters: u16,
-    /// Its first field, the machine state, ends the second cache line.
+    /// Its first field, the machine state, is the last hot byte (offset 120).
     pub(crate) lifecycle: Lifecycle,
     /// Everyone else who waits: observers, async senders, receivers, each with what
     /// it waits for, so a freed slot or an arrival wakes only those who care. Keyed by
@@ -334,6 +336,7 @@ impl Inner {
     /// in; every operation that carries `now` calls this first.
     pub(crate) fn at(&mut self, now: Instant, wakeups: &mut Wakeups) -> &mut Self {
         // Set only under `OverflowPolicy::Close`, whose frame it applies.
+        debug_assert!(!self.deferred_close || self.overflow_close.is_some());
         if std::mem::take(&mut self.deferred_close) {
             if let Some(frame) = &self.overflow_close {
                 let frame = CloseFrame::clone(frame);
@@ -380,8 +383,13 @@ impl Inner {
     /// The next time the driver must feed: the lifecycle's next deadline or the
     /// earliest timeout of a pending wait.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let timed = self.waiters.iter().take_while(|_| self.timed_waiters > 0);
+        let timed: &[Waiter] = if self.timed_waiters > 0 {
+            &self.waiters
+        } else {
+            &[]
+        };
         let waits = timed
+            .iter()
             .filter_map(|w| w.until)
             .chain(self.hold_deadline())
             .min();
@@ -604,6 +612,24 @@ impl Inner {
             let old = self.transmit.replace(cx.waker().clone());
             wakeups.discard(old);
         }
+    }
+
+    /// Messages the driver took but could not write, back at the front of the outbox,
+    /// in their order and ahead of anything queued since (**G3**); a Close among them
+    /// is dropped. Returns how many messages went back.
+    pub(crate) fn requeue(&mut self, frames: impl IntoIterator<Item = Frame>) -> usize {
+        let messages: Vec<Message> = frames
+            .into_iter()
+            .filter_map(|frame| match frame {
+                Frame::Message(message) => Some(message),
+                Frame::Close(_) => None,
+            })
+            .collect();
+        let n = messages.len();
+        for message in messages.into_iter().rev() {
+            self.outbox.push_front(message);
+        }
+        n
     }
 
     /// Messages that will never be written or flushed, handed back (**G2**, **G3**).

@@ -86,6 +86,21 @@ impl Transport {
             .with_hot(|inner, wakeups| inner.poll_frames(cx, now, out, max, wakeups))
     }
 
+    /// Hands back frames taken with [`next_frames`](Self::next_frames) or
+    /// [`poll_transmit_batch`](Self::poll_transmit_batch) (or one at a time) that the
+    /// transport failed to write: the messages go back to the front of the outbox in
+    /// their order, ahead of anything queued since, so that nothing taken is lost
+    /// silently (**G3**). Feed [`handle_transport_lost`](Self::handle_transport_lost)
+    /// next: the connection is then `Closed` and [`take_unsent`](Self::take_unsent)
+    /// hands them back with the rest. (If the connection is still open they are simply
+    /// written again.) A Close frame among them is dropped — ours counted as sent when
+    /// it was taken, and the transport that failed cannot carry it. Returns how many
+    /// messages went back. The outbox may exceed its capacity by that many: they were
+    /// already in it.
+    pub fn requeue_unwritten(&self, frames: impl IntoIterator<Item = Frame>) -> usize {
+        self.shared.with(|inner, _| inner.requeue(frames))
+    }
+
     /// An application message from the peer. Before `Ready` it is held (**G2**); past
     /// [`Config::inbound_capacity`](crate::Config::inbound_capacity) held messages the
     /// connection is closed with 1008. Once `Ready`, a full hold hands the message

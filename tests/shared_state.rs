@@ -1106,3 +1106,39 @@ fn g6_poll_transmit_batch_parks_when_it_empties_the_outbox() {
         Poll::Ready(None)
     );
 }
+
+/// G3: frames the driver took but the transport failed to write go back to the
+/// front of the outbox, in order and ahead of what was queued since, and come back
+/// from `take_unsent` once the transport is lost; a Close among them is dropped.
+#[test]
+fn g3_requeued_unwritten_frames_come_back_in_order() {
+    let (conn, transport) = ready_with(config());
+    let sender = conn.sender();
+    for i in 0..4 {
+        sender.send(text(&format!("m{i}"))).unwrap();
+    }
+    let mut batch = Vec::new();
+    assert_eq!(transport.next_frames(at(1), &mut batch, 3), 3);
+    sender.send(text("m4")).unwrap();
+    // "m0" reached the socket; the socket failed on "m1"... and never took "m2".
+    let unwritten = batch.split_off(1);
+    assert_eq!(transport.requeue_unwritten(unwritten), 2);
+    transport
+        .handle_transport_lost(ws_lifecycle::TransportLoss::Error, at(2))
+        .unwrap();
+    let unsent: Vec<String> = transport
+        .take_unsent()
+        .iter()
+        .map(|m| m.as_text().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        unsent,
+        ["m1", "m2", "m3", "m4"],
+        "G3: nothing lost, in order"
+    );
+    assert_eq!(transport.requeue_unwritten([Frame::Close(None)]), 0);
+    assert!(
+        transport.take_unsent().is_empty(),
+        "a Close is not a message"
+    );
+}

@@ -61,7 +61,11 @@ pub(super) async fn run<S, E>(
                     break; // Closed: nothing more to write
                 }
                 if let Err(error) = write_batch(&mut socket, &mut batch).await {
-                    tracing::debug!(%id, %error, "write failed");
+                    // What the socket never took goes back, to be handed back by
+                    // `take_unsent` with the rest (G3); the frame it failed on is gone
+                    // with the transport.
+                    let requeued = transport.requeue_unwritten(batch.drain(..));
+                    tracing::debug!(%id, %error, requeued, "write failed");
                     let _ = transport.handle_transport_lost(TransportLoss::Error, now());
                 }
             }
@@ -122,34 +126,25 @@ pub(super) async fn run<S, E>(
 /// (a broadcast burst is written with one `write` instead of one per message).
 const WRITE_BATCH: usize = 64;
 
-/// Writes a batch of frames in order and flushes once; the batch is left empty. On a
-/// write error the frames not yet handed to the socket are gone with the transport
-/// (as the socket's own buffers are): their number is logged.
+/// Writes a batch of frames in order and flushes once. On success the batch is left
+/// empty; on a write error it holds, in order, the frames the socket never took (the
+/// one it failed on is gone with the transport, as its own buffers are).
 async fn write_batch<S, E>(socket: &mut S, batch: &mut Vec<Frame>) -> Result<(), E>
 where
     S: Sink<WireFrame, Error = E> + Unpin,
 {
-    let mut frames = batch.drain(..);
-    let mut result = Ok(());
-    for frame in frames.by_ref() {
+    // Taken from the back, so what is left on an error stays in order.
+    batch.reverse();
+    while let Some(frame) = batch.pop() {
         let wire = match frame {
             Frame::Message(message) => WireFrame::Message(message),
             Frame::Close(frame) => WireFrame::Close(frame),
         };
-        result = socket.feed(wire).await;
-        if result.is_err() {
-            break;
+        if let Err(error) = socket.feed(wire).await {
+            batch.reverse();
+            return Err(error);
         }
     }
-    let unwritten = frames.len();
-    drop(frames);
-    if unwritten > 0 {
-        tracing::debug!(
-            unwritten,
-            "transport failed with frames taken but not written"
-        );
-    }
-    result?;
     socket.flush().await
 }
 

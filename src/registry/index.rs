@@ -60,7 +60,10 @@ pub(crate) struct Index {
     /// broadcast takes the whole list with one reference-count increment and visits
     /// it after the lock is released; a registration or removal while a broadcast
     /// still holds it copies it first (`Listed::make_mut`), so the broadcast keeps
-    /// the targets of its linearization point (**G7**). The std `Arc` is not loom's:
+    /// the targets of its linearization point (**G7**). The price: the first change
+    /// to the listing during each broadcast copies it — n reference-count increments
+    /// under the registry's lock (about 0.1 ms at 10 000 connections) — instead of
+    /// every broadcast cloning and dropping each target. The std `Arc` is not loom's:
     /// it only shares an immutable list, under the index lock's ordering.
     pub(crate) listed: Listed,
     pub(crate) users: HashMap<Name<str>, Vec<ConnectionId>>,
@@ -83,6 +86,10 @@ impl Index {
     /// below [`Self::MAX_LISTED`]).
     pub(crate) fn insert(&mut self, id: ConnectionId, shared: Arc<Shared>, held: bool) {
         self.held += usize::from(held);
+        debug_assert!(
+            self.listed.len() < Self::MAX_LISTED,
+            "register checks the cap"
+        );
         let slot = u32::try_from(self.listed.len()).unwrap_or(u32::MAX);
         Listed::make_mut(&mut self.listed).push(shared);
         self.entries.insert(
@@ -109,7 +116,8 @@ impl Index {
         };
         let slot = entry.slot as usize;
         let listed = Listed::make_mut(&mut self.listed);
-        listed.swap_remove(slot);
+        let removed = listed.swap_remove(slot);
+        debug_assert_eq!(removed.id(), id, "the entry's slot holds its connection");
         if let Some(moved) = listed.get(slot).map(|shared| shared.id()) {
             if let Some(moved) = self.entries.get_mut(&moved) {
                 moved.slot = entry.slot;

@@ -545,8 +545,9 @@ impl Registry {
     /// Drops every connection still listed with `drop_one`, and reports.
     fn finish(&self, now: Instant, drop_one: impl Fn(&Shared)) -> DrainReport {
         self.shutdown(now);
-        // A copy, not the shared list: every drop below unlists a connection, which
-        // would otherwise copy the list once per connection.
+        // A plain copy, released from the shared list at once: holding a clone of the
+        // shared list while the drops below unlist connections would make the first
+        // removal copy the whole list under the registry's lock.
         let rest: Vec<Arc<Shared>> = self.core.lock().listed.to_vec();
         for shared in &rest {
             drop_one(shared);
