@@ -137,6 +137,7 @@ mod state;
 mod emitter;
 mod handle;
 mod observer;
+mod outbox;
 mod receiver;
 mod sender;
 mod shared;

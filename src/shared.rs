@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
+use crate::outbox::Outbox;
 use crate::registry::{Link, Stamps};
 use crate::sync::{AtomicU8, Mutex, MutexGuard, Ordering, lock};
 use crate::{
@@ -54,8 +55,9 @@ pub(crate) struct Inner {
     /// The latest time any timed call carried: the clock for waits with a timeout
     /// (**G6**), which expire when the time input passes their deadline.
     clock: Option<Instant>,
-    /// Messages for the peer, written by the driver in order (**G3**).
-    outbox: VecDeque<Message>,
+    /// Messages for the peer, written by the driver in order (**G3**); the oldest
+    /// inline, on this hot line.
+    outbox: Outbox,
     /// The driver, waiting for a frame or a change of deadline.
     transmit: Option<Waker>,
     /// Normalized bound (see `Shared::new`), as `u32`: a bound past `u32::MAX`
@@ -175,7 +177,7 @@ impl Shared {
         let inner = Inner {
             stamps: Stamps::UNSTAMPED,
             clock: None,
-            outbox: VecDeque::new(),
+            outbox: Outbox::default(),
             transmit: None,
             outbox_capacity,
             deferred_close: false,
@@ -638,7 +640,7 @@ impl Inner {
         if self.lifecycle.phase().is_closing_or_closed() {
             unsent.extend(self.pending.drain(..));
             if !self.lifecycle.may_write_messages() {
-                unsent.extend(self.outbox.drain(..));
+                unsent.extend(self.outbox.drain());
             }
         }
         unsent
