@@ -33,8 +33,7 @@ impl Sender {
     /// [`OverflowPolicy::Close`](crate::OverflowPolicy::Close) the connection is
     /// closed instead and the message comes back as `Closed`).
     pub fn send(&self, message: Message) -> Result<(), SendError> {
-        self.shared
-            .with_hot(|inner, wakeups| inner.send(message, wakeups))
+        self.shared.send(message)
     }
 
     /// Queues `message`, waiting for room in a full outbox instead of applying the

@@ -20,8 +20,8 @@ use crate::registry::{Link, Stamps};
 use crate::sync::{AtomicU8, Mutex, MutexGuard, Ordering, lock};
 use crate::{
     CloseCause, CloseCode, CloseFrame, CloseRecord, Config, ConnectionId, Frame, Input, Lifecycle,
-    Message, OverflowPolicy, Phase, Rejected, SendError, SendErrorKind, SendRefused, Step,
-    TransportLoss,
+    MachineState, Message, OverflowPolicy, Phase, Rejected, SendError, SendErrorKind, SendRefused,
+    Step, TransportLoss,
 };
 
 /// The state behind every handle of one connection.
@@ -226,6 +226,76 @@ impl Shared {
     /// call, the larger part of a delivery's cost with many connections).
     pub(crate) fn with_hot<R>(&self, f: impl FnOnce(&mut Inner, &mut Wakeups) -> R) -> R {
         self.run(f, false)
+    }
+
+    /// `Sender::send` (**G1**, **G3**): the gate and the enqueue under one lock, as in
+    /// `Inner::send`. The common case — open, with room — skips the wrapper of
+    /// `run` (a send never changes the state, so there is nothing to settle) and
+    /// wakes the parked driver, if any, after the lock is released (**G6**); a full
+    /// outbox or a closed gate takes the general path.
+    pub(crate) fn send(&self, message: Message) -> Result<(), SendError> {
+        let queued = self.lock().try_enqueue(message);
+        match queued {
+            Ok(waker) => {
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                Ok(())
+            }
+            Err(message) => self.with_hot(|inner, wakeups| inner.send(message, wakeups)),
+        }
+    }
+
+    /// `Transport::next_frames` and `poll_transmit_batch` (with `cx`). The common
+    /// case — `Ready`, nothing deferred, held or timed, the outbox not full — takes
+    /// the messages without the wrapper of `run`: nothing it does can change the
+    /// state, arm a deadline or free room an async sender waits for. Anything else
+    /// takes the general path (`Inner::next_frames`, `Inner::poll_frames`).
+    pub(crate) fn take_frames(
+        &self,
+        cx: Option<&mut Context<'_>>,
+        now: Instant,
+        out: &mut Vec<Frame>,
+        max: usize,
+    ) -> Poll<Option<usize>> {
+        // A poll for a batch of none could never register the waker: it counts as
+        // one. `next_frames(.., 0)` takes nothing.
+        let max = if cx.is_some() { max.max(1) } else { max };
+        if max == 0 {
+            return Poll::Ready(Some(0));
+        }
+        let (taken, old_waker) =
+            {
+                let mut inner = self.lock();
+                match inner.take_ready(now, out, max) {
+                    Some(taken) => {
+                        // Emptied what was ready: the driver may wait without polling
+                        // again (G6), as on the general path.
+                        let old = match cx.as_ref() {
+                            Some(cx) if taken < max => inner.replace_transmit(cx.waker()),
+                            _ => None,
+                        };
+                        (taken, old)
+                    }
+                    None => {
+                        drop(inner);
+                        return match cx {
+                            Some(cx) => self.with_hot(|inner, wakeups| {
+                                inner.poll_frames(cx, now, out, max, wakeups)
+                            }),
+                            None => Poll::Ready(Some(self.with_hot(|inner, wakeups| {
+                                inner.next_frames(now, out, max, wakeups)
+                            }))),
+                        };
+                    }
+                }
+            };
+        // A replaced waker is dropped after the lock is released.
+        drop(old_waker);
+        match taken {
+            0 if cx.is_some() => Poll::Pending,
+            n => Poll::Ready(Some(n)),
+        }
     }
 
     fn run<R>(&self, f: impl FnOnce(&mut Inner, &mut Wakeups) -> R, deadline_may_move: bool) -> R {
@@ -494,6 +564,51 @@ impl Inner {
         Ok(())
     }
 
+    /// The common case of a send: the gate open and room in the outbox. Queues
+    /// `message` and hands back the parked driver's waker, to be woken once the lock
+    /// is released (**G6**); hands the message back when the general path
+    /// (`Inner::send`: a refusal or the overflow policy) must decide.
+    pub(crate) fn try_enqueue(&mut self, message: Message) -> Result<Option<Waker>, Message> {
+        if self.check_send().is_err() || !self.room() {
+            return Err(message);
+        }
+        self.outbox.push_back(message);
+        Ok(self.transmit.take())
+    }
+
+    /// The messages a `Ready` connection can hand the driver without anything else
+    /// happening (see `Shared::take_frames`): up to `max` appended to `out`, or `None`
+    /// when the general path must run.
+    fn take_ready(&mut self, now: Instant, out: &mut Vec<Frame>, max: usize) -> Option<usize> {
+        let plain = self.lifecycle.state() == MachineState::Ready
+            && !self.deferred_close
+            && !self.held
+            && self.timed_waiters == 0
+            && self.room();
+        if !plain {
+            return None;
+        }
+        self.clock = Some(self.clock.map_or(now, |c| c.max(now)));
+        let mut taken = 0;
+        while taken < max {
+            let Some(message) = self.outbox.pop_front() else {
+                break;
+            };
+            out.push(Frame::Message(message));
+            taken += 1;
+        }
+        Some(taken)
+    }
+
+    /// Makes `waker` the driver's; hands back the one it replaces, to be dropped after
+    /// the lock is released.
+    fn replace_transmit(&mut self, waker: &Waker) -> Option<Waker> {
+        if self.transmit.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            return None;
+        }
+        self.transmit.replace(waker.clone())
+    }
+
     /// `send` for async senders: `Full` means "wait for room".
     pub(crate) fn room(&self) -> bool {
         self.outbox.len() < self.outbox_capacity as usize
@@ -606,14 +721,8 @@ impl Inner {
 
     /// Keeps `cx`'s waker as the driver's, to be woken by the next frame or change.
     fn park_transmit(&mut self, cx: &mut Context<'_>, wakeups: &mut Wakeups) {
-        if !self
-            .transmit
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            let old = self.transmit.replace(cx.waker().clone());
-            wakeups.discard(old);
-        }
+        let old = self.replace_transmit(cx.waker());
+        wakeups.discard(old);
     }
 
     /// Messages the driver took but could not write, back at the front of the outbox,

@@ -63,8 +63,10 @@ impl Transport {
     /// connection's lock once per batch instead of once per frame, and can flush the
     /// socket once per batch.
     pub fn next_frames(&self, now: Instant, out: &mut Vec<Frame>, max: usize) -> usize {
-        self.shared
-            .with_hot(|inner, wakeups| inner.next_frames(now, out, max, wakeups))
+        match self.shared.take_frames(None, now, out, max) {
+            Poll::Ready(Some(n)) => n,
+            _ => 0,
+        }
     }
 
     /// [`poll_transmit`](Self::poll_transmit) in batches: `Ready(Some(n))` with `n`
@@ -82,8 +84,7 @@ impl Transport {
         out: &mut Vec<Frame>,
         max: usize,
     ) -> Poll<Option<usize>> {
-        self.shared
-            .with_hot(|inner, wakeups| inner.poll_frames(cx, now, out, max, wakeups))
+        self.shared.take_frames(Some(cx), now, out, max)
     }
 
     /// Hands back frames taken with [`next_frames`](Self::next_frames) or

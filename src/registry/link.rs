@@ -14,7 +14,7 @@
 
 use std::time::Instant;
 
-use crate::shared::{Inner, WaitFor, Wakeups};
+use crate::shared::{Inner, Shared, WaitFor, Wakeups};
 use crate::sync::Arc;
 use crate::{CloseCause, CloseCode, CloseFrame, ConnectionId, Message, Phase, SendErrorKind};
 
@@ -75,6 +75,36 @@ impl Link {
     }
 }
 
+impl Shared {
+    /// One broadcast's visit to this connection, in one critical section. The
+    /// common case — ready before the broadcast, not closing, room in the outbox —
+    /// queues the message without the wrapper of `Shared::with_hot` (a delivery
+    /// never changes the state) and wakes the parked driver after the lock is
+    /// released (**G6**); a refusal by the send gate or a full outbox takes the
+    /// general path, `Inner::deliver`, which applies the overflow policy.
+    pub(crate) fn deliver(&self, epoch: u64, message: &Message) -> Delivery {
+        let queued = {
+            let mut inner = self.lock();
+            if inner.stamps.closing_at < epoch {
+                return Delivery::Closing;
+            }
+            if inner.stamps.ready_at >= epoch {
+                return Delivery::NotReady;
+            }
+            inner.try_enqueue(message.clone())
+        };
+        match queued {
+            Ok(waker) => {
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                Delivery::Delivered
+            }
+            Err(_) => self.with_hot(|inner, wakeups| inner.deliver(epoch, message, wakeups)),
+        }
+    }
+}
+
 impl Inner {
     /// Lists the connection in `link`'s registry (**G7**): a connection registered
     /// while closing is stamped as closing at once; `held` is the startup gate's
@@ -121,7 +151,8 @@ impl Inner {
     }
 
     /// Queues a broadcast numbered `epoch` if this connection was `Ready` before it
-    /// (**G7**) and may still be sent to (**G3**).
+    /// (**G7**) and may still be sent to (**G3**); the general path of
+    /// `Shared::deliver`.
     pub(crate) fn deliver(
         &mut self,
         epoch: u64,

@@ -604,7 +604,7 @@ fn visit<'a>(
 ) -> BroadcastReport {
     let mut report = BroadcastReport::default();
     for shared in targets {
-        match shared.with_hot(|inner, wakeups| inner.deliver(epoch, message, wakeups)) {
+        match shared.deliver(epoch, message) {
             Delivery::Delivered => report.delivered += 1,
             Delivery::NotReady => report.not_ready += 1,
             Delivery::Closing => report.closing += 1,
