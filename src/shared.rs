@@ -220,10 +220,12 @@ impl Shared {
     }
 
     /// [`with`](Self::with) for the hot path — a send, a broadcast's delivery, the
-    /// driver taking a frame — none of which can bring a deadline forward without
-    /// also changing the state: it skips comparing the next deadline before and
-    /// after (two walks over the deadlines, the waiters and the registry link per
-    /// call, the larger part of a delivery's cost with many connections).
+    /// driver taking frames, when their lean paths (`Shared::send`,
+    /// `Shared::deliver`, `Shared::take_frames`) must fall back, and the driver's
+    /// single-frame `next_frame`/`poll_transmit` — none of which can bring a deadline
+    /// forward without also changing the state: it skips comparing the next deadline
+    /// before and after (two walks over the deadlines, the waiters and the registry
+    /// link per call).
     pub(crate) fn with_hot<R>(&self, f: impl FnOnce(&mut Inner, &mut Wakeups) -> R) -> R {
         self.run(f, false)
     }

@@ -76,20 +76,18 @@ impl Link {
 }
 
 impl Shared {
-    /// One broadcast's visit to this connection, in one critical section. The
-    /// common case — ready before the broadcast, not closing, room in the outbox —
-    /// queues the message without the wrapper of `Shared::with_hot` (a delivery
-    /// never changes the state) and wakes the parked driver after the lock is
-    /// released (**G6**); a refusal by the send gate or a full outbox takes the
+    /// One broadcast's visit to this connection, decided in one critical section.
+    /// The common case — ready before the broadcast, not closing, room in the
+    /// outbox — queues the message without the wrapper of `Shared::with_hot` (a
+    /// delivery never changes the state) and wakes the parked driver after the lock
+    /// is released (**G6**). A refusal by the send gate or a full outbox changes
+    /// nothing there and is decided again, in a second critical section, by the
     /// general path, `Inner::deliver`, which applies the overflow policy.
     pub(crate) fn deliver(&self, epoch: u64, message: &Message) -> Delivery {
         let queued = {
             let mut inner = self.lock();
-            if inner.stamps.closing_at < epoch {
-                return Delivery::Closing;
-            }
-            if inner.stamps.ready_at >= epoch {
-                return Delivery::NotReady;
+            if let Some(refusal) = inner.epoch_refusal(epoch) {
+                return refusal;
             }
             inner.try_enqueue(message.clone())
         };
@@ -100,7 +98,7 @@ impl Shared {
                 }
                 Delivery::Delivered
             }
-            Err(_) => self.with_hot(|inner, wakeups| inner.deliver(epoch, message, wakeups)),
+            Err(message) => self.with_hot(|inner, wakeups| inner.deliver(epoch, message, wakeups)),
         }
     }
 }
@@ -150,25 +148,34 @@ impl Inner {
         }
     }
 
+    /// The epoch rule (**G7**): broadcast `epoch` is for this connection only if it
+    /// became `Ready` before the broadcast and had not started closing; `Some` with
+    /// the refusal otherwise. An unlisted connection was stamped closing before it
+    /// left the listing; one never listed is never visited.
+    fn epoch_refusal(&self, epoch: u64) -> Option<Delivery> {
+        if self.stamps.closing_at < epoch {
+            return Some(Delivery::Closing);
+        }
+        if self.stamps.ready_at >= epoch {
+            return Some(Delivery::NotReady);
+        }
+        None
+    }
+
     /// Queues a broadcast numbered `epoch` if this connection was `Ready` before it
     /// (**G7**) and may still be sent to (**G3**); the general path of
     /// `Shared::deliver`.
     pub(crate) fn deliver(
         &mut self,
         epoch: u64,
-        message: &Message,
+        message: Message,
         wakeups: &mut Wakeups,
     ) -> Delivery {
-        // An unlisted connection was stamped closing before it left the listing; one
-        // never listed is never visited.
-        if self.stamps.closing_at < epoch {
-            return Delivery::Closing;
-        }
-        if self.stamps.ready_at >= epoch {
-            return Delivery::NotReady;
+        if let Some(refusal) = self.epoch_refusal(epoch) {
+            return refusal;
         }
         let (open, room) = (self.check_send().is_ok(), self.room());
-        match self.send(message.clone(), wakeups) {
+        match self.send(message, wakeups) {
             Ok(()) => Delivery::Delivered,
             Err(e) if e.kind == SendErrorKind::Full || (open && !room) => Delivery::Full,
             Err(_) => Delivery::Closing,
