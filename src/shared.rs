@@ -43,8 +43,9 @@ pub(crate) struct Shared {
 /// Laid out in declaration order (`repr(C)`), hottest first. A broadcast's delivery
 /// and the driver taking frames touch only the first 128 bytes of the allocation
 /// (the `Arc`'s counts, the phase and the lock, then the stamps, the clock, the
-/// outbox, the driver's waker, the gates and the lifecycle's state byte: two or three
-/// cache lines, by where the allocator puts it) and the outbox's buffer. With ten
+/// outbox with its inline oldest message, the driver's waker, the gates and the
+/// lifecycle's state byte: two or three cache lines, by where the allocator puts
+/// it); the outbox's buffer only when a backlog builds. With ten
 /// thousand connections a broadcast touches every one of them, and each extra line
 /// is a cache miss per delivery (`benches/fanout.rs`).
 /// What only the handshake, the inbound side or waiting futures use comes after.
@@ -236,7 +237,7 @@ impl Shared {
     /// wakes the parked driver, if any, after the lock is released (**G6**); a full
     /// outbox or a closed gate takes the general path.
     pub(crate) fn send(&self, message: Message) -> Result<(), SendError> {
-        let queued = self.lock().try_enqueue(message);
+        let queued = self.lock().try_enqueue_lean(message);
         match queued {
             Ok(waker) => {
                 if let Some(waker) = waker {
@@ -546,35 +547,46 @@ impl Inner {
         message: Message,
         wakeups: &mut Wakeups,
     ) -> Result<(), SendError> {
+        let message = match self.try_enqueue(message) {
+            Ok(()) => {
+                self.wake_transmit(wakeups);
+                return Ok(());
+            }
+            Err(message) => message,
+        };
         if self.check_send().is_err() {
             return Err(SendError::new(SendErrorKind::Closed, message));
         }
-        if self.outbox.len() >= self.outbox_capacity as usize {
-            if self.overflow_close.is_some() {
-                // The slow-consumer close. A send carries no time, so the close is
-                // applied by the driver's next call with `now`, which this wakes.
-                self.deferred_close = true;
-                self.wake_transmit(wakeups);
-                // Async senders waiting for room learn that the gate is shut.
-                self.wake_waiters(WaitFor::Room, wakeups);
-                return Err(SendError::new(SendErrorKind::Closed, message));
-            }
-            return Err(SendError::new(SendErrorKind::Full, message));
+        // The gate is open, so the outbox is full.
+        if self.overflow_close.is_some() {
+            // The slow-consumer close. A send carries no time, so the close is
+            // applied by the driver's next call with `now`, which this wakes.
+            self.deferred_close = true;
+            self.wake_transmit(wakeups);
+            // Async senders waiting for room learn that the gate is shut.
+            self.wake_waiters(WaitFor::Room, wakeups);
+            return Err(SendError::new(SendErrorKind::Closed, message));
         }
-        self.outbox.push_back(message);
-        self.wake_transmit(wakeups);
-        Ok(())
+        Err(SendError::new(SendErrorKind::Full, message))
     }
 
-    /// The common case of a send: the gate open and room in the outbox. Queues
-    /// `message` and hands back the parked driver's waker, to be woken once the lock
-    /// is released (**G6**); hands the message back when the general path
-    /// (`Inner::send`: a refusal or the overflow policy) must decide.
-    pub(crate) fn try_enqueue(&mut self, message: Message) -> Result<Option<Waker>, Message> {
+    /// The send gate and the enqueue (**G1**, **G3**), the one place a message joins
+    /// the outbox from a sender or a broadcast: queued if the gate is open and there
+    /// is room, else handed back for the caller to decide (`Inner::send`: a refusal
+    /// or the overflow policy). The caller wakes the driver.
+    pub(crate) fn try_enqueue(&mut self, message: Message) -> Result<(), Message> {
         if self.check_send().is_err() || !self.room() {
             return Err(message);
         }
         self.outbox.push_back(message);
+        Ok(())
+    }
+
+    /// [`try_enqueue`](Self::try_enqueue) for the lean paths, which run outside
+    /// `Shared::run`: on success it hands back the parked driver's waker, to be
+    /// woken once the lock is released (**G6**).
+    pub(crate) fn try_enqueue_lean(&mut self, message: Message) -> Result<Option<Waker>, Message> {
+        self.try_enqueue(message)?;
         Ok(self.transmit.take())
     }
 

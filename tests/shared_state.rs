@@ -94,6 +94,13 @@ fn drain(transport: &Transport, now: Instant) -> Vec<Frame> {
     std::iter::from_fn(|| transport.next_frame(now)).collect()
 }
 
+/// Sends `m0`, `m1`, … `m{n-1}`.
+fn send_numbered(sender: &ws_lifecycle::Sender, n: usize) {
+    for i in 0..n {
+        sender.send(text(&format!("m{i}"))).unwrap();
+    }
+}
+
 fn messages(frames: &[Frame]) -> Vec<String> {
     frames
         .iter()
@@ -1015,9 +1022,7 @@ fn g6_waits_with_a_timeout_return_when_the_time_input_passes_them() {
 fn g3_next_frames_in_order_bounded_and_close_last() {
     let (conn, transport) = ready_with(config());
     let sender = conn.sender();
-    for i in 0..5 {
-        sender.send(text(&format!("m{i}"))).unwrap();
-    }
+    send_numbered(&sender, 5);
     let mut batch = Vec::new();
     assert_eq!(transport.next_frames(at(1), &mut batch, 3), 3);
     assert_eq!(messages(&batch), ["m0", "m1", "m2"]);
@@ -1114,9 +1119,7 @@ fn g6_poll_transmit_batch_parks_when_it_empties_the_outbox() {
 fn g3_requeued_unwritten_frames_come_back_in_order() {
     let (conn, transport) = ready_with(config());
     let sender = conn.sender();
-    for i in 0..4 {
-        sender.send(text(&format!("m{i}"))).unwrap();
-    }
+    send_numbered(&sender, 4);
     let mut batch = Vec::new();
     assert_eq!(transport.next_frames(at(1), &mut batch, 3), 3);
     sender.send(text("m4")).unwrap();

@@ -165,6 +165,27 @@ impl Index {
         }
     }
 
+    /// The startup gate opened (**G8**): every held entry is released; returns their
+    /// connections, to be told outside this lock.
+    pub(crate) fn release_held(&mut self) -> Vec<Arc<Shared>> {
+        self.held = 0;
+        let listed = &self.listed;
+        self.entries
+            .values_mut()
+            .filter_map(|entry| {
+                std::mem::take(&mut entry.held).then(|| listed[entry.slot as usize].clone())
+            })
+            .collect()
+    }
+
+    /// Every listed connection with its user, for `Registry::broadcast_where`.
+    pub(crate) fn listed_with_users(&self) -> Vec<(Arc<Shared>, Option<Name<str>>)> {
+        self.entries
+            .values()
+            .map(|entry| (self.listed[entry.slot as usize].clone(), entry.user.clone()))
+            .collect()
+    }
+
     /// The shared state of the listed connection `id`.
     pub(crate) fn shared(&self, id: &ConnectionId) -> Option<&Arc<Shared>> {
         let entry = self.entries.get(id)?;

@@ -89,7 +89,7 @@ impl Shared {
             if let Some(refusal) = inner.epoch_refusal(epoch) {
                 return refusal;
             }
-            inner.try_enqueue(message.clone())
+            inner.try_enqueue_lean(message.clone())
         };
         match queued {
             Ok(waker) => {

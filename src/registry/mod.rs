@@ -172,15 +172,7 @@ impl Registry {
                 .state
                 .store(RegistryState::Open as u8, Ordering::SeqCst);
             self.core.opened.store(true, Ordering::SeqCst);
-            index.held = 0;
-            let held: Vec<ConnectionId> = index
-                .entries
-                .iter_mut()
-                .filter_map(|(id, entry)| std::mem::take(&mut entry.held).then_some(*id))
-                .collect();
-            held.iter()
-                .filter_map(|id| index.shared(id).cloned())
-                .collect()
+            index.release_held()
         };
         tracing::info!(released = released.len(), "registry open");
         for shared in released {
@@ -378,14 +370,7 @@ impl Registry {
         mut select: impl FnMut(ConnectionId, Option<&str>) -> bool,
     ) -> BroadcastReport {
         let epoch = self.linearize();
-        let candidates: Vec<(Arc<Shared>, Option<Name<str>>)> = {
-            let index = self.core.lock();
-            index
-                .entries
-                .iter()
-                .filter_map(|(id, e)| Some((index.shared(id)?.clone(), e.user.clone())))
-                .collect()
-        };
+        let candidates = self.core.lock().listed_with_users();
         let targets = candidates
             .iter()
             .filter(|(shared, user)| select(shared.id(), user.as_deref()))
