@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use ws_lifecycle::{
     AuthRequest, CloseCode, CloseFrame, DrainReport, DriverConfig, Emitter, Handler, Identity,
-    Message, Registry, RegistryConfig, Sender, Service, Session, UpgradeRequest,
+    Message, OverflowPolicy, Registry, RegistryConfig, Sender, Service, Session, UpgradeRequest,
 };
 
 /// How long a drain waits for the close handshakes before dropping what is left.
@@ -201,6 +201,9 @@ pub async fn serve(
     let mut config = DriverConfig::default();
     config.connection.readiness_timeout = Duration::from_millis(args.auth_timeout_ms);
     config.answer_pings = false; // axum does it
+    // A client that reads so slowly that its outbox fills is closed with 1013 "slow
+    // consumer" rather than left open with a gap in what it heard.
+    config.connection.overflow = OverflowPolicy::slow_consumer();
     let secret: Arc<str> = Arc::from(args.secret);
     let service: Arc<ChatService> = Arc::new(Service::new(
         registry.clone(),

@@ -301,6 +301,28 @@ impl Shared {
         }
     }
 
+    /// `Transport::poll_busy` (**G5**, **G6**): the time input, then `cx`'s waker as
+    /// the driver's, without taking anything; `Ready` once the connection is
+    /// `Closed`. Registered after the time input, so a state change that input makes
+    /// wakes it at once (`run` settles after `f`).
+    pub(crate) fn poll_busy(&self, cx: &mut Context<'_>, now: Instant) -> Poll<()> {
+        let (closed, old_waker) = self.with(|inner, wakeups| {
+            inner.at(now, wakeups);
+            if inner.lifecycle.phase() == Phase::Closed {
+                (true, None)
+            } else {
+                (false, inner.replace_transmit(cx.waker()))
+            }
+        });
+        // A replaced waker is dropped after the lock is released.
+        drop(old_waker);
+        if closed {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
     fn run<R>(&self, f: impl FnOnce(&mut Inner, &mut Wakeups) -> R, deadline_may_move: bool) -> R {
         let mut wakeups = Wakeups::default();
         let result = {

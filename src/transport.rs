@@ -23,7 +23,9 @@ use crate::{
 ///    [`handle_timeout`](Self::handle_timeout);
 ///
 /// until [`poll_transmit`](Self::poll_transmit) returns `Ready(None)`: the connection
-/// is closed and the transport can be dropped. `poll_transmit`'s waker is also woken
+/// is closed and the transport can be dropped. While a write is pending (the peer
+/// reads slowly), steps 2 and 3 go on, with [`poll_busy`](Self::poll_busy) in place
+/// of step 1. `poll_transmit`'s waker is also woken
 /// when the deadline changes, so the loop re-reads `poll_timeout`.
 ///
 /// One task drives a connection: `poll_transmit` and `poll_inbound_room` each keep a
@@ -85,6 +87,23 @@ impl Transport {
         max: usize,
     ) -> Poll<Option<usize>> {
         self.shared.take_frames(Some(cx), now, out, max)
+    }
+
+    /// For a driver whose socket is still busy with frames it took earlier — the peer
+    /// reads slowly or not at all: feeds the time input `now` and makes `cx`'s waker
+    /// the one woken when there is more to write or the state or deadline changes,
+    /// without taking anything. `Ready(())` once the connection is `Closed` (stop
+    /// writing; hand what was not written to
+    /// [`requeue_unwritten`](Self::requeue_unwritten)), else `Pending`.
+    ///
+    /// A driver polls this while a write is pending, next to its reads and its
+    /// [`poll_timeout`](Self::poll_timeout) sleep, so that a peer that stops reading
+    /// cannot stop the connection's clock: a slow-consumer close requested meanwhile
+    /// ([`OverflowPolicy::Close`](crate::OverflowPolicy::Close)) takes effect and its
+    /// close timeout runs, and the connection reaches `Closed` whether or not the
+    /// socket ever drains (**G5**, **G6**).
+    pub fn poll_busy(&self, cx: &mut Context<'_>, now: Instant) -> Poll<()> {
+        self.shared.poll_busy(cx, now)
     }
 
     /// Hands back frames taken with [`next_frames`](Self::next_frames) or

@@ -1,8 +1,9 @@
 //! The example chat server under load on real sockets (127.0.0.1, OS-assigned port,
 //! tokio-tungstenite clients, every wait bounded):
 //!
-//! - 500 clients each say 20 messages: every Ready client hears every message exactly
-//!   once, and each sender's messages in the order they were said (G7);
+//! - 500 clients each say 20 messages, in rounds: every Ready client hears every
+//!   message exactly once, and each sender's messages in the order they were said
+//!   (G7);
 //! - a slowloris: 200 clients connect and never authenticate; each is closed with
 //!   1008 once the authentication timeout has passed, within a small margin (G5).
 
@@ -23,11 +24,15 @@ use tokio_tungstenite::tungstenite::Message;
 const CLIENTS: usize = 500;
 /// Messages each of them says.
 const SAYS: usize = 20;
-/// How many of its own messages a client has in flight before it waits to hear
-/// one back. The server's outbox holds 1 024 messages per connection by default;
-/// 500 × 2 in flight stays under it, so no message is refused as `full` and
-/// "exactly once" is what the test can demand.
-const WINDOW: usize = 2;
+/// Messages each client says per round. Everyone then listens until it has heard
+/// the whole round (every client's messages of it) and waits for the others before
+/// the next round, so no connection ever has more than `CLIENTS × PER_ROUND` = 1 000
+/// messages queued for it: under the server's per-connection outbox of 1 024, which
+/// is what lets the test demand "exactly once" (a client that fell further behind
+/// would be closed with 1013 as a slow consumer). A per-sender window would not do:
+/// a sender that hears its own messages quickly says on, however far behind a slow
+/// reader is.
+const PER_ROUND: usize = 2;
 /// Upgrades in flight at once while the clients connect.
 const CONNECTING: usize = 64;
 
@@ -56,12 +61,14 @@ async fn five_hundred_clients_twenty_says_each_exactly_once_in_order() {
     let server = Arc::new(Server::start_default().await);
     let connecting = Arc::new(Semaphore::new(CONNECTING));
     let everyone_ready = Arc::new(Barrier::new(CLIENTS));
+    let round_heard = Arc::new(Barrier::new(CLIENTS));
     let started = Instant::now();
     let clients: Vec<_> = (0..CLIENTS)
         .map(|i| {
             let server = server.clone();
             let connecting = connecting.clone();
             let everyone_ready = everyone_ready.clone();
+            let round_heard = round_heard.clone();
             tokio::spawn(async move {
                 let me = format!("u{i}");
                 let permit = connecting.acquire().await.unwrap();
@@ -70,7 +77,7 @@ async fn five_hundred_clients_twenty_says_each_exactly_once_in_order() {
                 // Nobody says anything before everyone is Ready: each message then
                 // has all 500 clients as its audience.
                 everyone_ready.wait().await;
-                let heard = chat(&mut ws, &me).await;
+                let heard = chat(&mut ws, &me, &round_heard).await;
                 (heard, ws) // still connected: the server counts it below
             })
         })
@@ -103,40 +110,43 @@ async fn five_hundred_clients_twenty_says_each_exactly_once_in_order() {
     drop(connected);
 }
 
-/// Says `SAYS` messages (at most `WINDOW` of them unheard) and listens until every
-/// client's messages have arrived; checks each sender's order and returns how many
-/// messages it heard from each.
-async fn chat(ws: &mut support::Ws, me: &str) -> HashMap<String, usize> {
+/// Says `SAYS` messages, `PER_ROUND` at a time: after saying its part of a round,
+/// listens until it has heard the whole round, then waits at `round_heard` for
+/// everyone else. Checks each sender's order; returns how many messages it heard
+/// from each.
+async fn chat(ws: &mut support::Ws, me: &str, round_heard: &Barrier) -> HashMap<String, usize> {
     let mut heard: HashMap<String, usize> = HashMap::with_capacity(CLIENTS);
-    let (mut said, mut heard_mine, mut total) = (0, 0, 0);
-    while total < CLIENTS * SAYS {
-        while said < SAYS && said - heard_mine < WINDOW {
-            let say = json!({"type": "say", "text": said.to_string()});
+    let mut total = 0;
+    for round in 0..SAYS.div_ceil(PER_ROUND) {
+        let this_round = (SAYS - round * PER_ROUND).min(PER_ROUND);
+        for i in 0..this_round {
+            let text = (round * PER_ROUND + i).to_string();
+            let say = json!({"type": "say", "text": text});
             ws.send(Message::text(say.to_string())).await.unwrap();
-            said += 1;
         }
-        let frame = tokio::time::timeout(support::WAIT, ws.next())
-            .await
-            .unwrap_or_else(|_| panic!("{me} heard {total} messages, then nothing"));
-        let text = match frame {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            other => panic!("{me} after {total} messages: {other:?}"),
-        };
-        let event: Said<'_> = serde_json::from_str(&text).unwrap();
-        assert_eq!(event.kind, "said", "{text}");
-        let next = heard.entry(event.from.to_owned()).or_insert(0);
-        assert_eq!(
-            event.text,
-            next.to_string(),
-            "{me}: {}'s messages in order, each once",
-            event.from
-        );
-        *next += 1;
-        total += 1;
-        if event.from == me {
-            heard_mine += 1;
+        let heard_by = total + CLIENTS * this_round;
+        while total < heard_by {
+            let frame = tokio::time::timeout(support::WAIT, ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("{me} heard {total} messages, then nothing"));
+            let text = match frame {
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("{me} after {total} messages: {other:?}"),
+            };
+            let event: Said<'_> = serde_json::from_str(&text).unwrap();
+            assert_eq!(event.kind, "said", "{text}");
+            let next = heard.entry(event.from.to_owned()).or_insert(0);
+            assert_eq!(
+                event.text,
+                next.to_string(),
+                "{me}: {}'s messages in order, each once",
+                event.from
+            );
+            *next += 1;
+            total += 1;
         }
+        round_heard.wait().await;
     }
     heard
 }

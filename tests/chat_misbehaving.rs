@@ -203,3 +203,128 @@ async fn a_client_that_sends_close_while_we_broadcast_to_it() {
     assert_eq!(server.until_empty().await["open"], 0);
     server.shutdown().await;
 }
+
+/// Bob's messages in the slow-consumer tests are this long, so the socket buffers
+/// between the server and a client that does not read fill in a few thousand.
+const PADDED: usize = 1_000;
+
+/// Bob's `i`th message in the slow-consumer tests.
+fn padded(i: usize) -> String {
+    format!("{i:0>PADDED$}")
+}
+
+/// Bob talks (at most 8 unanswered) until `/stats` shows a connection closing — the
+/// one that does not read, whose outbox overflowed — and fails after 40 000
+/// messages. Returns how many he said and how many echoes he heard.
+async fn talk_until_one_is_closing(server: &Server, bob: &mut support::Ws) -> (usize, usize) {
+    const LIMIT: usize = 40_000;
+    let (mut said, mut heard) = (0, 0);
+    loop {
+        if said >= LIMIT {
+            panic!(
+                "no slow-consumer close after {said} messages: {}",
+                server.stats().await
+            );
+        }
+        send(bob, json!({"type": "say", "text": padded(said)})).await;
+        said += 1;
+        if said - heard > 8 {
+            assert_eq!(json(bob).await["text"], padded(heard), "in order, once");
+            heard += 1;
+        }
+        if said % 200 == 0 {
+            let stats = server.stats().await;
+            if stats["by_phase"]["closing"] == 1 {
+                return (said, heard);
+            }
+            assert_eq!(stats["by_phase"]["ready"], 2, "{stats}");
+        }
+    }
+}
+
+/// Bob hears the rest of his echoes, from `heard` up to `said`.
+async fn hear_the_rest(bob: &mut support::Ws, heard: usize, said: usize) {
+    for i in heard..said {
+        assert_eq!(json(bob).await["text"], padded(i), "in order, once");
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_as_a_slow_consumer_after_all_it_was_sent() {
+    let server = Server::start_default().await;
+    let mut bob = login(&server, "bob").await;
+    let mut slow = raw_login(&server, "slow").await;
+    // The sluggard reads nothing while bob talks: the socket buffers fill, then its
+    // outbox (1 024 messages), and the next broadcast closes it with 1013 — while
+    // the server's write to it is still pending.
+    let (bob_said, heard) = talk_until_one_is_closing(&server, &mut bob).await;
+    // Now it reads: a prefix of bob's messages, in order and each once, then our
+    // Close 1013, then nothing (G3, G4).
+    let mut frames = Vec::new();
+    loop {
+        let frame = slow.read().await.expect("the queue, then our Close");
+        let closed = matches!(frame, RawFrame::Close(_));
+        frames.push(frame);
+        if closed {
+            break;
+        }
+    }
+    assert!(slow.close(1000).await, "the server waits for our answer");
+    frames.extend(slow.read_to_end().await);
+    assert_eq!(one_close_and_nothing_after(&frames), Some(1013));
+    let got = said(&frames);
+    let expected: Vec<String> = (0..got.len()).map(padded).collect();
+    assert!(
+        got == expected,
+        "a prefix of bob's messages, in order, once"
+    );
+    assert!(
+        got.len() >= 1_024 && got.len() < bob_said,
+        "its whole outbox and what the sockets held: {} of {bob_said}",
+        got.len()
+    );
+    eprintln!(
+        "the sluggard was closing after bob said {bob_said}; it was sent {} of them",
+        got.len()
+    );
+    // Bob is still served, and the sluggard left with the cause recorded.
+    let stats = server.until_open(1).await;
+    assert_eq!(stats["open"], 1, "{stats}");
+    assert_eq!(
+        stats["totals"]["closed_by_cause"]["slow_consumer"], 1,
+        "{stats}"
+    );
+    hear_the_rest(&mut bob, heard, bob_said).await;
+    drop(bob);
+    assert_eq!(server.until_empty().await["open"], 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_again_is_cut_off_after_the_close_timeout() {
+    // As above, but the sluggard never reads again: the server's write to it never
+    // completes, and still the connection's clock runs — the slow-consumer close's
+    // handshake times out after the close timeout (5 s by default) and the
+    // connection is Closed and unlisted (G5, G7).
+    let server = Server::start_default().await;
+    let mut bob = login(&server, "bob").await;
+    let slow = raw_login(&server, "slow").await;
+    let (said, heard) = talk_until_one_is_closing(&server, &mut bob).await;
+    let closing = Instant::now();
+    let stats = server.until_open(1).await;
+    let elapsed = closing.elapsed();
+    assert_eq!(stats["open"], 1, "the sluggard was unlisted: {stats}");
+    assert_eq!(
+        stats["totals"]["closed_by_cause"]["slow_consumer"], 1,
+        "{stats}"
+    );
+    assert!(
+        elapsed <= Duration::from_secs(5 + 2),
+        "within the close timeout and a margin: {elapsed:?}"
+    );
+    eprintln!("the sluggard that never read again was unlisted {elapsed:?} after closing");
+    hear_the_rest(&mut bob, heard, said).await;
+    drop((bob, slow));
+    assert_eq!(server.until_empty().await["open"], 0);
+    server.shutdown().await;
+}

@@ -9,7 +9,9 @@
 //!   Close, messages into the inbound hold with back-pressure, transport errors),
 //!   sleeps until the core's next deadline (**G5**), answers pings, enforces the idle
 //!   timeout and the pre-authentication limits, and ends the transport once the
-//!   connection is `Closed`;
+//!   connection is `Closed`. It is one poll function, so a write the peer does not
+//!   read never blocks the rest: reads go on, and the core's deadlines and a
+//!   slow-consumer close still take effect ([`Transport::poll_busy`](crate::Transport::poll_busy));
 //! - the **application** side authenticates the first message, lists the connection
 //!   under its user, calls the [`Handler`], waits for the registry's startup gate
 //!   (**G8**), makes the connection `Ready`, and hands it every message in order.

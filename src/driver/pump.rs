@@ -1,16 +1,32 @@
 //! The pump: one connection's socket, driven by its core (see the module docs of
 //! `driver`).
+//!
+//! One poll function drives everything the socket does, so that no part waits on
+//! another: writing (a batch at a time, then one flush), reading, the inbound
+//! back-pressure and the deadline sleep. A write the peer does not read never blocks
+//! the rest — the connection's deadlines and a slow-consumer close still take effect
+//! while it is pending (**G5**), and a peer's Close or a lost transport is still seen.
 
 use std::future::poll_fn;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::oneshot;
-use tokio::time::sleep_until;
+use tokio::time::{Sleep, sleep_until};
 
 use crate::{CloseCode, CloseFrame, Frame, InboundError, Message, Phase, Transport, TransportLoss};
 
 use super::{DriverConfig, WireFrame, now};
+
+/// Frames taken from the core at a time: one lock and one flush for up to this many
+/// (a broadcast burst is written with one `write` instead of one per message).
+const WRITE_BATCH: usize = 64;
+
+/// Once the connection is `Closed`, ending the transport (flushing and closing the
+/// socket) waits at most this long: a peer that stopped reading cannot hold the task.
+const END_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What the pump does with the client's application messages.
 struct Inbound {
@@ -20,6 +36,40 @@ struct Inbound {
     pre_auth: usize,
     /// A message the hold had no room for, retried once it has (back-pressure).
     stalled: Option<Message>,
+}
+
+/// The writing side: frames taken from the core and not yet handed to the socket,
+/// and the control frames of our own (pong, keep-alive ping), written between batches.
+struct Writer {
+    /// Taken from the core, in reverse order (the next to write is last).
+    batch: Vec<Frame>,
+    /// A control frame being written, ahead of the batch.
+    control: Option<WireFrame>,
+    /// Frames handed to the socket since its last flush.
+    unflushed: bool,
+    /// Our Close was handed to the socket: no frame of any kind follows it (**G3**).
+    sent_close: bool,
+    /// A Pong owed to the peer's latest Ping (only the latest is answered, as RFC
+    /// 6455 §5.5.3 allows).
+    pong: Option<Vec<u8>>,
+    /// A keep-alive Ping is due.
+    ping: bool,
+}
+
+/// What woke the pump.
+enum Event<E> {
+    /// The connection is `Closed`: nothing more will be written.
+    Closed,
+    /// The socket refused a write or a flush.
+    WriteFailed(E),
+    /// A batch went out; poll again (the deadline may have moved).
+    Wrote,
+    /// The inbound hold has room for the stalled message.
+    Room,
+    /// The socket produced a frame, an error, or its end.
+    Read(Option<Result<WireFrame, E>>),
+    /// The sleep ended: a deadline or the keep-alive is due.
+    Timer,
 }
 
 /// Runs the socket until the connection is `Closed`, then ends the transport.
@@ -38,52 +88,61 @@ pub(super) async fn run<S, E>(
         pre_auth: 0,
         stalled: None,
     };
-    let idle = config.idle_timeout;
-    let mut last_heard = now();
-    let mut pinged = false;
+    let mut writer = Writer {
+        batch: Vec::with_capacity(WRITE_BATCH),
+        control: None,
+        unflushed: false,
+        sent_close: false,
+        pong: None,
+        ping: false,
+    };
+    let mut clock = Clock {
+        sleep: pin!(sleep_until(far_future())),
+        armed: None,
+        idle: config.idle_timeout,
+        last_heard: now(),
+        pinged: false,
+    };
     let mut reading = true;
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
     loop {
-        let deadline = transport.poll_timeout();
-        // Keep-alive: ping after half the idle timeout, close after all of it.
-        let keep_alive = idle.map(|idle| {
-            if pinged {
-                last_heard + idle
-            } else {
-                last_heard + idle / 2
+        let event = poll_fn(|cx| {
+            let reads = reading && inbound.stalled.is_none();
+            poll_event(
+                cx,
+                &mut socket,
+                &transport,
+                &mut writer,
+                &inbound,
+                reads,
+                &mut clock,
+            )
+        })
+        .await;
+        match event {
+            Event::Closed => break,
+            Event::Wrote => {}
+            Event::WriteFailed(error) => {
+                // What the socket never took goes back, to be handed back by
+                // `take_unsent` with the rest (G3); the frame it failed on is gone
+                // with the transport.
+                let requeued = transport.requeue_unwritten(writer.unwritten());
+                tracing::debug!(%id, %error, requeued, "write failed");
+                let _ = transport.handle_transport_lost(TransportLoss::Error, now());
             }
-        });
-        let wake = earliest(deadline, keep_alive).map(tokio::time::Instant::from_std);
-        tokio::select! {
-            biased;
-            taken = poll_fn(|cx| transport.poll_transmit_batch(cx, now(), &mut batch, WRITE_BATCH)) => {
-                if taken.is_none() {
-                    break; // Closed: nothing more to write
-                }
-                if let Err(error) = write_batch(&mut socket, &mut batch).await {
-                    // What the socket never took goes back, to be handed back by
-                    // `take_unsent` with the rest (G3); the frame it failed on is gone
-                    // with the transport.
-                    let requeued = transport.requeue_unwritten(batch.drain(..));
-                    tracing::debug!(%id, %error, requeued, "write failed");
-                    let _ = transport.handle_transport_lost(TransportLoss::Error, now());
-                }
-            }
-            () = poll_fn(|cx| transport.poll_inbound_room(cx)), if inbound.stalled.is_some() => {
+            Event::Room => {
                 if let Some(message) = inbound.stalled.take() {
                     deliver(&transport, &mut inbound, message, config);
                 }
             }
-            read = socket.next(), if reading && inbound.stalled.is_none() => {
-                last_heard = now();
-                pinged = false;
+            Event::Read(read) => {
+                clock.heard();
                 match read {
                     Some(Ok(WireFrame::Message(message))) => {
                         deliver(&transport, &mut inbound, message, config);
                     }
                     Some(Ok(WireFrame::Ping(payload))) => {
-                        if config.answer_pings && socket.send(WireFrame::Pong(payload)).await.is_err() {
-                            let _ = transport.handle_transport_lost(TransportLoss::Error, now());
+                        if config.answer_pings {
+                            writer.pong = Some(payload);
                         }
                     }
                     Some(Ok(WireFrame::Pong(_))) => {}
@@ -101,51 +160,228 @@ pub(super) async fn run<S, E>(
                     }
                 }
             }
-            () = sleep_until(wake.unwrap_or_else(far_future)), if wake.is_some() => {
+            Event::Timer => {
                 let now = now();
                 transport.handle_timeout(now);
-                if let Some(idle) = idle {
-                    if now >= last_heard + idle {
+                match clock.keep_alive(now) {
+                    Some(KeepAlive::Close) => {
                         let frame = CloseFrame::internal(CloseCode::GOING_AWAY, "idle timeout");
                         let _ = transport.close(frame, now);
-                    } else if !pinged && now >= last_heard + idle / 2 {
-                        pinged = true;
-                        if transport.phase().is_open() {
-                            let _ = socket.send(WireFrame::Ping(Vec::new())).await;
-                        }
                     }
+                    Some(KeepAlive::Ping) => writer.ping = true,
+                    None => {}
                 }
             }
         }
     }
-    // Closed: the handshake is over (or cut short). End the transport.
-    let _ = socket.close().await;
+    // Closed: the handshake is over (or cut short). What was taken and never handed
+    // to the socket goes back for `take_unsent` (G3); then end the transport.
+    let requeued = transport.requeue_unwritten(writer.unwritten());
+    if requeued > 0 {
+        tracing::debug!(%id, requeued, "closed with frames unwritten");
+    }
+    let _ = tokio::time::timeout(END_TIMEOUT, socket.close()).await;
 }
 
-/// Frames taken from the core at a time: one lock and one flush for up to this many
-/// (a broadcast burst is written with one `write` instead of one per message).
-const WRITE_BATCH: usize = 64;
-
-/// Writes a batch of frames in order and flushes once. On success the batch is left
-/// empty; on a write error it holds, in order, the frames the socket never took (the
-/// one it failed on is gone with the transport, as its own buffers are).
-async fn write_batch<S, E>(socket: &mut S, batch: &mut Vec<Frame>) -> Result<(), E>
+/// Polls, in this order, the write side, the inbound room, the socket's next frame
+/// and the clock; returns the first event. Writing comes first but yields after each
+/// flushed batch, so a busy outbox cannot starve the reads; the clock comes last, so
+/// it sees the deadline as the others left it.
+fn poll_event<S, E>(
+    cx: &mut Context<'_>,
+    socket: &mut S,
+    transport: &Transport,
+    writer: &mut Writer,
+    inbound: &Inbound,
+    reads: bool,
+    clock: &mut Clock<'_>,
+) -> Poll<Event<E>>
 where
-    S: Sink<WireFrame, Error = E> + Unpin,
+    S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin,
 {
-    // Taken from the back, so what is left on an error stays in order.
-    batch.reverse();
-    while let Some(frame) = batch.pop() {
-        let wire = match frame {
-            Frame::Message(message) => WireFrame::Message(message),
-            Frame::Close(frame) => WireFrame::Close(frame),
-        };
-        if let Err(error) = socket.feed(wire).await {
-            batch.reverse();
-            return Err(error);
+    if let Poll::Ready(event) = writer.poll_write(cx, socket, transport) {
+        return Poll::Ready(event);
+    }
+    if inbound.stalled.is_some() && transport.poll_inbound_room(cx).is_ready() {
+        return Poll::Ready(Event::Room);
+    }
+    if reads {
+        if let Poll::Ready(read) = socket.poll_next_unpin(cx) {
+            return Poll::Ready(Event::Read(read));
         }
     }
-    socket.flush().await
+    clock.poll(cx, transport).map(|()| Event::Timer)
+}
+
+/// The pump's one sleep: until the core's next deadline or the keep-alive's.
+struct Clock<'a> {
+    sleep: Pin<&'a mut Sleep>,
+    /// What the sleep is set to; `None` while unset or spent.
+    armed: Option<tokio::time::Instant>,
+    idle: Option<Duration>,
+    /// When the peer last sent anything.
+    last_heard: Instant,
+    /// A keep-alive Ping went out since then.
+    pinged: bool,
+}
+
+/// What the keep-alive asks for when the clock fires.
+enum KeepAlive {
+    /// Nothing heard for the whole idle timeout.
+    Close,
+    /// Nothing heard for half of it.
+    Ping,
+}
+
+impl Clock<'_> {
+    /// Re-reads the deadline on every poll — a deadline another thread moved wakes
+    /// the pump through the core (**G5**, **G6**) — resets the sleep if it changed,
+    /// and polls it. `Ready` once it fires (it is then spent).
+    fn poll(&mut self, cx: &mut Context<'_>, transport: &Transport) -> Poll<()> {
+        // Keep-alive: ping after half the idle timeout, close after all of it.
+        let keep_alive = self.idle.map(|idle| {
+            if self.pinged {
+                self.last_heard + idle
+            } else {
+                self.last_heard + idle / 2
+            }
+        });
+        let Some(wake) = earliest(transport.poll_timeout(), keep_alive) else {
+            self.armed = None;
+            return Poll::Pending;
+        };
+        let wake = tokio::time::Instant::from_std(wake);
+        if self.armed != Some(wake) {
+            self.sleep.as_mut().reset(wake);
+            self.armed = Some(wake);
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.armed = None;
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The peer sent something.
+    fn heard(&mut self) {
+        self.last_heard = now();
+        self.pinged = false;
+    }
+
+    /// What the keep-alive asks for at `now`, if anything.
+    fn keep_alive(&mut self, now: Instant) -> Option<KeepAlive> {
+        let idle = self.idle?;
+        if now >= self.last_heard + idle {
+            Some(KeepAlive::Close)
+        } else if !self.pinged && now >= self.last_heard + idle / 2 {
+            self.pinged = true;
+            Some(KeepAlive::Ping)
+        } else {
+            None
+        }
+    }
+}
+
+impl Writer {
+    /// Moves frames towards the socket: `Ready` with an event once a batch is flushed,
+    /// the socket fails, or the connection is `Closed`; `Pending` when the socket is
+    /// busy (then the core still gets the time and wakes us, see
+    /// `Transport::poll_busy`) or there is nothing to write (the core wakes us when
+    /// there is).
+    fn poll_write<S, E>(
+        &mut self,
+        cx: &mut Context<'_>,
+        socket: &mut S,
+        transport: &Transport,
+    ) -> Poll<Event<E>>
+    where
+        S: Sink<WireFrame, Error = E> + Unpin,
+    {
+        if self.control.is_none() && self.batch.is_empty() && !self.unflushed {
+            self.control = self.control_due(transport);
+            if self.control.is_none() {
+                let polled = transport.poll_transmit_batch(cx, now(), &mut self.batch, WRITE_BATCH);
+                self.batch.reverse();
+                match polled {
+                    Poll::Ready(None) => return Poll::Ready(Event::Closed),
+                    Poll::Ready(Some(_)) => {}
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        }
+        while self.control.is_some() || !self.batch.is_empty() {
+            match socket.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(error)) => return self.failed(error),
+                Poll::Pending => return self.busy(cx, transport),
+            }
+            let wire = match self.control.take() {
+                Some(control) => control,
+                None => match self.batch.pop() {
+                    Some(Frame::Message(message)) => WireFrame::Message(message),
+                    Some(Frame::Close(frame)) => {
+                        self.sent_close = true;
+                        WireFrame::Close(frame)
+                    }
+                    None => unreachable!("the loop checked there is a frame"),
+                },
+            };
+            self.unflushed = true;
+            if let Err(error) = socket.start_send_unpin(wire) {
+                return self.failed(error);
+            }
+        }
+        match socket.poll_flush_unpin(cx) {
+            Poll::Ready(Ok(())) => {
+                self.unflushed = false;
+                Poll::Ready(Event::Wrote)
+            }
+            Poll::Ready(Err(error)) => self.failed(error),
+            Poll::Pending => self.busy(cx, transport),
+        }
+    }
+
+    /// The socket failed: nothing is left to flush (what it did not take is handed
+    /// back by the caller through `unwritten`).
+    fn failed<E>(&mut self, error: E) -> Poll<Event<E>> {
+        self.unflushed = false;
+        self.control = None;
+        Poll::Ready(Event::WriteFailed(error))
+    }
+
+    /// The socket is busy: the core gets the time and our waker meanwhile (**G5**,
+    /// **G6**); `Closed` ends the pump even though the socket never drained.
+    fn busy<E>(&mut self, cx: &mut Context<'_>, transport: &Transport) -> Poll<Event<E>> {
+        match transport.poll_busy(cx, now()) {
+            Poll::Ready(()) => Poll::Ready(Event::Closed),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// A control frame of ours due now: never after our Close, and only while the
+    /// connection is open.
+    fn control_due(&mut self, transport: &Transport) -> Option<WireFrame> {
+        if self.pong.is_none() && !self.ping {
+            return None;
+        }
+        if self.sent_close || !transport.phase().is_open() {
+            self.pong = None;
+            self.ping = false;
+            return None;
+        }
+        if let Some(payload) = self.pong.take() {
+            return Some(WireFrame::Pong(payload));
+        }
+        self.ping = false;
+        Some(WireFrame::Ping(Vec::new()))
+    }
+
+    /// The frames taken and never handed to the socket, in order, leaving none.
+    fn unwritten(&mut self) -> impl Iterator<Item = Frame> + '_ {
+        self.batch.drain(..).rev()
+    }
 }
 
 /// Hands an application message to the core: the first to the authenticator, the
