@@ -8,7 +8,9 @@ use std::time::Instant;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
-use ws_lifecycle::{CloseCode, CloseFrame, Config, Frame, SendErrorKind, Sender};
+use ws_lifecycle::{
+    CloseCode, CloseFrame, Config, Frame, OverflowPolicy, Phase, SendErrorKind, Sender,
+};
 
 use crate::{accounted, delivered, drain, msg, num, ready_connection};
 
@@ -141,6 +143,62 @@ fn g6_batch_driver_parks_without_polling_again() {
         t.join().unwrap();
         assert_eq!(got, [1, 2], "G3: once each, in order");
         drop(conn);
+    });
+}
+
+/// Model 21 (G5, G6): the driver's socket is still busy with a batch it took (the
+/// peer does not read), so instead of taking more it polls `poll_busy`, while another
+/// thread's send overflows the outbox under `OverflowPolicy::Close`. The overflow
+/// must wake the busy driver (a lost wakeup is a deadlock loom reports), and the
+/// driver's time input must start the slow-consumer close with its close timeout
+/// armed: the connection's clock runs though the socket never drains. The message
+/// the socket never took goes back for `take_unsent` (G3).
+#[test]
+fn g5_busy_driver_still_starts_the_slow_consumer_close() {
+    loom::model(|| {
+        let now = Instant::now();
+        let mut config = Config::default();
+        config.outbox_capacity = 1;
+        config.overflow = OverflowPolicy::slow_consumer();
+        let close_timeout = config.close_timeout;
+        let (conn, transport) = ready_connection(config, now);
+        let sender = conn.sender();
+        sender.send(msg(1)).unwrap();
+        let mut batch = Vec::new();
+        assert_eq!(
+            transport.next_frames(now, &mut batch, 8),
+            1,
+            "taken, never written"
+        );
+        let t = thread::spawn(move || {
+            sender.send(msg(2)).unwrap(); // the room the batch left
+            let refused = sender.send(msg(3)).unwrap_err(); // full: the slow-consumer close
+            assert_eq!(refused.kind, SendErrorKind::Closed);
+        });
+        loom::future::block_on(poll_fn(|cx| {
+            if transport.poll_busy(cx, now).is_ready() {
+                panic!("Closed, though nobody answered our Close");
+            }
+            if transport.phase() == Phase::Closing {
+                assert_eq!(
+                    transport.poll_timeout(),
+                    Some(now + close_timeout),
+                    "G5: the slow-consumer close's timeout runs"
+                );
+                return Poll::Ready(());
+            }
+            Poll::Pending
+        }));
+        t.join().unwrap();
+        assert_eq!(transport.requeue_unwritten(batch), 1);
+        // The close timeout ends it, socket or no socket.
+        transport.handle_timeout(now + close_timeout);
+        assert_eq!(transport.phase(), Phase::Closed);
+        assert_eq!(
+            conn.take_unsent_nums(),
+            [1, 2],
+            "G3: every message accepted is handed back, in order"
+        );
     });
 }
 

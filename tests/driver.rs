@@ -1,8 +1,9 @@
 //! The async driver over an in-memory socket (no network), mostly on tokio's paused
 //! clock: pings, the idle timeout, the close handshake in both directions, the
 //! pre-authentication limits, the readiness deadline bounding authentication (G5),
-//! the startup gate (G8), and a panicking handler closing only its own connection
-//! with 1011.
+//! the startup gate (G8), a panicking handler closing only its own connection
+//! with 1011, and a deadline another task brings forward waking the parked driver
+//! (G5, G6).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -325,4 +326,36 @@ async fn a_vanished_transport_ends_the_connection() {
         "{record:?}"
     );
     assert!(service.registry().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn g5_a_deadline_another_task_brings_forward_wakes_the_parked_driver() {
+    // The driver is parked (nothing to write, the next deadline its keep-alive ping
+    // 30 s away) when another task starts a wait that gives up in 1 s. The driver must
+    // re-read the deadline and feed the time at 1 s (G5, G6); a driver that kept its
+    // old sleep would let the wait give up only at the keep-alive, 30 s later.
+    let service = service(DriverConfig::default(), open_registry());
+    let mut peer = connect(&service);
+    login(&mut peer, "ada").await;
+    peer.text("one");
+    assert_eq!(
+        peer.recv_text().await,
+        "one",
+        "Ready, and the driver parked"
+    );
+    let id = service.registry().ids()[0];
+    let observer = service.registry().observer(id).unwrap();
+    let started = tokio::time::Instant::now();
+    let waited = observer
+        .wait_closed_until(started.into_std() + Duration::from_secs(1))
+        .await;
+    assert_eq!(waited.unwrap_err(), ws_lifecycle::WaitError::TimedOut);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(2),
+        "the wait gave up when its timeout passed, not at the keep-alive: {elapsed:?}"
+    );
+    peer.send(WireFrame::Close(Some(CloseFrame::normal())));
+    assert_eq!(peer.recv_close().await, Some(1000));
+    peer.finished().await;
 }

@@ -184,9 +184,10 @@ pub(super) async fn run<S, E>(
 }
 
 /// Polls, in this order, the write side, the inbound room, the socket's next frame
-/// and the clock; returns the first event. Writing comes first but yields after each
-/// flushed batch, so a busy outbox cannot starve the reads; the clock comes last, so
-/// it sees the deadline as the others left it.
+/// and the clock; returns the first event. Writing comes first, one batch per poll,
+/// and the others are polled after every batch as well, so a busy outbox cannot
+/// starve the reads or the deadlines; the clock comes last, so it sees the deadline
+/// as the others left it.
 fn poll_event<S, E>(
     cx: &mut Context<'_>,
     socket: &mut S,
@@ -199,9 +200,13 @@ fn poll_event<S, E>(
 where
     S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin,
 {
-    if let Poll::Ready(event) = writer.poll_write(cx, socket, transport) {
-        return Poll::Ready(event);
-    }
+    let wrote = match writer.poll_write(cx, socket, transport) {
+        Poll::Ready(Event::Wrote) => true,
+        Poll::Ready(event) => return Poll::Ready(event),
+        Poll::Pending => false,
+    };
+    // After a batch too: an outbox that never empties must not starve the reads or
+    // the deadlines.
     if inbound.stalled.is_some() && transport.poll_inbound_room(cx).is_ready() {
         return Poll::Ready(Event::Room);
     }
@@ -210,7 +215,14 @@ where
             return Poll::Ready(Event::Read(read));
         }
     }
-    clock.poll(cx, transport).map(|()| Event::Timer)
+    if clock.poll(cx, transport).is_ready() {
+        return Poll::Ready(Event::Timer);
+    }
+    if wrote {
+        Poll::Ready(Event::Wrote)
+    } else {
+        Poll::Pending
+    }
 }
 
 /// The pump's one sleep: until the core's next deadline or the keep-alive's.
