@@ -24,6 +24,10 @@ use super::{DriverConfig, WireFrame, now};
 /// (a broadcast burst is written with one `write` instead of one per message).
 const WRITE_BATCH: usize = 64;
 
+/// Batches written back to back before the pump also polls its reads and its clock
+/// (it always does once the outbox is empty or the socket is busy).
+const FAIR_AFTER: u8 = 8;
+
 /// Once the connection is `Closed`, ending the transport (flushing and closing the
 /// socket) waits at most this long: a peer that stopped reading cannot hold the task.
 const END_TIMEOUT: Duration = Duration::from_secs(1);
@@ -47,6 +51,8 @@ struct Writer {
     control: Option<WireFrame>,
     /// Frames handed to the socket since its last flush.
     unflushed: bool,
+    /// Batches written back to back since the pump last polled the rest.
+    streak: u8,
     /// Our Close was handed to the socket: no frame of any kind follows it (**G3**).
     sent_close: bool,
     /// A Pong owed to the peer's latest Ping (only the latest is answered, as RFC
@@ -92,6 +98,7 @@ pub(super) async fn run<S, E>(
         batch: Vec::with_capacity(WRITE_BATCH),
         control: None,
         unflushed: false,
+        streak: 0,
         sent_close: false,
         pong: None,
         ping: false,
@@ -184,10 +191,10 @@ pub(super) async fn run<S, E>(
 }
 
 /// Polls, in this order, the write side, the inbound room, the socket's next frame
-/// and the clock; returns the first event. Writing comes first, one batch per poll,
-/// and the others are polled after every batch as well, so a busy outbox cannot
-/// starve the reads or the deadlines; the clock comes last, so it sees the deadline
-/// as the others left it.
+/// and the clock; returns the first event. Writing comes first, one batch per poll;
+/// the others are polled whenever writing pauses and after every `FAIR_AFTER`th
+/// batch in a row, so a busy outbox cannot starve the reads or the deadlines; the
+/// clock comes last, so it sees the deadline as the others left it.
 fn poll_event<S, E>(
     cx: &mut Context<'_>,
     socket: &mut S,
@@ -201,12 +208,23 @@ where
     S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin,
 {
     let wrote = match writer.poll_write(cx, socket, transport) {
-        Poll::Ready(Event::Wrote) => true,
+        Poll::Ready(Event::Wrote) => {
+            // Batch after batch without a pause: every `FAIR_AFTER`th, look at the
+            // rest too, so an outbox that never empties cannot starve the reads or
+            // the deadlines (looking after every batch costs a read syscall each).
+            writer.streak += 1;
+            if writer.streak < FAIR_AFTER {
+                return Poll::Ready(Event::Wrote);
+            }
+            writer.streak = 0;
+            true
+        }
         Poll::Ready(event) => return Poll::Ready(event),
-        Poll::Pending => false,
+        Poll::Pending => {
+            writer.streak = 0;
+            false
+        }
     };
-    // After a batch too: an outbox that never empties must not starve the reads or
-    // the deadlines.
     if inbound.stalled.is_some() && transport.poll_inbound_room(cx).is_ready() {
         return Poll::Ready(Event::Room);
     }
