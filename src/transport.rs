@@ -22,8 +22,9 @@ use crate::{
 /// 3. sleep until [`poll_timeout`](Self::poll_timeout) and call
 ///    [`handle_timeout`](Self::handle_timeout);
 ///
-/// until [`poll_transmit`](Self::poll_transmit) returns `Ready(None)`: the connection
-/// is closed and the transport can be dropped. While a write is pending (the peer
+/// until [`poll_transmit`](Self::poll_transmit) returns `Ready(None)` (or
+/// [`poll_busy`](Self::poll_busy) returns `Ready`): the connection is closed and the
+/// transport can be dropped. While a write is pending (the peer
 /// reads slowly), steps 2 and 3 go on, with [`poll_busy`](Self::poll_busy) in place
 /// of step 1. `poll_transmit`'s waker is also woken
 /// when the deadline changes, so the loop re-reads `poll_timeout`.
@@ -94,7 +95,9 @@ impl Transport {
     /// the one woken when there is more to write or the state or deadline changes,
     /// without taking anything. `Ready(())` once the connection is `Closed` (stop
     /// writing; hand what was not written to
-    /// [`requeue_unwritten`](Self::requeue_unwritten)), else `Pending`.
+    /// [`requeue_unwritten`](Self::requeue_unwritten) before the driver reports it
+    /// is done, so that [`take_unsent`](Self::take_unsent) afterwards hands back
+    /// every message (**G3**)), else `Pending`.
     ///
     /// A driver polls this while a write is pending, next to its reads and its
     /// [`poll_timeout`](Self::poll_timeout) sleep, so that a peer that stops reading

@@ -146,7 +146,10 @@ async fn chat(ws: &mut support::Ws, me: &str, round_heard: &Barrier) -> HashMap<
             *next += 1;
             total += 1;
         }
-        round_heard.wait().await;
+        // Bounded: a client that failed must not hold the others here unseen.
+        tokio::time::timeout(support::WAIT, round_heard.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{me}: the others did not finish round {round}"));
     }
     heard
 }

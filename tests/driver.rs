@@ -2,8 +2,8 @@
 //! clock: pings, the idle timeout, the close handshake in both directions, the
 //! pre-authentication limits, the readiness deadline bounding authentication (G5),
 //! the startup gate (G8), a panicking handler closing only its own connection
-//! with 1011, and a deadline another task brings forward waking the parked driver
-//! (G5, G6).
+//! with 1011, a deadline another task brings forward waking the parked driver
+//! (G5, G6), and the wait after an idle-timeout close that is slept, not spun.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -358,4 +358,44 @@ async fn g5_a_deadline_another_task_brings_forward_wakes_the_parked_driver() {
     peer.send(WireFrame::Close(Some(CloseFrame::normal())));
     assert_eq!(peer.recv_close().await, Some(1000));
     peer.finished().await;
+}
+
+#[test]
+fn an_idle_peer_that_never_answers_our_close_is_waited_for_without_spinning() {
+    // The idle timeout closes with 1001 and the peer never answers, so the driver
+    // waits out the close timeout. It must sleep through that wait: on tokio's paused
+    // clock a driver that spun (a keep-alive deadline left in the past, firing on
+    // every poll) would keep the runtime busy, the clock would never advance and the
+    // wait would never end. The watchdog turns that into a failure after 10 s of
+    // real time.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let record = runtime.block_on(async {
+            let mut config = DriverConfig::default();
+            config.idle_timeout = Some(Duration::from_secs(10));
+            let service = service(config, open_registry());
+            let mut peer = connect(&service);
+            login(&mut peer, "ada").await;
+            assert!(matches!(peer.recv().await, Some(WireFrame::Ping(_))));
+            assert_eq!(peer.recv_close().await, Some(1001));
+            let closing = tokio::time::Instant::now();
+            let record = peer.finished().await; // never answered
+            (record, closing.elapsed())
+        });
+        let _ = done.send(record);
+    });
+    let (record, waited) = finished
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the driver slept through the close timeout instead of spinning");
+    assert_eq!(
+        record.end,
+        Some(CloseEnd::TimedOut),
+        "G5: the close timeout"
+    );
+    assert_eq!(waited, Duration::from_secs(5), "the default close timeout");
 }

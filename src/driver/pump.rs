@@ -53,6 +53,8 @@ struct Writer {
     unflushed: bool,
     /// Batches written back to back since the pump last polled the rest.
     streak: u8,
+    /// The connection was `Closed` while a write was still pending.
+    cut_off: bool,
     /// Our Close was handed to the socket: no frame of any kind follows it (**G3**).
     sent_close: bool,
     /// A Pong owed to the peer's latest Ping (only the latest is answered, as RFC
@@ -99,6 +101,7 @@ pub(super) async fn run<S, E>(
         control: None,
         unflushed: false,
         streak: 0,
+        cut_off: false,
         sent_close: false,
         pong: None,
         ping: false,
@@ -174,6 +177,9 @@ pub(super) async fn run<S, E>(
                     Some(KeepAlive::Close) => {
                         let frame = CloseFrame::internal(CloseCode::GOING_AWAY, "idle timeout");
                         let _ = transport.close(frame, now);
+                        // The close handshake's own timeout takes over; a keep-alive
+                        // left armed in the past would fire on every poll.
+                        clock.idle = None;
                     }
                     Some(KeepAlive::Ping) => writer.ping = true,
                     None => {}
@@ -187,14 +193,21 @@ pub(super) async fn run<S, E>(
     if requeued > 0 {
         tracing::debug!(%id, requeued, "closed with frames unwritten");
     }
+    if writer.cut_off {
+        // Closed while a write was still pending (the close timeout ran out on a peer
+        // that stopped reading): our Close never went out, and `close()` would queue
+        // a Close without our code behind the stuck data. Dropping the socket ends it.
+        return;
+    }
     let _ = tokio::time::timeout(END_TIMEOUT, socket.close()).await;
 }
 
-/// Polls, in this order, the write side, the inbound room, the socket's next frame
-/// and the clock; returns the first event. Writing comes first, one batch per poll;
-/// the others are polled whenever writing pauses and after every `FAIR_AFTER`th
-/// batch in a row, so a busy outbox cannot starve the reads or the deadlines; the
-/// clock comes last, so it sees the deadline as the others left it.
+/// Polls, in this order, the write side, the clock, the inbound room and the
+/// socket's next frame; returns the first event. Writing comes first, one batch per
+/// poll; the others are polled whenever writing pauses and after every
+/// `FAIR_AFTER`th batch in a row, so a busy outbox cannot starve the reads or the
+/// deadlines, and the clock comes before the reads, so a busy peer cannot starve the
+/// deadlines either.
 fn poll_event<S, E>(
     cx: &mut Context<'_>,
     socket: &mut S,
@@ -225,6 +238,12 @@ where
             false
         }
     };
+    // The clock before the reads: a peer that keeps the socket readable must not
+    // put off the deadlines (and the sleep sees the deadline as the write side left
+    // it, e.g. a slow-consumer close `poll_busy` just started).
+    if clock.poll(cx, transport).is_ready() {
+        return Poll::Ready(Event::Timer);
+    }
     if inbound.stalled.is_some() && transport.poll_inbound_room(cx).is_ready() {
         return Poll::Ready(Event::Room);
     }
@@ -232,9 +251,6 @@ where
         if let Poll::Ready(read) = socket.poll_next_unpin(cx) {
             return Poll::Ready(Event::Read(read));
         }
-    }
-    if clock.poll(cx, transport).is_ready() {
-        return Poll::Ready(Event::Timer);
     }
     if wrote {
         Poll::Ready(Event::Wrote)
@@ -385,7 +401,10 @@ impl Writer {
     /// **G6**); `Closed` ends the pump even though the socket never drained.
     fn busy<E>(&mut self, cx: &mut Context<'_>, transport: &Transport) -> Poll<Event<E>> {
         match transport.poll_busy(cx, now()) {
-            Poll::Ready(()) => Poll::Ready(Event::Closed),
+            Poll::Ready(()) => {
+                self.cut_off = true;
+                Poll::Ready(Event::Closed)
+            }
             Poll::Pending => Poll::Pending,
         }
     }
