@@ -130,7 +130,9 @@ impl Handler for Chat {
         let _ = emitter.emit(text(json!({
             "type": "welcome",
             "text": format!("welcome, {}", session.user),
-            "online": session.registry.snapshot().by_phase.ready,
+            // Open connections, this one included: O(1), where counting the
+            // `Ready` ones would walk every connection on every connect.
+            "online": session.registry.len(),
         })));
     }
 

@@ -198,6 +198,10 @@ pub async fn login(server: &Server, user: &str) -> Ws {
     assert_eq!(ready["user"], user);
     let welcome = json(&mut ws).await;
     assert_eq!(welcome["type"], "welcome", "then welcome: {welcome}");
+    assert!(
+        welcome["online"].as_u64().is_some_and(|n| n >= 1),
+        "online counts this connection at least: {welcome}"
+    );
     ws
 }
 
