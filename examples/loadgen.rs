@@ -15,10 +15,11 @@
 //!    back to it in flight. That keeps `clients × window` messages in flight across
 //!    the server, under its per-connection outbox (1024 by default; the generator
 //!    warns otherwise) — but it cannot bound a client that reads more slowly than the
-//!    others: what the server drops for it (the chat's registry reports it `full`,
-//!    the baseline's channel lags) shows up here as *missing deliveries*. Every client
-//!    reads everything; each `said` it receives is one *delivery*. The phase ends when every client has had
-//!    all its echoes, or at `--duration`.
+//!    others: the chat closes such a client with 1013 "slow consumer" (counted under
+//!    errors by close code), the baseline's channel lags past it (*missing
+//!    deliveries*). Every client reads everything; each `said` it receives is one
+//!    *delivery*. The phase ends when every client has had all its echoes, or at
+//!    `--duration`.
 //! 3. **Drain**: clients read until every expected delivery arrived or nothing came for
 //!    a second, then close with 1000.
 //!
@@ -331,7 +332,7 @@ async fn main() {
     if args.clients * args.window > 1024 {
         eprintln!(
             "warning: clients × window = {} messages in flight may exceed a server's \
-             default per-connection outbox (1024): expect missing deliveries",
+             default per-connection outbox (1024): expect slow-consumer closes or missing deliveries",
             args.clients * args.window
         );
     }
