@@ -32,7 +32,7 @@ breaks = {
  'model16_broadcast_decides_by_phase_at_visit': ('src/registry/link.rs', 'if self.stamps.ready_at >= epoch {', 'if self.lifecycle.phase() != Phase::Ready {', 'registry::g7_broadcast_reaches_exactly', None),
  'model17_gate_reads_the_state': ('src/registry/link.rs', 'self.held && self.link.as_ref().is_some_and(|link| !link.core.opened())', 'self.held && self.link.as_ref().is_some_and(|link| link.core.state() == crate::RegistryState::Starting)', 'registry::g8_drain_before_open', None),
  'model18_batch_parks_only_when_empty_handed': ('src/shared.rs', 'Some(cx) if taken < max => inner.replace_transmit(cx.waker()),', 'Some(cx) if taken == 0 => inner.replace_transmit(cx.waker()),', 'send::g6_batch_driver_parks_without_polling_again', None),
- 'model21_busy_driver_not_registered': ('src/shared.rs', '(false, inner.replace_transmit(cx.waker()))', '(false, None::<std::task::Waker>)', 'send::g5_busy_driver_still_starts_the_slow_consumer_close', None),
+ 'model21_busy_driver_not_registered': ('src/shared.rs', '            inner.park_transmit(cx, wakeups);\n            Poll::Pending', '            let _ = cx;\n            Poll::Pending', 'send::g5_busy_driver_still_starts_the_slow_consumer_close', None),
  'model21_busy_driver_gets_no_time': ('src/shared.rs', '            inner.at(now, wakeups);\n            if inner.lifecycle.phase() == Phase::Closed {', '            if inner.lifecycle.phase() == Phase::Closed {', 'send::g5_busy_driver_still_starts_the_slow_consumer_close', None),
  'model8_no_wake_on_pop': ('src/shared.rs', '                    self.wake_waiters(WaitFor::Room, wakeups);\n                }\n                return Some', '                }\n                return Some', 'send::g6_full_outbox_drain_and_async_send', None),
 }

@@ -306,21 +306,14 @@ impl Shared {
     /// `Closed`. Registered after the time input, so a state change that input makes
     /// wakes it at once (`run` settles after `f`).
     pub(crate) fn poll_busy(&self, cx: &mut Context<'_>, now: Instant) -> Poll<()> {
-        let (closed, old_waker) = self.with(|inner, wakeups| {
+        self.with(|inner, wakeups| {
             inner.at(now, wakeups);
             if inner.lifecycle.phase() == Phase::Closed {
-                (true, None)
-            } else {
-                (false, inner.replace_transmit(cx.waker()))
+                return Poll::Ready(());
             }
-        });
-        // A replaced waker is dropped after the lock is released.
-        drop(old_waker);
-        if closed {
-            Poll::Ready(())
-        } else {
+            inner.park_transmit(cx, wakeups);
             Poll::Pending
-        }
+        })
     }
 
     fn run<R>(&self, f: impl FnOnce(&mut Inner, &mut Wakeups) -> R, deadline_may_move: bool) -> R {

@@ -24,10 +24,10 @@ use crate::{
 ///
 /// until [`poll_transmit`](Self::poll_transmit) returns `Ready(None)` (or
 /// [`poll_busy`](Self::poll_busy) returns `Ready`): the connection is closed and the
-/// transport can be dropped. While a write is pending (the peer
-/// reads slowly), steps 2 and 3 go on, with [`poll_busy`](Self::poll_busy) in place
-/// of step 1. `poll_transmit`'s waker is also woken
-/// when the deadline changes, so the loop re-reads `poll_timeout`.
+/// transport can be dropped. While a write is pending (the peer reads slowly), steps
+/// 2 and 3 go on, with [`poll_busy`](Self::poll_busy) in place of step 1.
+/// `poll_transmit`'s waker is also woken when the deadline changes, so the loop
+/// re-reads `poll_timeout`.
 ///
 /// One task drives a connection: `poll_transmit` and `poll_inbound_room` each keep a
 /// single waker, the last poller's (as `AtomicWaker` does). Clones are for the

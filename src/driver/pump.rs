@@ -55,8 +55,6 @@ struct Writer {
     streak: u8,
     /// The connection was `Closed` while a write was still pending.
     cut_off: bool,
-    /// Our Close was handed to the socket: no frame of any kind follows it (**G3**).
-    sent_close: bool,
     /// A Pong owed to the peer's latest Ping (only the latest is answered, as RFC
     /// 6455 §5.5.3 allows).
     pong: Option<Vec<u8>>,
@@ -102,7 +100,6 @@ pub(super) async fn run<S, E>(
         unflushed: false,
         streak: 0,
         cut_off: false,
-        sent_close: false,
         pong: None,
         ping: false,
     };
@@ -367,10 +364,7 @@ impl Writer {
                 Some(control) => control,
                 None => match self.batch.pop() {
                     Some(Frame::Message(message)) => WireFrame::Message(message),
-                    Some(Frame::Close(frame)) => {
-                        self.sent_close = true;
-                        WireFrame::Close(frame)
-                    }
+                    Some(Frame::Close(frame)) => WireFrame::Close(frame),
                     None => unreachable!("the loop checked there is a frame"),
                 },
             };
@@ -415,7 +409,9 @@ impl Writer {
         if self.pong.is_none() && !self.ping {
             return None;
         }
-        if self.sent_close || !transport.phase().is_open() {
+        // Our Close is taken only once the phase is `Closing`: nothing of ours
+        // follows it (**G3**).
+        if !transport.phase().is_open() {
             self.pong = None;
             self.ping = false;
             return None;
