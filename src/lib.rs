@@ -117,80 +117,34 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-// Core, sans-IO.
-mod close;
-mod config;
-mod id;
-mod input;
-mod lifecycle;
-mod machine;
-mod message;
-mod phase;
-mod table;
-
-// Type-state handles.
-mod any;
-mod connection;
-mod state;
-
-// Shared state and the handles on it.
-mod emitter;
-mod handle;
-mod observer;
-mod outbox;
-mod receiver;
-mod sender;
+mod adapters;
+pub mod core;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod driver;
+pub mod handle;
+pub mod registry;
 mod shared;
-mod sync;
-mod transport;
-mod wait;
 
-// The registry: listing, routing, startup gate, drain.
-mod registry;
-
-// The async driver and the adapters (feature-gated; the core above needs no runtime).
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub mod axum;
-#[cfg(feature = "tokio")]
-mod driver;
+pub use adapters::axum;
 #[cfg(feature = "tungstenite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tungstenite")))]
-pub mod tungstenite;
+pub use adapters::tungstenite;
 
-// Errors.
-mod error;
-
-pub use any::AnyConnection;
-pub use close::{CloseClass, CloseCode, CloseFrame, InvalidCloseFrame};
-pub use config::{Config, OverflowPolicy};
-pub use connection::{Authorized, Connection, Live, PreReady};
+pub use crate::core::*;
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use driver::{
     AuthRequest, Authenticator, DriverConfig, Handler, Identity, Service, Session, UpgradeRequest,
     WireFrame,
 };
-pub use emitter::Emitter;
-pub use error::{
-    Gone, InboundError, RegistryError, RejectReason, Rejected, SendError, SendErrorKind,
-    SendRefused, WaitError,
-};
-pub use id::ConnectionId;
-pub use input::{Input, InputKind, TransportLoss};
-pub use lifecycle::{CloseCause, CloseEnd, CloseRecord, Lifecycle, Step};
-pub use message::{Frame, Message};
-pub use observer::Observer;
-pub use phase::{Phase, UnknownPhase};
-pub use receiver::Receiver;
+pub use handle::*;
 pub use registry::{
     BroadcastReport, DrainReport, PhaseCounts, Registration, Registry, RegistryConfig,
-    RegistrySnapshot, RegistryState, StartupPolicy, Totals,
+    RegistryError, RegistrySnapshot, RegistryState, StartupPolicy, Totals,
 };
-pub use sender::Sender;
-pub use state::{Accepted, Authenticated, Closing, Connecting, Ready, TypeState};
-pub use table::{MachineState, Outcome, TableRow, transition_table};
-pub use transport::Transport;
 
 /// The README's examples, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]

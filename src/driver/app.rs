@@ -4,7 +4,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::{CloseFrame, CloseRecord, ConnectionId, Emitter, Message, Registry, Sender};
+use crate::core::{CloseFrame, CloseRecord, ConnectionId, Message};
+use crate::handle::{Emitter, Sender};
+use crate::registry::Registry;
 
 use super::UpgradeRequest;
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::Config;
+use crate::core::Config;
 
 /// How the driver runs each connection. Start from [`DriverConfig::default`].
 ///

@@ -11,7 +11,7 @@
 //!   timeout and the pre-authentication limits, and ends the transport once the
 //!   connection is `Closed`. It is one poll function, so a write the peer does not
 //!   read never blocks the rest: reads go on, and the core's deadlines and a
-//!   slow-consumer close still take effect ([`Transport::poll_busy`](crate::Transport::poll_busy));
+//!   slow-consumer close still take effect ([`Transport::poll_busy`](crate::handle::Transport::poll_busy));
 //! - the **application** side authenticates the first message, lists the connection
 //!   under its user, calls the [`Handler`], waits for the registry's startup gate
 //!   (**G8**), makes the connection `Ready`, and hands it every message in order.
@@ -32,10 +32,11 @@ use std::time::Instant;
 use futures_util::{FutureExt, Sink, Stream};
 use tokio::sync::oneshot;
 
-use crate::{
-    Accepted, CloseCause, CloseCode, CloseFrame, CloseRecord, Connection, ConnectionId, Message,
-    Observer, Registration, Registry, TransportLoss,
+use crate::core::{
+    CloseCause, CloseCode, CloseFrame, CloseRecord, ConnectionId, Message, TransportLoss,
 };
+use crate::handle::{Accepted, Connection, Observer};
+use crate::registry::{Registration, Registry};
 
 pub use app::{AuthRequest, Authenticator, Handler, Identity, Session};
 pub use config::DriverConfig;

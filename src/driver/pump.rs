@@ -16,7 +16,8 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::oneshot;
 use tokio::time::{Sleep, sleep_until};
 
-use crate::{CloseCode, CloseFrame, Frame, InboundError, Message, Phase, Transport, TransportLoss};
+use crate::core::{CloseCode, CloseFrame, Frame, InboundError, Message, Phase, TransportLoss};
+use crate::handle::Transport;
 
 use super::{DriverConfig, WireFrame, now};
 

@@ -3,7 +3,7 @@
 
 use http::{HeaderMap, Uri};
 
-use crate::{CloseFrame, Message};
+use crate::core::{CloseFrame, Message};
 
 /// One WebSocket frame (or reassembled message) as the driver reads and writes it.
 /// The adapters convert their library's message type to and from this.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-/// How a [`Registry`](crate::Registry) is set up. Start from
+/// How a [`Registry`](crate::registry::Registry) is set up. Start from
 /// [`RegistryConfig::default`] and change fields.
 ///
 /// ```
@@ -21,34 +21,34 @@ pub struct RegistryConfig {
     /// What happens to connections that arrive before [`Registry::open`] (**G8**).
     /// Default: [`StartupPolicy::Hold`] with room for 1024 connections for 5 s.
     ///
-    /// [`Registry::open`]: crate::Registry::open
+    /// [`Registry::open`]: crate::registry::Registry::open
     pub startup: StartupPolicy,
     /// At most this many connections are listed at once; one more is refused with
     /// 1013 "try again later" ([`RegistryError::AtCapacity`]). Default: `None`, no cap.
     ///
-    /// [`RegistryError::AtCapacity`]: crate::RegistryError::AtCapacity
+    /// [`RegistryError::AtCapacity`]: crate::registry::RegistryError::AtCapacity
     pub max_connections: Option<usize>,
     /// At most this many connections per authenticated user; one more is refused
     /// with 1008 "policy violation" when it is identified
     /// ([`RegistryError::UserLimit`]). Default: `None`, no cap.
     ///
-    /// [`RegistryError::UserLimit`]: crate::RegistryError::UserLimit
+    /// [`RegistryError::UserLimit`]: crate::registry::RegistryError::UserLimit
     pub max_connections_per_user: Option<usize>,
 }
 
-/// The startup gate (**G8**): what a [`Registry`](crate::Registry) does with a
+/// The startup gate (**G8**): what a [`Registry`](crate::registry::Registry) does with a
 /// connection registered before the application called
-/// [`Registry::open`](crate::Registry::open).
+/// [`Registry::open`](crate::registry::Registry::open).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StartupPolicy {
     /// Admit it as *held*: it is listed, it may authenticate and buffer events, but
     /// it cannot become `Ready` — nothing is routed to or from it — until the
-    /// registry opens. [`Registration::admitted`](crate::Registration::admitted)
+    /// registry opens. [`Registration::admitted`](crate::registry::Registration::admitted)
     /// completes when it does. A held connection is closed with 1013 "try again
     /// later" when `timeout` passes first, or when the application makes it ready
     /// anyway; a connection that finds `capacity` connections already held is refused
-    /// with 1013 ([`RegistryError::HoldFull`](crate::RegistryError::HoldFull)).
+    /// with 1013 ([`RegistryError::HoldFull`](crate::registry::RegistryError::HoldFull)).
     Hold {
         /// How many connections may be held at once (at least 1).
         capacity: usize,
@@ -56,7 +56,7 @@ pub enum StartupPolicy {
         timeout: Duration,
     },
     /// Refuse it with 1013 "try again later"
-    /// ([`RegistryError::NotOpen`](crate::RegistryError::NotOpen)).
+    /// ([`RegistryError::NotOpen`](crate::registry::RegistryError::NotOpen)).
     Refuse,
 }
 

@@ -10,9 +10,9 @@ use std::collections::{HashMap as StdHashMap, HashSet as StdHashSet};
 use std::sync::Arc as Name;
 use std::task::Waker;
 
+use crate::core::{CloseCause, ConnectionId};
+use crate::shared::sync::Arc;
 use crate::shared::{Shared, Wakeups};
-use crate::sync::Arc;
-use crate::{CloseCause, ConnectionId};
 
 use super::report::Totals;
 

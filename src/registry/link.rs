@@ -14,9 +14,9 @@
 
 use std::time::Instant;
 
+use crate::core::{CloseCause, CloseCode, CloseFrame, ConnectionId, Message, Phase, SendErrorKind};
+use crate::shared::sync::Arc;
 use crate::shared::{Inner, Shared, WaitFor, Wakeups};
-use crate::sync::Arc;
-use crate::{CloseCause, CloseCode, CloseFrame, ConnectionId, Message, Phase, SendErrorKind};
 
 use super::Core;
 

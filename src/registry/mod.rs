@@ -8,6 +8,7 @@
 //! outbox is a refusal, not a wait.
 
 mod config;
+mod error;
 mod index;
 mod link;
 mod registration;
@@ -22,14 +23,17 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::{
+    CloseCause, CloseCode, CloseFrame, ConnectionId, Input, Message, Phase, TransportLoss,
+};
+use crate::handle::{Accepted, Authorized, Connection, Observer};
 use crate::shared::Shared;
-use crate::sync::{Arc, AtomicBool, AtomicU8, AtomicU64, Mutex, MutexGuard, Ordering, lock};
-use crate::{
-    Accepted, Authorized, CloseCause, CloseCode, CloseFrame, Connection, ConnectionId, Input,
-    Message, Observer, Phase, RegistryError, TransportLoss,
+use crate::shared::sync::{
+    Arc, AtomicBool, AtomicU8, AtomicU64, Mutex, MutexGuard, Ordering, lock,
 };
 
 pub use config::{RegistryConfig, StartupPolicy};
+pub use error::RegistryError;
 use link::Delivery;
 pub(crate) use link::{Link, Stamps};
 pub use registration::Registration;

@@ -3,13 +3,13 @@
 use std::fmt;
 use std::future::Future;
 
+use crate::core::{CloseRecord, ConnectionId, Phase};
+use crate::shared::sync::Arc;
+use crate::shared::wait::Wait;
 use crate::shared::{Shared, WaitFor};
-use crate::sync::Arc;
-use crate::wait::Wait;
-use crate::{CloseRecord, ConnectionId, Phase};
 
-/// A connection's place in a [`Registry`](crate::Registry), returned by
-/// [`Registry::register`](crate::Registry::register).
+/// A connection's place in a [`Registry`](crate::registry::Registry), returned by
+/// [`Registry::register`](crate::registry::Registry::register).
 ///
 /// The connection is listed until it is `Closed`, however it gets there (**G7**).
 /// Keep the registration for as long as the connection runs — in the task that
@@ -18,7 +18,7 @@ use crate::{CloseRecord, ConnectionId, Phase};
 /// So a task that is dropped, aborted or panics takes its connection out of the
 /// registry with it; nothing accumulates.
 ///
-/// [`TransportLoss::Dropped`]: crate::TransportLoss::Dropped
+/// [`TransportLoss::Dropped`]: crate::core::TransportLoss::Dropped
 #[must_use = "dropping the registration ends the connection"]
 pub struct Registration {
     shared: Arc<Shared>,

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CloseCause, Phase, RegistryState, TransportLoss};
+use crate::core::{CloseCause, Phase, TransportLoss};
+use crate::registry::RegistryState;
 
 /// What one broadcast did, target by target (**G7**). A broadcast never fails as a
 /// whole: every selected connection lands in exactly one count.
@@ -23,7 +24,7 @@ pub struct BroadcastReport {
     /// queued: refused, and never written after their Close (**G3**).
     pub closing: usize,
     /// `Ready`, but the outbox was full: refused without waiting, and the
-    /// connection's [`OverflowPolicy`](crate::OverflowPolicy) applied.
+    /// connection's [`OverflowPolicy`](crate::core::OverflowPolicy) applied.
     pub full: usize,
 }
 
@@ -92,7 +93,7 @@ impl PhaseCounts {
 pub struct Totals {
     /// Connections admitted (listed).
     pub registered: u64,
-    /// Refusals by [`RegistryError`](crate::RegistryError) name, e.g. `"at_capacity"`.
+    /// Refusals by [`RegistryError`](crate::registry::RegistryError) name, e.g. `"at_capacity"`.
     pub refused: BTreeMap<String, u64>,
     /// Listed connections that reached `Closed` (and left the listing).
     pub closed: u64,

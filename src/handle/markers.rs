@@ -26,16 +26,16 @@ macro_rules! marker {
 marker!(
     /// (type state) The upgrade request arrived; the handshake is not accepted.
     ///
-    /// Allows: [`accept`](crate::Connection::accept) to take the handshake, or
-    /// [`close`](crate::Connection::close) to refuse it (no Close frame is sent).
+    /// Allows: [`accept`](crate::handle::Connection::accept) to take the handshake, or
+    /// [`close`](crate::handle::Connection::close) to refuse it (no Close frame is sent).
     /// Nothing can be sent (**G1**).
     Connecting
 );
 marker!(
     /// (type state) The handshake is accepted; the peer is not authenticated.
     ///
-    /// Allows: [`authenticate`](crate::Connection::authenticate) when the credential
-    /// checks out, [`reject`](crate::Connection::reject) when it does not (1008), or
+    /// Allows: [`authenticate`](crate::handle::Connection::authenticate) when the credential
+    /// checks out, [`reject`](crate::handle::Connection::reject) when it does not (1008), or
     /// `close`. The readiness deadline is running (**G5**). Nothing can be sent.
     Accepted
 );
@@ -43,7 +43,7 @@ marker!(
     /// (type state) The peer is authenticated; the application's services are not
     /// ready.
     ///
-    /// Allows: [`ready`](crate::Connection::ready) once services are ready, or
+    /// Allows: [`ready`](crate::handle::Connection::ready) once services are ready, or
     /// `close`. The readiness deadline is still running (**G5**). Nothing can be sent
     /// (**G2**).
     Authenticated
@@ -51,8 +51,8 @@ marker!(
 marker!(
     /// (type state) Messages flow.
     ///
-    /// Allows: [`send`](crate::Connection::send), re-authentication
-    /// ([`reauthenticate`](crate::Connection::reauthenticate)), and `close`. `send`
+    /// Allows: [`send`](crate::handle::Connection::send), re-authentication
+    /// ([`reauthenticate`](crate::handle::Connection::reauthenticate)), and `close`. `send`
     /// can still fail at run time if the peer closed meanwhile (**G3**): the message
     /// comes back in the error.
     Ready
@@ -62,6 +62,6 @@ marker!(
     ///
     /// Allows only driving the close handshake to its end (`poll_transmit`,
     /// `handle_*`, `handle_timeout`) and reading the
-    /// [`close_record`](crate::Connection::close_record). Nothing can be sent (**G3**).
+    /// [`close_record`](crate::handle::Connection::close_record). Nothing can be sent (**G3**).
     Closing
 );

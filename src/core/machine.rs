@@ -2,8 +2,8 @@
 //!
 //! This private module holds the lifecycle as a `statig` hierarchical state machine
 //! (blocking flavour). Everything else is derived from it or checked against it: the
-//! public [`MachineState`](crate::MachineState) and [`Phase`](crate::Phase) views, the
-//! transition table ([`transition_table`](crate::transition_table)), the generated
+//! public [`MachineState`](crate::core::MachineState) and [`Phase`](crate::core::Phase) views, the
+//! transition table ([`transition_table`](crate::core::transition_table)), the generated
 //! `docs/state-diagram.md`, and the tests that compare it with an independent model.
 //!
 //! Hierarchy:
@@ -30,9 +30,9 @@ use std::time::{Duration, Instant};
 
 use statig::prelude::*;
 
-use crate::input::{Input, TransportLoss};
-use crate::lifecycle::{CloseCause, CloseEnd, CloseRecord};
-use crate::{CloseCode, CloseFrame, RejectReason};
+use crate::core::{CloseCause, CloseEnd, CloseRecord};
+use crate::core::{CloseCode, CloseFrame, RejectReason};
+use crate::core::{Input, TransportLoss};
 
 /// What one dispatch decided, besides a possible change of state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,20 +3,18 @@
 
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use statig::blocking::{IntoStateMachineExt, StateMachine};
 
-use crate::input::TransportLoss;
-use crate::machine::{Dispatch, Machine, Verdict};
-use crate::{
-    CloseCode, CloseFrame, Config, ConnectionId, Frame, Input, InputKind, MachineState, Phase,
-    RejectReason, Rejected, SendRefused,
+use super::machine::{Dispatch, Machine, Verdict};
+use crate::core::{
+    CloseCause, CloseFrame, CloseRecord, Config, ConnectionId, Frame, Input, InputKind,
+    MachineState, Phase, RejectReason, Rejected,
 };
 
 /// The sans-IO lifecycle of one connection: the machine, its deadlines and its close
 /// record. Time is an input, the next deadline an output (the quinn-proto pattern).
 ///
-/// Most code uses the type-state [`Connection`](crate::Connection), which wraps a
+/// Most code uses the type-state [`Connection`](crate::handle::Connection), which wraps a
 /// `Lifecycle` and adds the outbox. Use `Lifecycle` directly to build a driver or to
 /// test a protocol with virtual time. Its methods fall into three groups:
 ///
@@ -313,7 +311,7 @@ impl Lifecycle {
     }
 
     /// Our Close frame, once, when one is owed; it is recorded as sent. `None`
-    /// otherwise. A [`Connection`](crate::Connection) calls this only once no
+    /// otherwise. A [`Connection`](crate::handle::Connection) calls this only once no
     /// message may be written any more, so the Close is the last frame (**G3**).
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Frame> {
         if !matches!(
@@ -366,107 +364,14 @@ impl Lifecycle {
     }
 }
 
-/// Why a connection is closing: the first close of any kind, kept for good (**G4**).
-///
-/// Serde form: the snake-case name, e.g. `"readiness_deadline"`, or
-/// `{"transport_lost":"eof"}` (**G9**).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// Why the send gate is shut ([`Lifecycle::check_send`](crate::core::Lifecycle::check_send)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum CloseCause {
-    /// The application closed it.
-    Local,
-    /// The outbox overflowed under [`OverflowPolicy::Close`](crate::OverflowPolicy::Close):
-    /// the peer read too slowly. Queued messages are still written before the Close.
-    SlowConsumer,
-    /// The peer sent more application messages before `Ready` than the inbound hold
-    /// takes ([`Config::inbound_capacity`](crate::Config::inbound_capacity)); 1008.
-    InboundOverflow,
-    /// The peer sent Close first.
-    Peer,
-    /// Authentication failed (1008).
-    AuthFailed,
-    /// It was not `Ready` by its readiness deadline (1008, **G5**).
-    ReadinessDeadline,
-    /// Its credential expired while it was open (1008, **G5**).
-    CredentialExpired,
-    /// The transport ended without a close handshake.
-    TransportLost(TransportLoss),
-    /// The application refused it before accepting the handshake (no Close frame).
-    Refused,
-    /// A [`Registry`](crate::Registry) did not admit it: the registry was not open
-    /// (1013), was at capacity (1013), or the user held too many connections (1008)
-    /// (**G8**). See [`RegistryError`](crate::RegistryError).
-    NotAdmitted,
-    /// A [`Registry`](crate::Registry) drain closed it (1001, **G8**). Queued messages
-    /// are still written before the Close.
-    Shutdown,
-}
-
-/// How a closed connection ended.
-///
-/// Serde form: `"clean"`, `"timed_out"`, `{"transport_lost":"error"}`,
-/// `"never_opened"` (**G9**).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum CloseEnd {
-    /// Both Close frames were exchanged.
-    Clean,
-    /// The close handshake timed out; the transport was dropped (**G5**).
-    TimedOut,
-    /// The transport ended first.
-    TransportLost(TransportLoss),
-    /// The handshake was never accepted, so there was nothing to close.
-    NeverOpened,
-}
-
-/// The record of a connection's close: why, which frames, how it ended.
-///
-/// Serde form: an object with the fields below (**G9**).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct CloseRecord {
-    /// The first cause (**G4**).
-    pub cause: CloseCause,
-    /// What our Close frame carries (`None`: an empty Close, or no Close at all).
-    pub frame: Option<CloseFrame>,
-    /// Our Close frame was handed to the transport.
-    pub close_sent: bool,
-    /// The peer's Close frame arrived.
-    pub peer_closed: bool,
-    /// What the peer's Close carried, if it arrived with a code.
-    pub peer_frame: Option<CloseFrame>,
-    /// How it ended; `None` while still closing.
-    pub end: Option<CloseEnd>,
-}
-
-impl CloseRecord {
-    pub(crate) fn new(cause: CloseCause, frame: Option<CloseFrame>) -> CloseRecord {
-        CloseRecord {
-            cause,
-            frame,
-            close_sent: false,
-            peer_closed: false,
-            peer_frame: None,
-            end: None,
-        }
-    }
-
-    /// The connection's close code as RFC 6455 §7.1.5 defines it: the code in the
-    /// peer's Close frame; 1005 if its Close carried none; 1006 if no Close from the
-    /// peer arrived (a timeout, a lost transport, a refused upgrade). Our own frame is
-    /// [`CloseRecord::frame`].
-    pub fn code(&self) -> CloseCode {
-        match (&self.peer_frame, self.peer_closed) {
-            (Some(theirs), _) => theirs.code(),
-            (None, true) => CloseCode::NO_STATUS,
-            (None, false) => CloseCode::ABNORMAL,
-        }
-    }
-
-    /// True when the close handshake completed.
-    pub fn is_clean(&self) -> bool {
-        self.end == Some(CloseEnd::Clean)
-    }
+pub enum SendRefused {
+    /// Not `Ready` yet (**G1**/**G2**): wait until the connection is ready.
+    #[error("connection is {0}, not ready: nothing may be sent before ready")]
+    NotReady(Phase),
+    /// A close was requested, received or forced (**G3**): stop sending.
+    #[error("connection is closing or closed: nothing may follow the Close frame")]
+    Closed,
 }

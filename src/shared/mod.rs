@@ -2,27 +2,30 @@
 //! pre-ready buffer and the inbound hold, behind one lock, plus a published copy of
 //! the phase for lock-free reads.
 //!
-//! Every handle — the type-state [`Connection`](crate::Connection), [`Sender`](crate::Sender)
-//! clones, [`Emitter`](crate::Emitter)s, [`Observer`](crate::Observer)s, the driver's
-//! [`Transport`](crate::Transport) — holds an `Arc` of this and nothing else. Because
+//! Every handle — the type-state [`Connection`](crate::handle::Connection), [`Sender`](crate::handle::Sender)
+//! clones, [`Emitter`](crate::handle::Emitter)s, [`Observer`](crate::handle::Observer)s, the driver's
+//! [`Transport`](crate::handle::Transport) — holds an `Arc` of this and nothing else. Because
 //! "check the phase + enqueue" and "start the close + owe the Close frame" run under the
 //! same lock, they are atomic with respect to each other (**G3**, **G4**); because the
 //! transition to `Ready` moves the pre-ready buffer into the outbox under that lock,
 //! buffered events precede every later send (**G2**); and because every change of
 //! state wakes every waiter after the lock is released, no wait is lost (**G6**).
 
+pub(crate) mod sync;
+pub(crate) mod wait;
+
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use crate::outbox::Outbox;
-use crate::registry::{Link, Stamps};
-use crate::sync::{AtomicU8, Mutex, MutexGuard, Ordering, lock};
-use crate::{
+use crate::core::Outbox;
+use crate::core::{
     CloseCause, CloseCode, CloseFrame, CloseRecord, Config, ConnectionId, Frame, Input, Lifecycle,
     MachineState, Message, OverflowPolicy, Phase, Rejected, SendError, SendErrorKind, SendRefused,
     Step, TransportLoss,
 };
+use crate::registry::{Link, Stamps};
+use crate::shared::sync::{AtomicU8, Mutex, MutexGuard, Ordering, lock};
 
 /// The state behind every handle of one connection.
 ///

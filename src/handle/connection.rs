@@ -5,14 +5,14 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::Instant;
 
-use crate::shared::Shared;
-use crate::state::{Accepted, Authenticated, Closing, Connecting, Ready, TypeState};
-use crate::sync::Arc;
-use crate::{
-    AnyConnection, CloseFrame, CloseRecord, Config, ConnectionId, Emitter, Frame, Gone, Input,
-    MachineState, Message, Observer, Phase, Receiver, Rejected, SendError, SendRefused, Sender,
-    Step, Transport, TransportLoss,
+use crate::core::{
+    CloseFrame, CloseRecord, Config, ConnectionId, Frame, Input, MachineState, Message, Phase,
+    Rejected, SendError, SendRefused, Step, TransportLoss,
 };
+use crate::handle::{Accepted, Authenticated, Closing, Connecting, Ready, TypeState};
+use crate::handle::{AnyConnection, Emitter, Gone, Observer, Receiver, Sender, Transport};
+use crate::shared::Shared;
+use crate::shared::sync::Arc;
 
 /// A connection in type state `S`.
 ///
@@ -156,7 +156,7 @@ impl<S: TypeState> Connection<S> {
     /// The send gate as it stands now (see [`Lifecycle::check_send`]); also shut
     /// once a slow-consumer close was requested.
     ///
-    /// [`Lifecycle::check_send`]: crate::Lifecycle::check_send
+    /// [`Lifecycle::check_send`]: crate::core::Lifecycle::check_send
     pub fn check_send(&self) -> Result<(), SendRefused> {
         self.shared.lock().check_send()
     }
@@ -175,7 +175,7 @@ impl<S: TypeState> Connection<S> {
     /// drop them, or must not get them) and come back from
     /// [`take_unsent`](Self::take_unsent). Our Close is always the last frame
     /// (**G3**), and there is at most one (**G4**). A driver task uses
-    /// [`Transport::poll_transmit`](crate::Transport::poll_transmit), which also waits.
+    /// [`Transport::poll_transmit`](crate::handle::Transport::poll_transmit), which also waits.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Frame> {
         self.shared
             .with_hot(|inner, wakeups| inner.next_frame(now, wakeups))
@@ -211,7 +211,7 @@ impl<S: TypeState> Connection<S> {
 
     /// Fires a due deadline (**G5**); see [`Lifecycle::handle_timeout`].
     ///
-    /// [`Lifecycle::handle_timeout`]: crate::Lifecycle::handle_timeout
+    /// [`Lifecycle::handle_timeout`]: crate::core::Lifecycle::handle_timeout
     pub fn handle_timeout(&mut self, now: Instant) -> Option<Step> {
         self.shared.handle_timeout(now)
     }
@@ -221,7 +221,7 @@ impl<S: TypeState> Connection<S> {
     /// timeout of a pending `*_until` wait; the same as
     /// [`Transport::poll_timeout`].
     ///
-    /// [`Lifecycle::poll_timeout`]: crate::Lifecycle::poll_timeout
+    /// [`Lifecycle::poll_timeout`]: crate::core::Lifecycle::poll_timeout
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.shared.lock().next_deadline()
     }

@@ -2,13 +2,13 @@
 
 use std::future::Future;
 
-use crate::Message;
+use crate::core::Message;
+use crate::shared::sync::Arc;
+use crate::shared::wait::Wait;
 use crate::shared::{Shared, WaitFor};
-use crate::sync::Arc;
-use crate::wait::Wait;
 
 /// Reads the application messages the peer sent, in arrival order. Obtained only
-/// from [`Connection<Ready>::receiver`](crate::Connection::receiver): messages that
+/// from [`Connection<Ready>::receiver`](crate::handle::Connection::receiver): messages that
 /// arrived before `Ready` were held, and are read first, so none is routed to a
 /// handler that did not exist yet (**G2**).
 #[derive(Clone)]
@@ -16,7 +16,7 @@ pub struct Receiver {
     shared: Arc<Shared>,
 }
 
-crate::handle::shared_handle!(Receiver);
+crate::handle::common::shared_handle!(Receiver);
 
 impl Receiver {
     /// The next message, if one is waiting.

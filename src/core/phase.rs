@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// The phase of a connection, as other tasks and operators see it.
 ///
 /// `Phase` is the coarse view of the lifecycle: the machine's finer states (see
-/// [`MachineState`](crate::MachineState)) map onto it, the three closing sub-states
+/// [`MachineState`](crate::core::MachineState)) map onto it, the three closing sub-states
 /// all reading as [`Phase::Closing`].
 ///
 /// Two forms are stable and covered by snapshot tests (**G9 wire stability**): the

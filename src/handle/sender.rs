@@ -3,13 +3,13 @@
 use std::future::Future;
 use std::time::Instant;
 
+use crate::core::{CloseFrame, CloseRecord, Input, Message, SendError, SendErrorKind};
+use crate::shared::sync::Arc;
+use crate::shared::wait::Wait;
 use crate::shared::{Shared, WaitFor};
-use crate::sync::Arc;
-use crate::wait::Wait;
-use crate::{CloseFrame, CloseRecord, Input, Message, SendError, SendErrorKind};
 
 /// A cloneable handle that sends to one connection from any thread or task. Obtained
-/// only from [`Connection<Ready>::sender`](crate::Connection::sender), so it cannot
+/// only from [`Connection<Ready>::sender`](crate::handle::Connection::sender), so it cannot
 /// exist before the connection is ready (**G1**, **G2**).
 ///
 /// `send` and `close` are atomic with respect to each other (**G3**, **G4**): a
@@ -23,14 +23,14 @@ pub struct Sender {
     shared: Arc<Shared>,
 }
 
-crate::handle::shared_handle!(Sender);
+crate::handle::common::shared_handle!(Sender);
 
 impl Sender {
     /// Queues `message` for the peer, or hands it back: `Closed` once a close was
     /// requested, received or forced (**G3**); `Full` when the outbox is at
-    /// [`Config::outbox_capacity`](crate::Config::outbox_capacity) and the policy is
-    /// [`OverflowPolicy::Reject`](crate::OverflowPolicy::Reject) (with
-    /// [`OverflowPolicy::Close`](crate::OverflowPolicy::Close) the connection is
+    /// [`Config::outbox_capacity`](crate::core::Config::outbox_capacity) and the policy is
+    /// [`OverflowPolicy::Reject`](crate::core::OverflowPolicy::Reject) (with
+    /// [`OverflowPolicy::Close`](crate::core::OverflowPolicy::Close) the connection is
     /// closed instead and the message comes back as `Closed`).
     pub fn send(&self, message: Message) -> Result<(), SendError> {
         self.shared.send(message)

@@ -3,14 +3,14 @@
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::shared::{InboundRefused, Shared};
-use crate::sync::Arc;
-use crate::{
+use crate::core::{
     CloseFrame, CloseRecord, Frame, InboundError, Input, Message, Rejected, Step, TransportLoss,
 };
+use crate::shared::sync::Arc;
+use crate::shared::{InboundRefused, Shared};
 
 /// The handle of the task that drives one connection's transport, usable from any
-/// thread. Obtained from [`Connection::transport`](crate::Connection::transport) in
+/// thread. Obtained from [`Connection::transport`](crate::handle::Connection::transport) in
 /// any state. A driver loop:
 ///
 /// 1. write every frame [`poll_transmit`](Self::poll_transmit) yields (our Close is
@@ -37,7 +37,7 @@ pub struct Transport {
     shared: Arc<Shared>,
 }
 
-crate::handle::shared_handle!(Transport);
+crate::handle::common::shared_handle!(Transport);
 
 impl Transport {
     /// How the connection is closing or closed; `None` while it is not.
@@ -46,7 +46,7 @@ impl Transport {
     }
 
     /// The next frame to write, if there is one now (see
-    /// [`Connection::poll_transmit`](crate::Connection::poll_transmit)).
+    /// [`Connection::poll_transmit`](crate::handle::Connection::poll_transmit)).
     pub fn next_frame(&self, now: Instant) -> Option<Frame> {
         self.shared
             .with_hot(|inner, wakeups| inner.next_frame(now, wakeups))
@@ -102,7 +102,7 @@ impl Transport {
     /// A driver polls this while a write is pending, next to its reads and its
     /// [`poll_timeout`](Self::poll_timeout) sleep, so that a peer that stops reading
     /// cannot stop the connection's clock: a slow-consumer close requested meanwhile
-    /// ([`OverflowPolicy::Close`](crate::OverflowPolicy::Close)) takes effect and its
+    /// ([`OverflowPolicy::Close`](crate::core::OverflowPolicy::Close)) takes effect and its
     /// close timeout runs, and the connection reaches `Closed` whether or not the
     /// socket ever drains (**G5**, **G6**).
     pub fn poll_busy(&self, cx: &mut Context<'_>, now: Instant) -> Poll<()> {
@@ -125,7 +125,7 @@ impl Transport {
     }
 
     /// An application message from the peer. Before `Ready` it is held (**G2**); past
-    /// [`Config::inbound_capacity`](crate::Config::inbound_capacity) held messages the
+    /// [`Config::inbound_capacity`](crate::core::Config::inbound_capacity) held messages the
     /// connection is closed with 1008. Once `Ready`, a full hold hands the message
     /// back as [`InboundError::Full`]: wait with
     /// [`poll_inbound_room`](Self::poll_inbound_room) and retry. Refused with
@@ -170,21 +170,21 @@ impl Transport {
     }
 
     /// Fires a due deadline (**G5**); see
-    /// [`Lifecycle::handle_timeout`](crate::Lifecycle::handle_timeout).
+    /// [`Lifecycle::handle_timeout`](crate::core::Lifecycle::handle_timeout).
     pub fn handle_timeout(&self, now: Instant) -> Option<Step> {
         self.shared.handle_timeout(now)
     }
 
     /// The next time to call [`handle_timeout`](Self::handle_timeout): the
     /// lifecycle's next deadline (see
-    /// [`Lifecycle::poll_timeout`](crate::Lifecycle::poll_timeout)) or the earliest
+    /// [`Lifecycle::poll_timeout`](crate::core::Lifecycle::poll_timeout)) or the earliest
     /// timeout of a pending `*_until` wait, which the time input expires (**G6**).
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.shared.lock().next_deadline()
     }
 
     /// Messages and events that will never be written; see
-    /// [`Connection::take_unsent`](crate::Connection::take_unsent).
+    /// [`Connection::take_unsent`](crate::handle::Connection::take_unsent).
     pub fn take_unsent(&self) -> Vec<Message> {
         self.shared.with(|inner, _| inner.take_unsent())
     }

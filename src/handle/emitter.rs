@@ -1,28 +1,28 @@
 //! [`Emitter`]: events from components that run before the connection is ready.
 
+use crate::core::{Message, SendError};
 use crate::shared::Shared;
-use crate::sync::Arc;
-use crate::{Message, SendError};
+use crate::shared::sync::Arc;
 
 /// A cloneable handle for components that produce events before the connection is
 /// ready (a subscription replaying history, an agent reporting progress). Obtained
 /// from `Connection<Accepted>` or `Connection<Authenticated>`.
 ///
 /// Before `Ready`, events are buffered (at most
-/// [`Config::pending_capacity`](crate::Config::pending_capacity); one more is handed
+/// [`Config::pending_capacity`](crate::core::Config::pending_capacity); one more is handed
 /// back as `Full`). At the transition to `Ready` they move to the outbox exactly once,
 /// in emission order, ahead of anything sent after the transition — also while other
 /// tasks keep emitting, because the move and the transition happen under one lock
 /// (**G2**). After `Ready`, `emit` is `send`. If the connection closes before `Ready`,
 /// `emit` hands the event back, and the buffered ones come back from
-/// [`Connection::take_unsent`](crate::Connection::take_unsent) or
-/// [`Transport::take_unsent`](crate::Transport::take_unsent).
+/// [`Connection::take_unsent`](crate::handle::Connection::take_unsent) or
+/// [`Transport::take_unsent`](crate::handle::Transport::take_unsent).
 #[derive(Clone)]
 pub struct Emitter {
     shared: Arc<Shared>,
 }
 
-crate::handle::shared_handle!(Emitter);
+crate::handle::common::shared_handle!(Emitter);
 
 impl Emitter {
     /// Buffers (before `Ready`) or sends (once `Ready`) `event`; hands it back when the

@@ -3,10 +3,10 @@
 use std::future::Future;
 use std::time::Instant;
 
+use crate::core::{CloseRecord, Phase};
+use crate::shared::sync::Arc;
+use crate::shared::wait::Wait;
 use crate::shared::{Shared, WaitFor};
-use crate::sync::Arc;
-use crate::wait::Wait;
-use crate::{CloseRecord, Phase, WaitError};
 
 /// A cloneable, read-only view of one connection: its phase without a lock, and
 /// runtime-agnostic futures (`std::task::Waker`, no runtime) that complete on the
@@ -19,14 +19,14 @@ use crate::{CloseRecord, Phase, WaitError};
 /// (`handle_timeout`), which is the sans-IO contract. For a bound of your own, the
 /// `*_until(deadline)` variants give up with [`WaitError::TimedOut`] once the time
 /// input passes `deadline`; the deadline joins
-/// [`Transport::poll_timeout`](crate::Transport::poll_timeout), so the driver wakes
+/// [`Transport::poll_timeout`](crate::handle::Transport::poll_timeout), so the driver wakes
 /// for it.
 #[derive(Clone)]
 pub struct Observer {
     shared: Arc<Shared>,
 }
 
-crate::handle::shared_handle!(Observer);
+crate::handle::common::shared_handle!(Observer);
 
 impl Observer {
     /// How the connection is closing or closed; `None` while it is not.
@@ -62,7 +62,7 @@ impl Observer {
 
     /// Like [`wait_ready`](Self::wait_ready), giving up with
     /// [`WaitError::TimedOut`] once the time input — the driver's timed calls,
-    /// `handle_timeout` at [`Transport::poll_timeout`](crate::Transport::poll_timeout)
+    /// `handle_timeout` at [`Transport::poll_timeout`](crate::handle::Transport::poll_timeout)
     /// at the latest — passes `deadline` (**G6**: waits with a timeout return).
     pub fn wait_ready_until(
         &self,
@@ -119,4 +119,16 @@ impl Observer {
             },
         )
     }
+}
+/// Why a wait with a timeout ended without what it waited for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WaitError {
+    /// The connection closed first; here is how. Stop waiting for it.
+    #[error("the connection closed first ({:?})", .0.cause)]
+    Closed(CloseRecord),
+    /// The time input passed the deadline first. Wait again, or give up on the
+    /// connection (close it).
+    #[error("the deadline passed before the connection got there")]
+    TimedOut,
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::CloseFrame;
+use crate::core::CloseFrame;
 
 /// An application message. Cheap to clone (the payload is shared), so one message
 /// can go to many connections.

@@ -5,18 +5,18 @@
 macro_rules! shared_handle {
     ($name:ident) => {
         impl $name {
-            pub(crate) fn new(shared: $crate::sync::Arc<$crate::shared::Shared>) -> $name {
+            pub(crate) fn new(shared: $crate::shared::sync::Arc<$crate::shared::Shared>) -> $name {
                 $name { shared }
             }
 
             /// The connection's id.
-            pub fn id(&self) -> $crate::ConnectionId {
+            pub fn id(&self) -> $crate::core::ConnectionId {
                 self.shared.id()
             }
 
             /// The connection's phase, read without a lock (published under the lock
             /// after every change of state).
-            pub fn phase(&self) -> $crate::Phase {
+            pub fn phase(&self) -> $crate::core::Phase {
                 self.shared.phase()
             }
         }

@@ -8,8 +8,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use crate::shared::sync::Arc;
 use crate::shared::{Inner, Shared, WaitFor, Wakeups};
-use crate::sync::Arc;
 
 /// One step of a wait: `Some(output)` when done, `None` to keep waiting.
 pub(crate) type StepFn<S, T> = fn(&mut Inner, &mut S, &mut Wakeups) -> Option<T>;

@@ -4,14 +4,14 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::CloseFrame;
+use crate::core::CloseFrame;
 
 /// An input to the lifecycle machine.
 ///
-/// The typed [`Connection`](crate::Connection) API and a driver produce these; code that
-/// drives a [`Lifecycle`](crate::Lifecycle) directly passes them to
-/// [`Lifecycle::handle`](crate::Lifecycle::handle). Every (state, input) pair has a
-/// defined outcome — see [`transition_table`](crate::transition_table) and
+/// The typed [`Connection`](crate::handle::Connection) API and a driver produce these; code that
+/// drives a [`Lifecycle`](crate::core::Lifecycle) directly passes them to
+/// [`Lifecycle::handle`](crate::core::Lifecycle::handle). Every (state, input) pair has a
+/// defined outcome — see [`transition_table`](crate::core::transition_table) and
 /// `docs/state-diagram.md`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -56,7 +56,7 @@ pub enum TransportLoss {
     /// A read or write failed.
     Error,
     /// Our side let go of the connection before its close finished: its
-    /// [`Registration`](crate::Registration) was dropped while it was open, or a
+    /// [`Registration`](crate::registry::Registration) was dropped while it was open, or a
     /// registry drain's deadline passed (**G7**, **G8**).
     Dropped,
 }

@@ -20,7 +20,7 @@
 //!
 //! axum (through tungstenite) answers pings and echoes the peer's Close by itself;
 //! the driver's own Close reply is then absorbed by the library, so the peer still
-//! gets exactly one. Set [`DriverConfig::answer_pings`](crate::DriverConfig::answer_pings)
+//! gets exactly one. Set [`DriverConfig::answer_pings`](crate::driver::DriverConfig::answer_pings)
 //! to `false` to avoid a second Pong.
 
 use std::pin::Pin;
@@ -31,9 +31,8 @@ use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::{Sink, Stream};
 
-use crate::{
-    Authenticator, CloseCode, CloseFrame, Handler, Message, Service, UpgradeRequest, WireFrame,
-};
+use crate::core::{CloseCode, CloseFrame, Message};
+use crate::driver::{Authenticator, Handler, Service, UpgradeRequest, WireFrame};
 
 /// Completes the upgrade and runs the connection on `service` in the task axum
 /// spawns for it. Returns the `101 Switching Protocols` response.

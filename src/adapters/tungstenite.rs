@@ -27,10 +27,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame as TCloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message as TMessage};
 
-use crate::{
-    Authenticator, CloseCode, CloseFrame, CloseRecord, Handler, Message, Service, UpgradeRequest,
-    WireFrame,
-};
+use crate::core::{CloseCode, CloseFrame, CloseRecord, Message};
+use crate::driver::{Authenticator, Handler, Service, UpgradeRequest, WireFrame};
 
 /// Performs the WebSocket handshake on `stream` (keeping the request's URI and
 /// headers for the authenticator), then runs the connection on `service` until it is

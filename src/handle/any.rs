@@ -3,11 +3,12 @@
 
 use std::time::Instant;
 
-use crate::state::{Accepted, Authenticated, Closing, Connecting, Ready};
-use crate::{
-    CloseFrame, CloseRecord, Connection, ConnectionId, Frame, MachineState, Message, Observer,
-    Phase, Rejected, SendRefused, Step, Transport, TransportLoss,
+use crate::core::{
+    CloseFrame, CloseRecord, ConnectionId, Frame, MachineState, Message, Phase, Rejected,
+    SendRefused, Step, TransportLoss,
 };
+use crate::handle::{Accepted, Authenticated, Closing, Connecting, Ready};
+use crate::handle::{Connection, Observer, Transport};
 
 /// A [`Connection`] in any type state. Match on it to get the typed handle back.
 #[derive(Debug)]

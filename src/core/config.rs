@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{CloseCode, CloseFrame};
+use crate::core::{CloseCode, CloseFrame};
 
 /// Per-connection configuration. Start from [`Config::default`] and change fields.
 ///
@@ -27,13 +27,13 @@ pub struct Config {
     /// Default: 5 s.
     pub close_timeout: Duration,
     /// How many messages the outbox holds before `send` returns them as
-    /// [`SendErrorKind::Full`](crate::SendErrorKind::Full). Default: 1024.
+    /// [`SendErrorKind::Full`](crate::core::SendErrorKind::Full). Default: 1024.
     pub outbox_capacity: usize,
-    /// What a full outbox does to a [`Sender::send`](crate::Sender::send) (the
+    /// What a full outbox does to a [`Sender::send`](crate::handle::Sender::send) (the
     /// slow-consumer policy). Default: [`OverflowPolicy::Reject`].
     pub overflow: OverflowPolicy,
-    /// How many events an [`Emitter`](crate::Emitter) may buffer before `Ready`; one
-    /// more is handed back as [`SendErrorKind::Full`](crate::SendErrorKind::Full).
+    /// How many events an [`Emitter`](crate::handle::Emitter) may buffer before `Ready`; one
+    /// more is handed back as [`SendErrorKind::Full`](crate::core::SendErrorKind::Full).
     /// Default: 256.
     pub pending_capacity: usize,
     /// How many application messages from the peer are held for the application.
@@ -47,12 +47,12 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OverflowPolicy {
-    /// Hand the message back as [`SendErrorKind::Full`](crate::SendErrorKind::Full);
-    /// the caller retries, waits ([`Sender::send_async`](crate::Sender::send_async)),
+    /// Hand the message back as [`SendErrorKind::Full`](crate::core::SendErrorKind::Full);
+    /// the caller retries, waits ([`Sender::send_async`](crate::handle::Sender::send_async)),
     /// or drops it.
     Reject,
     /// Close the connection with this frame — the "slow consumer" disconnect — and
-    /// hand the message back as [`SendErrorKind::Closed`](crate::SendErrorKind::Closed).
+    /// hand the message back as [`SendErrorKind::Closed`](crate::core::SendErrorKind::Closed).
     /// From that send on, every send is refused; the close itself takes effect at the
     /// driver's next call that carries the time (which the send wakes), so its
     /// handshake timeout starts from a real clock reading. Messages already queued are

@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 
-use crate::Message;
+use crate::core::Message;
 
 /// A FIFO of messages: the queue is `head` (if any) followed by `rest`, in order.
 /// `head` is filled only when the whole queue is empty (or by `push_front`), so when
@@ -88,7 +88,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::Outbox;
-    use crate::Message;
+    use crate::core::Message;
 
     fn m(n: u32) -> Message {
         Message::text(n.to_string())

@@ -1,0 +1,10 @@
+//! Layer 6, the adapters: the driver behind axum (feature `axum`) and
+//! tokio-tungstenite (feature `tungstenite`). Reachable as `ws_lifecycle::axum` and
+//! `ws_lifecycle::tungstenite`.
+
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
+#[cfg(feature = "tungstenite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tungstenite")))]
+pub mod tungstenite;

@@ -1,0 +1,111 @@
+//! How a connection closes: the first cause ([`CloseCause`], G4), how it ended
+//! ([`CloseEnd`]), and the whole [`CloseRecord`].
+
+use serde::{Deserialize, Serialize};
+
+use super::{CloseCode, CloseFrame, TransportLoss};
+
+/// Why a connection is closing: the first close of any kind, kept for good (**G4**).
+///
+/// Serde form: the snake-case name, e.g. `"readiness_deadline"`, or
+/// `{"transport_lost":"eof"}` (**G9**).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CloseCause {
+    /// The application closed it.
+    Local,
+    /// The outbox overflowed under [`OverflowPolicy::Close`](crate::core::OverflowPolicy::Close):
+    /// the peer read too slowly. Queued messages are still written before the Close.
+    SlowConsumer,
+    /// The peer sent more application messages before `Ready` than the inbound hold
+    /// takes ([`Config::inbound_capacity`](crate::core::Config::inbound_capacity)); 1008.
+    InboundOverflow,
+    /// The peer sent Close first.
+    Peer,
+    /// Authentication failed (1008).
+    AuthFailed,
+    /// It was not `Ready` by its readiness deadline (1008, **G5**).
+    ReadinessDeadline,
+    /// Its credential expired while it was open (1008, **G5**).
+    CredentialExpired,
+    /// The transport ended without a close handshake.
+    TransportLost(TransportLoss),
+    /// The application refused it before accepting the handshake (no Close frame).
+    Refused,
+    /// A [`Registry`](crate::registry::Registry) did not admit it: the registry was not open
+    /// (1013), was at capacity (1013), or the user held too many connections (1008)
+    /// (**G8**). See [`RegistryError`](crate::registry::RegistryError).
+    NotAdmitted,
+    /// A [`Registry`](crate::registry::Registry) drain closed it (1001, **G8**). Queued messages
+    /// are still written before the Close.
+    Shutdown,
+}
+
+/// How a closed connection ended.
+///
+/// Serde form: `"clean"`, `"timed_out"`, `{"transport_lost":"error"}`,
+/// `"never_opened"` (**G9**).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CloseEnd {
+    /// Both Close frames were exchanged.
+    Clean,
+    /// The close handshake timed out; the transport was dropped (**G5**).
+    TimedOut,
+    /// The transport ended first.
+    TransportLost(TransportLoss),
+    /// The handshake was never accepted, so there was nothing to close.
+    NeverOpened,
+}
+
+/// The record of a connection's close: why, which frames, how it ended.
+///
+/// Serde form: an object with the fields below (**G9**).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CloseRecord {
+    /// The first cause (**G4**).
+    pub cause: CloseCause,
+    /// What our Close frame carries (`None`: an empty Close, or no Close at all).
+    pub frame: Option<CloseFrame>,
+    /// Our Close frame was handed to the transport.
+    pub close_sent: bool,
+    /// The peer's Close frame arrived.
+    pub peer_closed: bool,
+    /// What the peer's Close carried, if it arrived with a code.
+    pub peer_frame: Option<CloseFrame>,
+    /// How it ended; `None` while still closing.
+    pub end: Option<CloseEnd>,
+}
+
+impl CloseRecord {
+    pub(crate) fn new(cause: CloseCause, frame: Option<CloseFrame>) -> CloseRecord {
+        CloseRecord {
+            cause,
+            frame,
+            close_sent: false,
+            peer_closed: false,
+            peer_frame: None,
+            end: None,
+        }
+    }
+
+    /// The connection's close code as RFC 6455 §7.1.5 defines it: the code in the
+    /// peer's Close frame; 1005 if its Close carried none; 1006 if no Close from the
+    /// peer arrived (a timeout, a lost transport, a refused upgrade). Our own frame is
+    /// [`CloseRecord::frame`].
+    pub fn code(&self) -> CloseCode {
+        match (&self.peer_frame, self.peer_closed) {
+            (Some(theirs), _) => theirs.code(),
+            (None, true) => CloseCode::NO_STATUS,
+            (None, false) => CloseCode::ABNORMAL,
+        }
+    }
+
+    /// True when the close handshake completed.
+    pub fn is_clean(&self) -> bool {
+        self.end == Some(CloseEnd::Clean)
+    }
+}
