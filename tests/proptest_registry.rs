@@ -285,6 +285,15 @@ impl Cause {
         }
     }
 
+    /// The key `Totals::closed_by_cause` counts it under: its cause's serde tag
+    /// (G9), so a dropped transport counts as `transport_lost`.
+    fn counted_as(self) -> &'static str {
+        match self {
+            Cause::Dropped => "transport_lost",
+            other => other.name(),
+        }
+    }
+
     /// Queued messages are still written before our Close (G3).
     fn flushes(self) -> bool {
         matches!(self, Cause::Local | Cause::SlowConsumer | Cause::Shutdown)
@@ -440,7 +449,7 @@ impl Model {
         self.closed += 1;
         *self
             .closed_by_cause
-            .entry(cause.name().to_owned())
+            .entry(cause.counted_as().to_owned())
             .or_default() += 1;
     }
 
@@ -651,7 +660,7 @@ impl Model {
             None
         };
         if let Some(refusal) = refusal {
-            *self.refused.entry(refusal.name().to_owned()).or_default() += 1;
+            *self.refused.entry(refusal.as_str().to_owned()).or_default() += 1;
             let (frame, cause) = match refusal {
                 RegistryError::ShuttingDown => {
                     (close_frame(1001, "server shutting down"), Cause::Shutdown)

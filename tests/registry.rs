@@ -288,7 +288,7 @@ fn g7_dropping_the_registration_ends_and_unlists_the_connection() {
         "G7: no entry outlives its registration"
     );
     assert_eq!(
-        registry.snapshot().totals.closed_by_cause.get("dropped"),
+        registry.snapshot().totals.closed_by_cause.get("transport_lost"),
         Some(&1)
     );
 }

@@ -219,7 +219,7 @@ fn registry_wire_forms_g9() {
     for e in errors {
         assert_eq!(
             serde_json::to_value(e).unwrap(),
-            e.name(),
+            e.as_str(),
             "name() is the serde form"
         );
     }

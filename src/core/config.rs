@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::core::{CloseCode, CloseFrame};
+use crate::core::{CloseFrame, CrateClose};
 
 /// Per-connection configuration. Start from [`Config::default`] and change fields.
 ///
@@ -65,10 +65,7 @@ impl OverflowPolicy {
     /// `Close` with 1013 "slow consumer": a retryable code, since the client may do
     /// better on reconnect.
     pub fn slow_consumer() -> OverflowPolicy {
-        OverflowPolicy::Close(CloseFrame::internal(
-            CloseCode::TRY_AGAIN_LATER,
-            "slow consumer",
-        ))
+        OverflowPolicy::Close(CrateClose::SlowConsumer.frame())
     }
 }
 

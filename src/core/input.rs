@@ -61,35 +61,36 @@ pub enum TransportLoss {
     Dropped,
 }
 
-/// The kind of an [`Input`], without its payload: the columns of the transition table.
-///
-/// Serde form: the snake-case name, e.g. `"peer_close"` (**G9**).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum InputKind {
-    /// [`Input::Accept`].
-    Accept,
-    /// [`Input::AuthSucceeded`].
-    AuthSucceeded,
-    /// [`Input::AuthFailed`].
-    AuthFailed,
-    /// [`Input::ServicesReady`].
-    ServicesReady,
-    /// [`Input::Close`].
-    Close,
-    /// [`Input::PeerClose`].
-    PeerClose,
-    /// [`Input::CloseSent`].
-    CloseSent,
-    /// [`Input::CloseTimeout`].
-    CloseTimeout,
-    /// [`Input::ReadinessDeadline`].
-    ReadinessDeadline,
-    /// [`Input::CredentialExpired`].
-    CredentialExpired,
-    /// [`Input::TransportLost`].
-    TransportLost,
+crate::core::names::named! {
+    /// The kind of an [`Input`], without its payload: the columns of the transition table.
+    ///
+    /// Serde form: the snake-case name, e.g. `"peer_close"` (**G9**).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[non_exhaustive]
+    pub enum InputKind {
+        /// [`Input::Accept`].
+        Accept => "accept",
+        /// [`Input::AuthSucceeded`].
+        AuthSucceeded => "auth_succeeded",
+        /// [`Input::AuthFailed`].
+        AuthFailed => "auth_failed",
+        /// [`Input::ServicesReady`].
+        ServicesReady => "services_ready",
+        /// [`Input::Close`].
+        Close => "close",
+        /// [`Input::PeerClose`].
+        PeerClose => "peer_close",
+        /// [`Input::CloseSent`].
+        CloseSent => "close_sent",
+        /// [`Input::CloseTimeout`].
+        CloseTimeout => "close_timeout",
+        /// [`Input::ReadinessDeadline`].
+        ReadinessDeadline => "readiness_deadline",
+        /// [`Input::CredentialExpired`].
+        CredentialExpired => "credential_expired",
+        /// [`Input::TransportLost`].
+        TransportLost => "transport_lost",
+    }
 }
 
 impl InputKind {
@@ -107,23 +108,6 @@ impl InputKind {
         InputKind::CredentialExpired,
         InputKind::TransportLost,
     ];
-
-    /// The stable snake-case name (the serde form).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            InputKind::Accept => "accept",
-            InputKind::AuthSucceeded => "auth_succeeded",
-            InputKind::AuthFailed => "auth_failed",
-            InputKind::ServicesReady => "services_ready",
-            InputKind::Close => "close",
-            InputKind::PeerClose => "peer_close",
-            InputKind::CloseSent => "close_sent",
-            InputKind::CloseTimeout => "close_timeout",
-            InputKind::ReadinessDeadline => "readiness_deadline",
-            InputKind::CredentialExpired => "credential_expired",
-            InputKind::TransportLost => "transport_lost",
-        }
-    }
 }
 
 impl std::fmt::Display for InputKind {

@@ -30,9 +30,9 @@ use std::time::{Duration, Instant};
 
 use statig::prelude::*;
 
-use crate::core::{CloseCause, CloseEnd, CloseRecord};
-use crate::core::{CloseCode, CloseFrame, RejectReason};
-use crate::core::{Input, TransportLoss};
+use crate::core::{
+    CloseCause, CloseEnd, CloseFrame, CloseRecord, CrateClose, Input, RejectReason, TransportLoss,
+};
 
 /// What one dispatch decided, besides a possible change of state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +123,13 @@ impl Machine {
     /// Starts our close (**G3**/**G4**): records the cause and our frame — unless a
     /// close is already recorded, in which case the first one stands — and moves to
     /// `sending_close`.
-    fn start_close(
+    fn start_close(&mut self, d: &mut Dispatch, close: CrateClose) -> Outcome<State> {
+        self.start_close_with(d, close.cause(), close.frame())
+    }
+
+    /// [`start_close`](Self::start_close) with the application's frame, or a
+    /// slow-consumer policy's.
+    fn start_close_with(
         &mut self,
         d: &mut Dispatch,
         cause: CloseCause,
@@ -236,11 +242,7 @@ impl Machine {
     )]
     fn handshake(&mut self, d: &mut Dispatch, event: &Input) -> Outcome<State> {
         match event {
-            Input::ReadinessDeadline => self.start_close(
-                d,
-                CloseCause::ReadinessDeadline,
-                CloseFrame::internal(CloseCode::POLICY_VIOLATION, "not ready before the deadline"),
-            ),
+            Input::ReadinessDeadline => self.start_close(d, CrateClose::ReadinessDeadline),
             _ => Super,
         }
     }
@@ -276,24 +278,16 @@ impl Machine {
                 self.credential_expiry = *expires_at;
                 Self::handled(d)
             }
-            Input::AuthFailed => self.start_close(
-                d,
-                CloseCause::AuthFailed,
-                CloseFrame::internal(CloseCode::POLICY_VIOLATION, "authentication failed"),
-            ),
+            Input::AuthFailed => self.start_close(d, CrateClose::AuthFailed),
             Input::ServicesReady => Self::reject(d, RejectReason::NotYet),
             Input::Close(frame) => {
                 let cause = d.close_cause.unwrap_or(CloseCause::Local);
-                self.start_close(d, cause, frame.clone())
+                self.start_close_with(d, cause, frame.clone())
             }
             Input::PeerClose(theirs) => self.peer_closed_first(d, theirs),
             Input::CloseSent => Self::reject(d, RejectReason::NoCloseOwed),
             Input::CloseTimeout | Input::ReadinessDeadline => Self::handled(d), // stale
-            Input::CredentialExpired => self.start_close(
-                d,
-                CloseCause::CredentialExpired,
-                CloseFrame::internal(CloseCode::POLICY_VIOLATION, "credential expired"),
-            ),
+            Input::CredentialExpired => self.start_close(d, CrateClose::CredentialExpired),
             Input::TransportLost(loss) => {
                 let (cause, end) = Self::lost(loss);
                 self.end(d, cause, end)

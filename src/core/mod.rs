@@ -9,13 +9,16 @@
 //!   inbound hold, whose operations return what changed.
 
 mod close;
+mod closes;
 mod config;
 mod conn;
+mod effects;
 mod id;
 mod input;
 mod lifecycle;
 mod machine;
 mod message;
+pub(crate) mod names;
 mod outbox;
 mod phase;
 mod record;
@@ -24,8 +27,10 @@ mod state;
 mod table;
 
 pub use close::{CloseClass, CloseCode, CloseFrame, InvalidCloseFrame};
+pub use closes::CrateClose;
 pub use config::{Config, OverflowPolicy};
-pub use conn::{InboundError, SendError, SendErrorKind};
+pub use conn::{Conn, InboundError, SendError, SendErrorKind};
+pub use effects::Effects;
 pub use id::ConnectionId;
 pub use input::{Input, InputKind, TransportLoss};
 pub use lifecycle::{Lifecycle, SendRefused, Step};

@@ -5,42 +5,43 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// The phase of a connection, as other tasks and operators see it.
-///
-/// `Phase` is the coarse view of the lifecycle: the machine's finer states (see
-/// [`MachineState`](crate::core::MachineState)) map onto it, the three closing sub-states
-/// all reading as [`Phase::Closing`].
-///
-/// Two forms are stable and covered by snapshot tests (**G9 wire stability**): the
-/// numeric code ([`Phase::code`], the `#[repr(u8)]` discriminant, suitable for an
-/// atomic state word) and the serde form (the lower-case name, `"ready"`). Neither
-/// changes without a visible diff in `tests/snapshots/`.
-///
-/// ```
-/// use ws_lifecycle::Phase;
-///
-/// assert_eq!(Phase::Ready.code(), 3);
-/// assert_eq!(Phase::from_code(3), Some(Phase::Ready));
-/// assert_eq!(Phase::Ready.to_string(), "ready");
-/// assert_eq!("closing".parse::<Phase>(), Ok(Phase::Closing));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[repr(u8)]
-pub enum Phase {
-    /// The upgrade request arrived; the WebSocket handshake is not accepted yet.
-    /// Nothing may be sent (**G1**).
-    Connecting = 0,
-    /// The handshake is accepted; the peer is not authenticated yet.
-    Accepted = 1,
-    /// The peer is authenticated; the application's services are not ready yet.
-    Authenticated = 2,
-    /// Application messages flow in both directions.
-    Ready = 3,
-    /// A close was requested or received; the close handshake is under way.
-    Closing = 4,
-    /// Terminal: the transport is done.
-    Closed = 5,
+crate::core::names::named! {
+    /// The phase of a connection, as other tasks and operators see it.
+    ///
+    /// `Phase` is the coarse view of the lifecycle: the machine's finer states (see
+    /// [`MachineState`](crate::core::MachineState)) map onto it, the three closing sub-states
+    /// all reading as [`Phase::Closing`].
+    ///
+    /// Two forms are stable and covered by snapshot tests (**G9 wire stability**): the
+    /// numeric code ([`Phase::code`], the `#[repr(u8)]` discriminant, suitable for an
+    /// atomic state word) and the serde form (the lower-case name, `"ready"`). Neither
+    /// changes without a visible diff in `tests/snapshots/`.
+    ///
+    /// ```
+    /// use ws_lifecycle::Phase;
+    ///
+    /// assert_eq!(Phase::Ready.code(), 3);
+    /// assert_eq!(Phase::from_code(3), Some(Phase::Ready));
+    /// assert_eq!(Phase::Ready.to_string(), "ready");
+    /// assert_eq!("closing".parse::<Phase>(), Ok(Phase::Closing));
+    /// ```
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[repr(u8)]
+    pub enum Phase {
+        /// The upgrade request arrived; the WebSocket handshake is not accepted yet.
+        /// Nothing may be sent (**G1**).
+        Connecting = 0 => "connecting",
+        /// The handshake is accepted; the peer is not authenticated yet.
+        Accepted = 1 => "accepted",
+        /// The peer is authenticated; the application's services are not ready yet.
+        Authenticated = 2 => "authenticated",
+        /// Application messages flow in both directions.
+        Ready = 3 => "ready",
+        /// A close was requested or received; the close handshake is under way.
+        Closing = 4 => "closing",
+        /// Terminal: the transport is done.
+        Closed = 5 => "closed",
+    }
 }
 
 impl Phase {
@@ -69,18 +70,6 @@ impl Phase {
             4 => Some(Phase::Closing),
             5 => Some(Phase::Closed),
             _ => None,
-        }
-    }
-
-    /// The stable lower-case name, as used by `Display`, `FromStr` and serde.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Phase::Connecting => "connecting",
-            Phase::Accepted => "accepted",
-            Phase::Authenticated => "authenticated",
-            Phase::Ready => "ready",
-            Phase::Closing => "closing",
-            Phase::Closed => "closed",
         }
     }
 

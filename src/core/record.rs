@@ -5,41 +5,49 @@ use serde::{Deserialize, Serialize};
 
 use super::{CloseCode, CloseFrame, TransportLoss};
 
-/// Why a connection is closing: the first close of any kind, kept for good (**G4**).
-///
-/// Serde form: the snake-case name, e.g. `"readiness_deadline"`, or
-/// `{"transport_lost":"eof"}` (**G9**).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum CloseCause {
-    /// The application closed it.
-    Local,
-    /// The outbox overflowed under [`OverflowPolicy::Close`](crate::core::OverflowPolicy::Close):
-    /// the peer read too slowly. Queued messages are still written before the Close.
-    SlowConsumer,
-    /// The peer sent more application messages before `Ready` than the inbound hold
-    /// takes ([`Config::inbound_capacity`](crate::core::Config::inbound_capacity)); 1008.
-    InboundOverflow,
-    /// The peer sent Close first.
-    Peer,
-    /// Authentication failed (1008).
-    AuthFailed,
-    /// It was not `Ready` by its readiness deadline (1008, **G5**).
-    ReadinessDeadline,
-    /// Its credential expired while it was open (1008, **G5**).
-    CredentialExpired,
-    /// The transport ended without a close handshake.
-    TransportLost(TransportLoss),
-    /// The application refused it before accepting the handshake (no Close frame).
-    Refused,
-    /// A [`Registry`](crate::registry::Registry) did not admit it: the registry was not open
-    /// (1013), was at capacity (1013), or the user held too many connections (1008)
-    /// (**G8**). See [`RegistryError`](crate::registry::RegistryError).
-    NotAdmitted,
-    /// A [`Registry`](crate::registry::Registry) drain closed it (1001, **G8**). Queued messages
-    /// are still written before the Close.
-    Shutdown,
+crate::core::names::named! {
+    /// Why a connection is closing: the first close of any kind, kept for good (**G4**).
+    ///
+    /// Serde form: the snake-case name, e.g. `"readiness_deadline"`, or
+    /// `{"transport_lost":"eof"}` (**G9**).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[non_exhaustive]
+    pub enum CloseCause {
+        /// The application closed it.
+        Local => "local",
+        /// The outbox overflowed under [`OverflowPolicy::Close`](crate::core::OverflowPolicy::Close):
+        /// the peer read too slowly. Queued messages are still written before the Close.
+        SlowConsumer => "slow_consumer",
+        /// The peer sent more application messages before `Ready` than the inbound hold
+        /// takes ([`Config::inbound_capacity`](crate::core::Config::inbound_capacity)); 1008.
+        InboundOverflow => "inbound_overflow",
+        /// The peer sent Close first.
+        Peer => "peer",
+        /// Authentication failed (1008).
+        AuthFailed => "auth_failed",
+        /// It was not `Ready` by its readiness deadline (1008, **G5**).
+        ReadinessDeadline => "readiness_deadline",
+        /// Its credential expired while it was open (1008, **G5**).
+        CredentialExpired => "credential_expired",
+        /// The transport ended without a close handshake.
+        TransportLost(TransportLoss) => "transport_lost",
+        /// The application refused it before accepting the handshake (no Close frame).
+        Refused => "refused",
+        /// A [`Registry`](crate::registry::Registry) did not admit it: the registry was not open
+        /// (1013), was at capacity (1013), or the user held too many connections (1008)
+        /// (**G8**). See [`RegistryError`](crate::registry::RegistryError).
+        NotAdmitted => "not_admitted",
+        /// A [`Registry`](crate::registry::Registry) drain closed it (1001, **G8**). Queued messages
+        /// are still written before the Close.
+        Shutdown => "shutdown",
+        /// The driver heard nothing from the peer within its idle timeout (1001).
+        IdleTimeout => "idle_timeout",
+        /// The peer broke the driver's limits before authenticating: a message too big,
+        /// or too many messages (1008).
+        PreAuthLimit => "pre_auth_limit",
+        /// The application's authenticator or handler panicked (1011).
+        HandlerPanic => "handler_panic",
+    }
 }
 
 /// How a closed connection ended.

@@ -5,29 +5,30 @@ use serde::{Deserialize, Serialize};
 use super::machine::State;
 use super::{InputKind, Phase};
 
-/// The machine's fine-grained state. [`Phase`] is the coarse view of it.
-///
-/// Serde form: the snake-case name, e.g. `"awaiting_peer_close"` (**G9**).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MachineState {
-    /// [`Phase::Connecting`].
-    Connecting,
-    /// [`Phase::Accepted`].
-    Accepted,
-    /// [`Phase::Authenticated`].
-    Authenticated,
-    /// [`Phase::Ready`].
-    Ready,
-    /// [`Phase::Closing`]: our Close is owed; the peer's has not arrived.
-    SendingClose,
-    /// [`Phase::Closing`]: our Close is out; waiting for the peer's (its
-    /// acknowledgement) or the close timeout.
-    AwaitingPeerClose,
-    /// [`Phase::Closing`]: the peer's Close arrived; our answer is owed.
-    ReplyingClose,
-    /// [`Phase::Closed`].
-    Closed,
+crate::core::names::named! {
+    /// The machine's fine-grained state. [`Phase`] is the coarse view of it.
+    ///
+    /// Serde form: the snake-case name, e.g. `"awaiting_peer_close"` (**G9**).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    pub enum MachineState {
+        /// [`Phase::Connecting`].
+        Connecting => "connecting",
+        /// [`Phase::Accepted`].
+        Accepted => "accepted",
+        /// [`Phase::Authenticated`].
+        Authenticated => "authenticated",
+        /// [`Phase::Ready`].
+        Ready => "ready",
+        /// [`Phase::Closing`]: our Close is owed; the peer's has not arrived.
+        SendingClose => "sending_close",
+        /// [`Phase::Closing`]: our Close is out; waiting for the peer's (its
+        /// acknowledgement) or the close timeout.
+        AwaitingPeerClose => "awaiting_peer_close",
+        /// [`Phase::Closing`]: the peer's Close arrived; our answer is owed.
+        ReplyingClose => "replying_close",
+        /// [`Phase::Closed`].
+        Closed => "closed",
+    }
 }
 
 impl MachineState {
@@ -54,20 +55,6 @@ impl MachineState {
             | MachineState::AwaitingPeerClose
             | MachineState::ReplyingClose => Phase::Closing,
             MachineState::Closed => Phase::Closed,
-        }
-    }
-
-    /// The stable snake-case name (the serde form).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            MachineState::Connecting => "connecting",
-            MachineState::Accepted => "accepted",
-            MachineState::Authenticated => "authenticated",
-            MachineState::Ready => "ready",
-            MachineState::SendingClose => "sending_close",
-            MachineState::AwaitingPeerClose => "awaiting_peer_close",
-            MachineState::ReplyingClose => "replying_close",
-            MachineState::Closed => "closed",
         }
     }
 

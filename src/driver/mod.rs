@@ -32,9 +32,7 @@ use std::time::Instant;
 use futures_util::{FutureExt, Sink, Stream};
 use tokio::sync::oneshot;
 
-use crate::core::{
-    CloseCause, CloseCode, CloseFrame, CloseRecord, ConnectionId, Message, TransportLoss,
-};
+use crate::core::{CloseCause, CloseRecord, ConnectionId, CrateClose, Message, TransportLoss};
 use crate::handle::{Accepted, Connection, Observer};
 use crate::registry::{Registration, Registry};
 
@@ -121,6 +119,7 @@ impl<A: Authenticator, H: Handler> Service<A, H> {
         first: oneshot::Receiver<Message>,
     ) {
         let observer = conn.observer();
+        let transport = conn.transport();
         let id = conn.id();
         // The first message, or the end (the readiness deadline closes a client that
         // never sends one, G5).
@@ -145,7 +144,7 @@ impl<A: Authenticator, H: Handler> Service<A, H> {
             }
             Some(Err(_panic)) => {
                 tracing::error!(%id, "the authenticator panicked; closing with 1011");
-                let _ = conn.close(internal_error(), now());
+                transport.raise(CrateClose::HandlerPanic, now());
                 return;
             }
         };
@@ -167,7 +166,7 @@ impl<A: Authenticator, H: Handler> Service<A, H> {
             .is_err();
         let conn = if panicked {
             tracing::error!(%id, "on_authenticated panicked; closing with 1011");
-            let _ = conn.close(internal_error(), now());
+            transport.raise(CrateClose::HandlerPanic, now());
             None
         } else if until_closed(&observer, registration.admitted())
             .await
@@ -191,7 +190,7 @@ impl<A: Authenticator, H: Handler> Service<A, H> {
                     }
                     Err(_panic) => {
                         tracing::error!(%id, "on_message panicked; closing with 1011");
-                        sender.close(internal_error(), now());
+                        transport.raise(CrateClose::HandlerPanic, now());
                     }
                 }
             }
@@ -223,10 +222,6 @@ async fn until_closed<T>(observer: &Observer, fut: impl Future<Output = T>) -> O
 /// deadlines too.
 pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
-}
-
-fn internal_error() -> CloseFrame {
-    CloseFrame::internal(CloseCode::INTERNAL_ERROR, "internal error")
 }
 
 /// The record of a connection that has none (cannot happen once the pump is done:

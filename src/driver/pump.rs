@@ -16,7 +16,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::oneshot;
 use tokio::time::{Sleep, sleep_until};
 
-use crate::core::{CloseCode, CloseFrame, Frame, InboundError, Message, Phase, TransportLoss};
+use crate::core::{CrateClose, Frame, InboundError, Message, Phase, TransportLoss};
 use crate::handle::Transport;
 
 use super::{DriverConfig, WireFrame, now};
@@ -173,8 +173,7 @@ pub(super) async fn run<S, E>(
                 transport.handle_timeout(now);
                 match clock.keep_alive(now) {
                     Some(KeepAlive::Close) => {
-                        let frame = CloseFrame::internal(CloseCode::GOING_AWAY, "idle timeout");
-                        let _ = transport.close(frame, now);
+                        transport.raise(CrateClose::IdleTimeout, now);
                         // The close handshake's own timeout takes over; a keep-alive
                         // left armed in the past would fire on every poll.
                         clock.idle = None;
@@ -439,13 +438,12 @@ fn deliver(transport: &Transport, inbound: &mut Inbound, message: Message, confi
         inbound.pre_auth += 1;
         let too_big = message.len() > config.max_pre_auth_message_bytes;
         if too_big || inbound.pre_auth > config.max_pre_auth_messages {
-            let reason = if too_big {
-                "message too big before authentication"
+            let close = if too_big {
+                CrateClose::PreAuthTooBig
             } else {
-                "too many messages before authentication"
+                CrateClose::PreAuthTooMany
             };
-            let frame = CloseFrame::internal(CloseCode::POLICY_VIOLATION, reason);
-            let _ = transport.close(frame, now);
+            transport.raise(close, now);
             return;
         }
     }

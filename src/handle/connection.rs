@@ -92,9 +92,9 @@ impl<S: TypeState> fmt::Debug for Connection<S> {
         let inner = self.shared.lock();
         f.debug_struct("Connection")
             .field("type_state", &S::NAME)
-            .field("id", &inner.lifecycle.id())
-            .field("state", &inner.lifecycle.state())
-            .field("queued", &inner.queued())
+            .field("id", &inner.conn.id())
+            .field("state", &inner.conn.state())
+            .field("queued", &inner.conn.queued())
             .finish()
     }
 }
@@ -150,7 +150,7 @@ impl<S: TypeState> Connection<S> {
 
     /// The current fine-grained machine state.
     pub fn state(&self) -> MachineState {
-        self.shared.lock().lifecycle.state()
+        self.shared.lock().conn.state()
     }
 
     /// The send gate as it stands now (see [`Lifecycle::check_send`]); also shut
@@ -158,7 +158,7 @@ impl<S: TypeState> Connection<S> {
     ///
     /// [`Lifecycle::check_send`]: crate::core::Lifecycle::check_send
     pub fn check_send(&self) -> Result<(), SendRefused> {
-        self.shared.lock().check_send()
+        self.shared.lock().conn.check_send()
     }
 
     /// How the connection is closing or closed; `None` while it is not.
@@ -178,7 +178,7 @@ impl<S: TypeState> Connection<S> {
     /// [`Transport::poll_transmit`](crate::handle::Transport::poll_transmit), which also waits.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Frame> {
         self.shared
-            .with_hot(|inner, wakeups| inner.next_frame(now, wakeups))
+            .run(|inner, wakeups| inner.next_frame(now, wakeups))
     }
 
     /// Messages and pre-ready events that will never be written, handed back (**G2**,
@@ -187,7 +187,7 @@ impl<S: TypeState> Connection<S> {
     /// the queued messages; once it is closing or closed, the events emitted before
     /// `Ready`, which can no longer be flushed. Empty while they may still be written.
     pub fn take_unsent(&mut self) -> Vec<Message> {
-        self.shared.with(|inner, _| inner.take_unsent())
+        self.shared.run(|inner, _| inner.conn.take_unsent())
     }
 
     /// The peer's Close frame arrived (`None`: no status code). Moves an open
@@ -323,8 +323,7 @@ impl Connection<Ready> {
     /// (**G3**: nothing follows our Close, nothing is silently dropped) or when the
     /// outbox is full ([`Config::outbox_capacity`]).
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
-        self.shared
-            .with_hot(|inner, wakeups| inner.send(message, wakeups))
+        self.shared.run(|inner, _| inner.conn.send(message))
     }
 
     /// A cloneable handle that sends from any thread or task (**G3**: atomic with

@@ -28,7 +28,6 @@ impl Emitter {
     /// Buffers (before `Ready`) or sends (once `Ready`) `event`; hands it back when the
     /// connection is closing or closed, or when the buffer or outbox is full.
     pub fn emit(&self, event: Message) -> Result<(), SendError> {
-        self.shared
-            .with(|inner, wakeups| inner.emit(event, wakeups))
+        self.shared.run(|inner, _| inner.conn.emit(event))
     }
 }

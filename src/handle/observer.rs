@@ -41,7 +41,7 @@ impl Observer {
             self.shared.clone(),
             WaitFor::State,
             (),
-            |inner, _, _| match inner.lifecycle.phase() {
+            |inner, _, _| match inner.conn.phase() {
                 Phase::Ready => Some(Ok(())),
                 Phase::Closing | Phase::Closed => inner.close_record().map(Err),
                 _ => None,
@@ -52,7 +52,7 @@ impl Observer {
     /// Completes with the close record once the connection is `Closed`.
     pub fn wait_closed(&self) -> impl Future<Output = CloseRecord> + Send + use<> {
         Wait::new(self.shared.clone(), WaitFor::State, (), |inner, _, _| {
-            if inner.lifecycle.phase() == Phase::Closed {
+            if inner.conn.phase() == Phase::Closed {
                 inner.close_record()
             } else {
                 None
@@ -72,12 +72,12 @@ impl Observer {
             self.shared.clone(),
             WaitFor::State,
             deadline,
-            |inner, deadline, _| match inner.lifecycle.phase() {
+            |inner, deadline, _| match inner.conn.phase() {
                 Phase::Ready => Some(Ok(())),
                 Phase::Closing | Phase::Closed => {
                     inner.close_record().map(|r| Err(WaitError::Closed(r)))
                 }
-                _ if inner.passed(*deadline) => Some(Err(WaitError::TimedOut)),
+                _ if inner.conn.passed(*deadline) => Some(Err(WaitError::TimedOut)),
                 _ => None,
             },
         )
@@ -95,9 +95,9 @@ impl Observer {
             WaitFor::State,
             deadline,
             |inner, deadline, _| {
-                if inner.lifecycle.phase() == Phase::Closed {
+                if inner.conn.phase() == Phase::Closed {
                     inner.close_record().map(Ok)
-                } else if inner.passed(*deadline) {
+                } else if inner.conn.passed(*deadline) {
                     Some(Err(WaitError::TimedOut))
                 } else {
                     None
@@ -114,7 +114,7 @@ impl Observer {
             WaitFor::State,
             seen,
             |inner, seen, _| {
-                let now = inner.lifecycle.phase();
+                let now = inner.conn.phase();
                 (now != *seen).then_some(now)
             },
         )

@@ -21,8 +21,7 @@ crate::handle::common::shared_handle!(Receiver);
 impl Receiver {
     /// The next message, if one is waiting.
     pub fn try_recv(&self) -> Option<Message> {
-        self.shared
-            .with(|inner, wakeups| inner.pop_inbound(wakeups))
+        self.shared.run(|inner, _| inner.conn.pop_inbound())
     }
 
     /// The next message; `None` once the connection is closing or closed and every
@@ -32,9 +31,9 @@ impl Receiver {
             self.shared.clone(),
             WaitFor::Inbound,
             (),
-            |inner, _, wakeups| match inner.pop_inbound(wakeups) {
+            |inner, _, _wakeups| match inner.conn.pop_inbound() {
                 Some(message) => Some(Some(message)),
-                None if inner.lifecycle.phase().is_closing_or_closed() => Some(None),
+                None if inner.conn.phase().is_closing_or_closed() => Some(None),
                 None => None,
             },
         )

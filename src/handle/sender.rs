@@ -49,16 +49,16 @@ impl Sender {
             self.shared.clone(),
             WaitFor::Room,
             Some(message),
-            |inner, message, wakeups| {
+            |inner, message, _wakeups| {
                 let msg = message.take()?;
-                if inner.check_send().is_err() {
+                if inner.conn.check_send().is_err() {
                     return Some(Err(SendError::new(SendErrorKind::Closed, msg)));
                 }
-                if !inner.room() {
+                if !inner.conn.has_room() {
                     *message = Some(msg);
                     return None;
                 }
-                Some(inner.send(msg, wakeups))
+                Some(inner.conn.send(msg))
             },
         )
     }
@@ -66,10 +66,10 @@ impl Sender {
     /// Closes the connection with `frame` at time `now` (**G4**): the first close of
     /// any kind wins, and every caller gets the same record of it.
     pub fn close(&self, frame: CloseFrame, now: Instant) -> Option<CloseRecord> {
-        self.shared.with(|inner, wakeups| {
+        self.shared.run(|inner, wakeups| {
             let _ = inner
-                .at(now, wakeups)
-                .lifecycle
+                .tick(now, wakeups)
+                .conn
                 .handle(Input::Close(frame), now);
             inner.close_record()
         })

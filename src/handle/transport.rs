@@ -4,10 +4,11 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use crate::core::{
-    CloseFrame, CloseRecord, Frame, InboundError, Input, Message, Rejected, Step, TransportLoss,
+    CloseFrame, CloseRecord, CrateClose, Frame, InboundError, Input, Message, Rejected, Step,
+    TransportLoss,
 };
+use crate::shared::Shared;
 use crate::shared::sync::Arc;
-use crate::shared::{InboundRefused, Shared};
 
 /// The handle of the task that drives one connection's transport, usable from any
 /// thread. Obtained from [`Connection::transport`](crate::handle::Connection::transport) in
@@ -49,7 +50,7 @@ impl Transport {
     /// [`Connection::poll_transmit`](crate::handle::Connection::poll_transmit)).
     pub fn next_frame(&self, now: Instant) -> Option<Frame> {
         self.shared
-            .with_hot(|inner, wakeups| inner.next_frame(now, wakeups))
+            .run(|inner, wakeups| inner.next_frame(now, wakeups))
     }
 
     /// The next frame to write: `Ready(Some(frame))`; `Pending` (the waker is woken
@@ -57,7 +58,7 @@ impl Transport {
     /// the connection is closed — nothing more will ever be written.
     pub fn poll_transmit(&self, cx: &mut Context<'_>, now: Instant) -> Poll<Option<Frame>> {
         self.shared
-            .with_hot(|inner, wakeups| inner.poll_frame(cx, now, wakeups))
+            .run(|inner, wakeups| inner.poll_frame(cx, now, wakeups))
     }
 
     /// Up to `max` frames to write now, appended to `out` in order, in one critical
@@ -121,7 +122,7 @@ impl Transport {
     /// messages went back. The outbox may exceed its capacity by that many: they were
     /// already in it.
     pub fn requeue_unwritten(&self, frames: impl IntoIterator<Item = Frame>) -> usize {
-        self.shared.with(|inner, _| inner.requeue(frames))
+        self.shared.run(|inner, _| inner.conn.requeue(frames))
     }
 
     /// An application message from the peer. Before `Ready` it is held (**G2**); past
@@ -131,18 +132,16 @@ impl Transport {
     /// [`poll_inbound_room`](Self::poll_inbound_room) and retry. Refused with
     /// [`InboundError::Closed`] once the connection is closing.
     pub fn handle_message(&self, message: Message, now: Instant) -> Result<(), InboundError> {
-        self.shared
-            .with(|inner, wakeups| inner.push_inbound(message, now, wakeups))
-            .map_err(|refused| match refused {
-                InboundRefused::Closed => InboundError::Closed,
-                InboundRefused::Full(message) => InboundError::Full(message),
-            })
+        self.shared.run(|inner, wakeups| {
+            inner.tick(now, wakeups);
+            inner.conn.push_inbound(message, now)
+        })
     }
 
     /// `Ready` when the inbound hold has room again (or the connection is closing).
     pub fn poll_inbound_room(&self, cx: &mut Context<'_>) -> Poll<()> {
         self.shared
-            .with(|inner, wakeups| inner.poll_inbound_room(cx, wakeups))
+            .run(|inner, wakeups| inner.poll_inbound_room(cx, wakeups))
     }
 
     /// The peer's Close frame arrived (`None`: no status code).
@@ -171,6 +170,31 @@ impl Transport {
 
     /// Fires a due deadline (**G5**); see
     /// [`Lifecycle::handle_timeout`](crate::core::Lifecycle::handle_timeout).
+    /// Closes with one of the closes the crate raises itself — an idle timeout, a
+    /// pre-authentication limit, a handler's panic — with its cause, code and reason
+    /// from the one table, [`CrateClose`]. Like every close, the first one stands
+    /// (**G4**).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::core::{CloseCause, CrateClose};
+    /// use ws_lifecycle::{Config, Connection, ConnectionId};
+    ///
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// let transport = conn.transport();
+    /// transport.raise(CrateClose::IdleTimeout, now);
+    /// assert_eq!(transport.close_record().unwrap().cause, CloseCause::IdleTimeout);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn raise(&self, close: CrateClose, now: Instant) {
+        self.shared.run(|inner, wakeups| {
+            inner.tick(now, wakeups).conn.raise(close, now);
+        });
+    }
+
+    /// Fires what is due at `now`: the lifecycle's deadlines, the startup gate's hold
+    /// deadline (**G5**, **G8**).
     pub fn handle_timeout(&self, now: Instant) -> Option<Step> {
         self.shared.handle_timeout(now)
     }
@@ -186,6 +210,6 @@ impl Transport {
     /// Messages and events that will never be written; see
     /// [`Connection::take_unsent`](crate::handle::Connection::take_unsent).
     pub fn take_unsent(&self) -> Vec<Message> {
-        self.shared.with(|inner, _| inner.take_unsent())
+        self.shared.run(|inner, _| inner.conn.take_unsent())
     }
 }

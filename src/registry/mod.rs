@@ -10,7 +10,6 @@
 mod config;
 mod error;
 mod index;
-mod link;
 mod registration;
 mod report;
 
@@ -18,24 +17,21 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::sync::Arc as Name;
+use std::sync::Arc as StdArc;
 use std::task::Poll;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::{
-    CloseCause, CloseCode, CloseFrame, ConnectionId, Input, Message, Phase, TransportLoss,
-};
+use crate::core::{CloseCause, ConnectionId, CrateClose, Input, Message, Phase, TransportLoss};
 use crate::handle::{Accepted, Authorized, Connection, Observer};
-use crate::shared::Shared;
 use crate::shared::sync::{
     Arc, AtomicBool, AtomicU8, AtomicU64, Mutex, MutexGuard, Ordering, lock,
 };
+use crate::shared::{Delivery, Link, Membership, Shared, Wakeups};
 
 pub use config::{RegistryConfig, StartupPolicy};
 pub use error::RegistryError;
-use link::Delivery;
-pub(crate) use link::{Link, Stamps};
 pub use registration::Registration;
 pub use report::{BroadcastReport, DrainReport, PhaseCounts, RegistrySnapshot, Totals};
 
@@ -99,6 +95,25 @@ impl Core {
     }
 }
 
+/// The registry's side of the seam with its connections (**G7**, **G8**).
+impl Membership for Core {
+    fn epoch(&self) -> u64 {
+        Core::epoch(self)
+    }
+
+    fn opened(&self) -> bool {
+        Core::opened(self)
+    }
+
+    fn unhold(&self, id: ConnectionId) {
+        self.lock().unhold(id);
+    }
+
+    fn remove(&self, id: ConnectionId, cause: Option<CloseCause>, wakeups: &mut Wakeups) {
+        self.lock().remove(id, cause, wakeups);
+    }
+}
+
 /// The registry of a server's live connections. Cheap to clone (one `Arc`),
 /// `Send + Sync`, runtime-agnostic.
 ///
@@ -125,7 +140,7 @@ impl Core {
 /// ```
 #[derive(Clone)]
 pub struct Registry {
-    core: Arc<Core>,
+    core: StdArc<Core>,
 }
 
 impl fmt::Debug for Registry {
@@ -148,7 +163,7 @@ impl Registry {
     /// application can take connections.
     pub fn new(config: RegistryConfig) -> Registry {
         Registry {
-            core: Arc::new(Core {
+            core: StdArc::new(Core {
                 config,
                 state: AtomicU8::new(RegistryState::Starting as u8),
                 epoch: AtomicU64::new(0),
@@ -180,7 +195,7 @@ impl Registry {
         };
         tracing::info!(released = released.len(), "registry open");
         for shared in released {
-            shared.with(|inner, wakeups| inner.release_hold(wakeups));
+            shared.run(|inner, wakeups| inner.release_hold(wakeups));
         }
     }
 
@@ -201,13 +216,13 @@ impl Registry {
         let shared = conn.shared();
         let core = &self.core;
         let id = shared.id();
-        shared.with(|inner, wakeups| {
-            inner.at(now, wakeups);
-            let _span = inner.lifecycle.span().clone().entered();
-            if inner.link.is_some() {
+        shared.run(|inner, wakeups| {
+            inner.tick(now, wakeups);
+            let _span = inner.conn.lifecycle().span().clone().entered();
+            if inner.is_listed() {
                 return Err(RegistryError::AlreadyRegistered);
             }
-            let phase = inner.lifecycle.phase();
+            let phase = inner.conn.phase();
             if phase == Phase::Closed {
                 return Err(RegistryError::Closed);
             }
@@ -238,16 +253,11 @@ impl Registry {
                 _ => None,
             };
             if let Some(refusal) = refusal {
-                index.totals.refused(refusal.name());
+                index.totals.refused(refusal.as_str());
                 drop(index);
-                tracing::info!(reason = refusal.name(), "registry refused a connection");
-                if let Some(frame) = refusal.close_frame() {
-                    let cause = if refusal == RegistryError::ShuttingDown {
-                        CloseCause::Shutdown
-                    } else {
-                        CloseCause::NotAdmitted
-                    };
-                    inner.lifecycle.close_as(frame, cause, now);
+                tracing::info!(reason = refusal.as_str(), "registry refused a connection");
+                if let Some(close) = refusal.crate_close() {
+                    inner.conn.raise(close, now);
                 }
                 return Err(refusal);
             }
@@ -262,7 +272,8 @@ impl Registry {
             index.insert(id, shared.clone(), held);
             index.totals.registered += 1;
             drop(index);
-            inner.attach(Link::new(core.clone(), hold_until), held);
+            let member: StdArc<dyn Membership> = core.clone();
+            inner.attach(Link::new(member, hold_until), held, wakeups);
             tracing::debug!(held, "registry admitted a connection");
             Ok(Registration::new(shared.clone()))
         })
@@ -303,22 +314,19 @@ impl Registry {
                 .max_connections_per_user
                 .is_some_and(|max| index.user_count(user) >= max)
             {
-                index.totals.refused(RegistryError::UserLimit.name());
+                index.totals.refused(RegistryError::UserLimit.as_str());
                 RegistryError::UserLimit
             } else {
                 index.set_user(id, Name::from(user));
                 return Ok(());
             }
         };
-        if let Some(frame) = refusal.close_frame() {
-            shared.with(|inner, wakeups| {
-                let _span = inner.lifecycle.span().clone().entered();
-                tracing::info!(reason = refusal.name(), "registry refused a connection");
+        if let Some(close) = refusal.crate_close() {
+            shared.run(|inner, wakeups| {
+                let _span = inner.conn.lifecycle().span().clone().entered();
+                tracing::info!(reason = refusal.as_str(), "registry refused a connection");
                 let now = inner.clock_or_now();
-                inner
-                    .at(now, wakeups)
-                    .lifecycle
-                    .close_as(frame, CloseCause::NotAdmitted, now);
+                inner.tick(now, wakeups).conn.raise(close, now);
             });
         }
         Err(refusal)
@@ -492,16 +500,13 @@ impl Registry {
             });
             index.listed.clone()
         };
-        let frame = CloseFrame::internal(CloseCode::GOING_AWAY, "server shutting down");
         let mut closing = 0;
         for shared in targets.iter() {
-            let asked = shared.with(|inner, wakeups| {
-                let inner = inner.at(now, wakeups);
-                let open = !inner.lifecycle.phase().is_closing_or_closed();
+            let asked = shared.run(|inner, wakeups| {
+                let inner = inner.tick(now, wakeups);
+                let open = !inner.conn.phase().is_closing_or_closed();
                 if open {
-                    inner
-                        .lifecycle
-                        .close_as(frame.clone(), CloseCause::Shutdown, now);
+                    inner.conn.raise(CrateClose::Shutdown, now);
                 }
                 open
             });
@@ -605,7 +610,7 @@ fn visit<'a>(
 
 /// The future of [`Registry::drained`].
 struct Drained {
-    core: Arc<Core>,
+    core: StdArc<Core>,
     id: u64,
 }
 

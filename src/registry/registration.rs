@@ -47,7 +47,7 @@ impl Registration {
     /// it fires as long as the driver feeds time (**G6**, **G8**).
     pub fn admitted(&self) -> impl Future<Output = Result<(), CloseRecord>> + Send + use<> {
         Wait::new(self.shared.clone(), WaitFor::State, (), |inner, _, _| {
-            if inner.lifecycle.phase().is_closing_or_closed() {
+            if inner.conn.phase().is_closing_or_closed() {
                 inner.close_record().map(Err)
             } else if inner.is_held() {
                 None

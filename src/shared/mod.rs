@@ -1,31 +1,41 @@
-//! The one authoritative shared state of a connection: the lifecycle, the outbox, the
-//! pre-ready buffer and the inbound hold, behind one lock, plus a published copy of
-//! the phase for lock-free reads.
+//! Layer 2, the shared state: one connection's sans-IO [`Conn`] behind one lock, the
+//! wakers of whoever waits on it, the published phase for lock-free reads, and the
+//! connection's side of its registry membership (through [`Membership`], so this
+//! layer never imports the registry).
 //!
-//! Every handle — the type-state [`Connection`](crate::handle::Connection), [`Sender`](crate::handle::Sender)
-//! clones, [`Emitter`](crate::handle::Emitter)s, [`Observer`](crate::handle::Observer)s, the driver's
-//! [`Transport`](crate::handle::Transport) — holds an `Arc` of this and nothing else. Because
-//! "check the phase + enqueue" and "start the close + owe the Close frame" run under the
-//! same lock, they are atomic with respect to each other (**G3**, **G4**); because the
-//! transition to `Ready` moves the pre-ready buffer into the outbox under that lock,
-//! buffered events precede every later send (**G2**); and because every change of
-//! state wakes every waiter after the lock is released, no wait is lost (**G6**).
+//! Every handle — the type-state [`Connection`](crate::handle::Connection),
+//! [`Sender`](crate::handle::Sender) clones, [`Emitter`](crate::handle::Emitter)s,
+//! [`Observer`](crate::handle::Observer)s, the driver's
+//! [`Transport`](crate::handle::Transport) — holds an `Arc` of this and nothing else.
+//! The core decides **G2** and **G3**; running each of its operations under the one
+//! lock makes them atomic with respect to each other (a send racing a close is
+//! written before the Close or handed back); and because every change the core
+//! reports ([`Effects`]) wakes whoever waits for it after the lock is released, no
+//! wakeup is lost (**G6**).
+//!
+//! One way to run under the lock, [`Shared::run`], and three fast paths beside it
+//! for the hot operations — [`Shared::send`], [`Shared::deliver`] and
+//! [`Shared::take_frames`] — each of which takes the general path whenever its common
+//! case does not apply.
 
+mod membership;
 pub(crate) mod sync;
 pub(crate) mod wait;
+mod waiters;
 
-use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use crate::core::Outbox;
 use crate::core::{
-    CloseCause, CloseCode, CloseFrame, CloseRecord, Config, ConnectionId, Frame, Input, Lifecycle,
-    MachineState, Message, OverflowPolicy, Phase, Rejected, SendError, SendErrorKind, SendRefused,
-    Step, TransportLoss,
+    CloseRecord, Config, Conn, ConnectionId, CrateClose, Effects, Frame, Input, Message, Phase,
+    Rejected, SendError, SendErrorKind, Step, TransportLoss,
 };
-use crate::registry::{Link, Stamps};
-use crate::shared::sync::{AtomicU8, Mutex, MutexGuard, Ordering, lock};
+
+use membership::NEVER;
+pub(crate) use membership::{Delivery, Link, Membership, Stamps};
+use sync::{AtomicU8, Mutex, MutexGuard, Ordering, lock};
+pub(crate) use waiters::{WaitFor, Wakeups};
+use waiters::{Waiters, wants_of};
 
 /// The state behind every handle of one connection.
 ///
@@ -41,171 +51,54 @@ pub(crate) struct Shared {
     id: ConnectionId,
 }
 
-/// What the lock guards.
+/// What the lock guards: the core's connection and who waits on it.
 ///
 /// Laid out in declaration order (`repr(C)`), hottest first. A broadcast's delivery
-/// and the driver taking frames touch only the first 128 bytes of the allocation
-/// (the `Arc`'s counts, the phase and the lock, then the stamps, the clock, the
-/// outbox with its inline oldest message, the driver's waker, the gates and the
-/// lifecycle's state byte: two or three cache lines, by where the allocator puts
-/// it); the outbox's buffer only when a backlog builds. With ten
-/// thousand connections a broadcast touches every one of them, and each extra line
-/// is a cache miss per delivery (`benches/fanout.rs`).
-/// What only the handshake, the inbound side or waiting futures use comes after.
+/// and the driver taking frames touch the `Arc`'s counts, the phase and the lock, the
+/// stamps, the driver's waker, the hold flag, and the core's clock, outbox (with its
+/// inline oldest message), bound, flags and state byte: two or three cache lines, by
+/// where the allocator puts it. With ten thousand connections a broadcast touches
+/// every one of them, and each extra line is a cache miss per delivery
+/// (`benches/fanout.rs`). What only the handshake, the inbound side or waiting
+/// futures use comes after.
 #[repr(C)]
 pub(crate) struct Inner {
     /// The registry's epoch stamps (**G7**), read by every broadcast.
     pub(crate) stamps: Stamps,
-    /// The latest time any timed call carried: the clock for waits with a timeout
-    /// (**G6**), which expire when the time input passes their deadline.
-    clock: Option<Instant>,
-    /// Messages for the peer, written by the driver in order (**G3**); the oldest
-    /// inline, on this hot line.
-    outbox: Outbox,
     /// The driver, waiting for a frame or a change of deadline.
     transmit: Option<Waker>,
-    /// Normalized bound (see `Shared::new`), as `u32`: a bound past `u32::MAX`
-    /// messages is no bound a server can hold in memory anyway.
-    outbox_capacity: u32,
-    /// A slow-consumer close requested by a send, which carries no time: send is
-    /// refused from the request on (**G3**), and the close itself (the frame of
-    /// `overflow_close`) is applied by the next input that carries `now` — normally
-    /// the driver's `poll_transmit`, which the request wakes — so its handshake
-    /// timeout is armed from a real time.
-    deferred_close: bool,
     /// Admitted before the registry opened: held by the startup gate until it does
-    /// (**G8**; see `Inner::is_held`).
-    pub(crate) held: bool,
-    /// How many of `waiters` have a timeout: the clock scan is skipped when none do.
-    /// Sticky at `u16::MAX` (the scan then always runs).
-    timed_waiters: u16,
-    /// Its first field, the machine state, is the last hot byte (offset 120).
-    pub(crate) lifecycle: Lifecycle,
-    /// Everyone else who waits: observers, async senders, receivers, each with what
-    /// it waits for, so a freed slot or an arrival wakes only those who care. Keyed by
-    /// a per-future id so a re-poll replaces its waker instead of adding one (bounded
-    /// by the number of live futures).
-    waiters: Vec<Waiter>,
+    /// (**G8**; see [`Inner::is_held`]).
+    held: bool,
+    /// The sans-IO connection.
+    pub(crate) conn: Conn,
+    /// Everyone else who waits: observers, async senders, receivers.
+    waiters: Waiters,
     /// The registry this connection is listed in, if any (**G7**, **G8**).
-    pub(crate) link: Option<Link>,
-    pending_capacity: u32,
-    inbound_capacity: u32,
-    /// Events emitted before `Ready`, moved to the outbox at the transition (**G2**).
-    pending: VecDeque<Message>,
-    /// Application messages from the peer, held until the application reads them; the
-    /// application can only get a reader from `Connection<Ready>` (**G2**).
-    inbound: VecDeque<Message>,
-    /// `OverflowPolicy::Close`'s frame; `None` for `OverflowPolicy::Reject`, the
-    /// default. Boxed: a connection under the default policy carries 8 bytes for it
-    /// instead of a whole frame.
-    overflow_close: Option<Box<CloseFrame>>,
+    link: Option<Link>,
     /// The driver, waiting for room in the inbound hold.
     inbound_room: Option<Waker>,
-    next_waiter: u64,
-}
-
-/// What a waiting future waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum WaitFor {
-    /// A change of state (observers); woken by every change.
-    State,
-    /// Room in the outbox (async senders); also woken by every change of state.
-    Room,
-    /// An inbound message (receivers); also woken by every change of state.
-    Inbound,
-}
-
-/// A registered waiting future.
-struct Waiter {
-    id: u64,
-    wants: WaitFor,
-    /// When the wait gives up, if it does: woken once the time input reaches it.
-    until: Option<Instant>,
-    waker: Waker,
-}
-
-/// Wakers collected under the lock and woken — or, for wakers that were replaced or
-/// unregistered, dropped — after it is released: dropping a waker can run arbitrary
-/// code (the last reference to a task), which must not run under our lock.
-#[derive(Default)]
-#[must_use = "wake them after the lock is released"]
-pub(crate) struct Wakeups {
-    one: Option<Waker>,
-    many: Vec<Waker>,
-    discard: Vec<Waker>,
-}
-
-impl Wakeups {
-    pub(crate) fn wake(self) {
-        if let Some(w) = self.one {
-            w.wake();
-        }
-        for w in self.many {
-            w.wake();
-        }
-        drop(self.discard);
-    }
-
-    /// Wakes `waker` after the lock is released.
-    pub(crate) fn push(&mut self, waker: Waker) {
-        self.many.push(waker);
-    }
-
-    /// Keeps `waker` alive until the lock is released.
-    pub(crate) fn discard(&mut self, waker: Option<Waker>) {
-        self.discard.extend(waker);
-    }
-}
-
-/// Why the driver could not hand an inbound message over.
-#[derive(Debug)]
-pub(crate) enum InboundRefused {
-    /// The connection is closing or closed; the message is dropped by design (the
-    /// application can no longer be reached).
-    Closed,
-    /// The hold is full while `Ready`: wait for room (`poll_inbound_room`).
-    Full(Message),
 }
 
 impl Shared {
-    pub(crate) fn id(&self) -> ConnectionId {
-        self.id
-    }
-
     pub(crate) fn new(id: ConnectionId, config: Config) -> Shared {
-        // Normalized (documented on `Config`): every bound at least 1 (and at most
-        // `u32::MAX`), and the pre-ready buffer no larger than the outbox it is flushed
-        // into.
-        let bound = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).max(1);
-        let outbox_capacity = bound(config.outbox_capacity);
-        let inner = Inner {
-            stamps: Stamps::UNSTAMPED,
-            clock: None,
-            outbox: Outbox::default(),
-            transmit: None,
-            outbox_capacity,
-            deferred_close: false,
-            held: false,
-            timed_waiters: 0,
-            waiters: Vec::new(),
-            link: None,
-            pending_capacity: bound(config.pending_capacity).min(outbox_capacity),
-            inbound_capacity: bound(config.inbound_capacity),
-            pending: VecDeque::new(),
-            inbound: VecDeque::new(),
-            overflow_close: match &config.overflow {
-                OverflowPolicy::Close(frame) => Some(Box::new(frame.clone())),
-                _ => None,
-            },
-            inbound_room: None,
-            next_waiter: 0,
-            lifecycle: Lifecycle::new(id, config),
-        };
         Shared {
             id,
             phase: AtomicU8::new(Phase::Connecting.code()),
-            inner: Mutex::new(inner),
+            inner: Mutex::new(Inner {
+                stamps: Stamps::UNSTAMPED,
+                transmit: None,
+                held: false,
+                conn: Conn::new(id, config),
+                waiters: Waiters::default(),
+                link: None,
+                inbound_room: None,
+            }),
         }
+    }
+
+    pub(crate) fn id(&self) -> ConnectionId {
+        self.id
     }
 
     /// The phase, without taking the lock.
@@ -213,34 +106,44 @@ impl Shared {
         Phase::from_code(self.phase.load(Ordering::Acquire)).unwrap_or(Phase::Closed)
     }
 
+    /// The lock, for reads (and for the fast paths, which change nothing that
+    /// anyone waits for besides the driver).
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         lock(&self.inner)
     }
 
-    /// Runs `f` under the lock, publishes the phase if it changed, and wakes whoever
-    /// must be woken after the lock is released.
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Inner, &mut Wakeups) -> R) -> R {
-        self.run(f, true)
+    /// The one way to change the state: runs `f` under the lock, acts on what the
+    /// core reports changed — publishing the phase, stamping and unlisting the
+    /// registry membership, collecting the wakers of whoever waits for it — and
+    /// wakes them after the lock is released (**G6**).
+    pub(crate) fn run<R>(&self, f: impl FnOnce(&mut Inner, &mut Wakeups) -> R) -> R {
+        let mut wakeups = Wakeups::default();
+        let result = {
+            let mut inner = self.lock();
+            let result = f(&mut inner, &mut wakeups);
+            let effects = inner.conn.take_effects();
+            if !effects.is_empty() {
+                inner.apply(effects, &mut wakeups);
+                if effects.contains(Effects::STATE) {
+                    self.phase
+                        .store(inner.conn.phase().code(), Ordering::Release);
+                }
+            }
+            result
+        };
+        wakeups.wake();
+        result
     }
 
-    /// [`with`](Self::with) for the hot path — a send, a broadcast's delivery, the
-    /// driver taking frames, when their lean paths (`Shared::send`,
-    /// `Shared::deliver`, `Shared::take_frames`) must fall back, and the driver's
-    /// single-frame `next_frame`/`poll_transmit` — none of which can bring a deadline
-    /// forward without also changing the state: it skips comparing the next deadline
-    /// before and after (two walks over the deadlines, the waiters and the registry
-    /// link per call).
-    pub(crate) fn with_hot<R>(&self, f: impl FnOnce(&mut Inner, &mut Wakeups) -> R) -> R {
-        self.run(f, false)
-    }
-
-    /// `Sender::send` (**G1**, **G3**): the gate and the enqueue under one lock, as in
-    /// `Inner::send`. The common case — open, with room — skips the wrapper of
-    /// `run` (a send never changes the state, so there is nothing to settle) and
-    /// wakes the parked driver, if any, after the lock is released (**G6**); a full
-    /// outbox or a closed gate takes the general path.
+    /// Fast path of `Sender::send` (**G1**, **G3**): the common case — open, with
+    /// room — queues under the lock and wakes the parked driver, if any, after it is
+    /// released (**G6**). A full outbox or a shut gate takes the general path, which
+    /// applies the overflow policy.
     pub(crate) fn send(&self, message: Message) -> Result<(), SendError> {
-        let queued = self.lock().try_enqueue_lean(message);
+        let queued = {
+            let mut inner = self.lock();
+            inner.try_enqueue(message)
+        };
         match queued {
             Ok(waker) => {
                 if let Some(waker) = waker {
@@ -248,15 +151,39 @@ impl Shared {
                 }
                 Ok(())
             }
-            Err(message) => self.with_hot(|inner, wakeups| inner.send(message, wakeups)),
+            Err(message) => self.run(|inner, _| inner.conn.send(message)),
         }
     }
 
-    /// `Transport::next_frames` and `poll_transmit_batch` (with `cx`). The common
-    /// case — `Ready`, nothing deferred, held or timed, the outbox not full — takes
-    /// the messages without the wrapper of `run`: nothing it does can change the
-    /// state, arm a deadline or free room an async sender waits for. Anything else
-    /// takes the general path (`Inner::next_frames`, `Inner::poll_frames`).
+    /// Fast path of one broadcast's visit to this connection, decided in one critical
+    /// section (**G7**): ready before the broadcast, not closing, room in the outbox —
+    /// queue and wake the parked driver after the lock is released. A refusal by the
+    /// send gate or a full outbox is decided again by the general path, which applies
+    /// the overflow policy.
+    pub(crate) fn deliver(&self, epoch: u64, message: &Message) -> Delivery {
+        let queued = {
+            let mut inner = self.lock();
+            if let Some(refusal) = inner.stamps.refusal(epoch) {
+                return refusal;
+            }
+            inner.try_enqueue(message.clone())
+        };
+        match queued {
+            Ok(waker) => {
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                Delivery::Delivered
+            }
+            Err(message) => self.run(|inner, _| inner.deliver(epoch, message)),
+        }
+    }
+
+    /// Fast path of `Transport::next_frames` and `poll_transmit_batch` (with `cx`):
+    /// when `Ready`, nothing deferred, held or timed and the outbox not full, the
+    /// messages are taken with nothing else to do (nothing it does can change the
+    /// state, arm a deadline or free room a sender waits for). Anything else takes
+    /// the general path.
     pub(crate) fn take_frames(
         &self,
         cx: Option<&mut Context<'_>>,
@@ -270,32 +197,29 @@ impl Shared {
         if max == 0 {
             return Poll::Ready(Some(0));
         }
-        let (taken, old_waker) =
+        let (taken, old_waker) = {
+            let mut inner = self.lock();
+            let plain = !inner.held && !inner.waiters.any_timed();
+            match plain
+                .then(|| inner.conn.take_ready(now, out, max))
+                .flatten()
             {
-                let mut inner = self.lock();
-                match inner.take_ready(now, out, max) {
-                    Some(taken) => {
-                        // Emptied what was ready: the driver may wait without polling
-                        // again (G6), as on the general path.
-                        let old = match cx.as_ref() {
-                            Some(cx) if taken < max => inner.replace_transmit(cx.waker()),
-                            _ => None,
-                        };
-                        (taken, old)
-                    }
-                    None => {
-                        drop(inner);
-                        return match cx {
-                            Some(cx) => self.with_hot(|inner, wakeups| {
-                                inner.poll_frames(cx, now, out, max, wakeups)
-                            }),
-                            None => Poll::Ready(Some(self.with_hot(|inner, wakeups| {
-                                inner.next_frames(now, out, max, wakeups)
-                            }))),
-                        };
-                    }
+                Some(taken) => {
+                    // Emptied what was ready: the driver may wait without polling
+                    // again (G6), as on the general path.
+                    let old = match cx.as_ref() {
+                        Some(cx) if taken < max => inner.replace_transmit(cx.waker()),
+                        _ => None,
+                    };
+                    (taken, old)
                 }
-            };
+                None => {
+                    drop(inner);
+                    return self
+                        .run(|inner, wakeups| inner.poll_frames(cx, now, out, max, wakeups));
+                }
+            }
+        };
         // A replaced waker is dropped after the lock is released.
         drop(old_waker);
         match taken {
@@ -304,14 +228,44 @@ impl Shared {
         }
     }
 
+    /// Feeds an input at `now` (the lifecycle's clock rules apply; **G8**: a held
+    /// connection is not made ready while the registry is starting).
+    pub(crate) fn handle(&self, input: Input, now: Instant) -> Result<Step, Rejected> {
+        self.run(|inner, wakeups| {
+            inner.tick(now, wakeups);
+            if matches!(input, Input::ServicesReady) {
+                inner.enforce_hold(now, true);
+            }
+            inner.conn.handle(input, now)
+        })
+    }
+
+    /// Fires what is due at `now` — the lifecycle's deadlines and the startup gate's
+    /// hold deadline (**G5**, **G8**) — and reports the step, if any.
+    pub(crate) fn handle_timeout(&self, now: Instant) -> Option<Step> {
+        self.run(|inner, wakeups| {
+            let from = inner.conn.state();
+            let hold_fires = !inner.conn.close_deferred()
+                && inner.hold_deadline().is_some_and(|until| until <= now);
+            inner.tick(now, wakeups);
+            let fired = inner.conn.handle_timeout(now);
+            let to = inner.conn.state();
+            match fired {
+                Some(step) if hold_fires => Some(Step { from, ..step }),
+                None if hold_fires => Some(Step { from, to }),
+                fired => fired,
+            }
+        })
+    }
+
     /// `Transport::poll_busy` (**G5**, **G6**): the time input, then `cx`'s waker as
     /// the driver's, without taking anything; `Ready` once the connection is
-    /// `Closed`. Registered after the time input, so a state change that input makes
-    /// wakes it at once (`run` settles after `f`).
+    /// `Closed`. Registered after the time input, so a change of state it makes
+    /// wakes it at once.
     pub(crate) fn poll_busy(&self, cx: &mut Context<'_>, now: Instant) -> Poll<()> {
-        self.with(|inner, wakeups| {
-            inner.at(now, wakeups);
-            if inner.lifecycle.phase() == Phase::Closed {
+        self.run(|inner, wakeups| {
+            inner.tick(now, wakeups);
+            if inner.conn.phase() == Phase::Closed {
                 return Poll::Ready(());
             }
             inner.park_transmit(cx, wakeups);
@@ -319,70 +273,17 @@ impl Shared {
         })
     }
 
-    fn run<R>(&self, f: impl FnOnce(&mut Inner, &mut Wakeups) -> R, deadline_may_move: bool) -> R {
-        let mut wakeups = Wakeups::default();
-        let result = {
-            let mut inner = self.lock();
-            let before = inner.lifecycle.state();
-            let deadline = deadline_may_move.then(|| inner.next_deadline());
-            let result = f(&mut inner, &mut wakeups);
-            if inner.lifecycle.state() != before {
-                inner.settle(&mut wakeups);
-                self.phase
-                    .store(inner.lifecycle.phase().code(), Ordering::Release);
-            } else if deadline.is_some_and(|deadline| inner.next_deadline() != deadline) {
-                // A re-authentication moved the credential's expiry, or a wait with an
-                // earlier timeout began: the driver must re-read `poll_timeout` (**G5**,
-                // **G6**).
-                inner.wake_transmit(&mut wakeups);
-            }
-            result
-        };
-        wakeups.wake();
-        result
-    }
-
-    /// Feeds an input (the lifecycle's clock rules apply).
-    pub(crate) fn handle(&self, input: Input, now: Instant) -> Result<Step, Rejected> {
-        self.with(|inner, wakeups| {
-            let inner = inner.at(now, wakeups);
-            if matches!(input, Input::ServicesReady) {
-                // The startup gate: a held connection is not routed to handlers that
-                // are not there yet (**G8**).
-                inner.enforce_hold(now, true);
-            }
-            inner.lifecycle.handle(input, now)
-        })
-    }
-
     /// Ends a connection nobody will drive any more (its registration was dropped):
     /// straight to `Closed`, which unlists it (**G7**). Uses the latest time the
     /// connection has seen, so no deadline fires early.
     pub(crate) fn abandon(&self) {
-        self.with(|inner, wakeups| {
+        self.run(|inner, wakeups| {
             let now = inner.clock_or_now();
+            inner.tick(now, wakeups);
             let _ = inner
-                .at(now, wakeups)
-                .lifecycle
+                .conn
                 .handle(Input::TransportLost(TransportLoss::Dropped), now);
         });
-    }
-
-    /// See `Lifecycle::handle_timeout`; the startup gate's hold deadline (**G8**)
-    /// counts as one of the connection's deadlines.
-    pub(crate) fn handle_timeout(&self, now: Instant) -> Option<Step> {
-        self.with(|inner, wakeups| {
-            let from = inner.lifecycle.state();
-            let hold_fires =
-                !inner.deferred_close && inner.hold_deadline().is_some_and(|until| until <= now);
-            let fired = inner.at(now, wakeups).lifecycle.handle_timeout(now);
-            let to = inner.lifecycle.state();
-            match fired {
-                Some(step) if hold_fires => Some(Step { from, ..step }),
-                None if hold_fires => Some(Step { from, to }),
-                fired => fired,
-            }
-        })
     }
 }
 
@@ -395,13 +296,13 @@ impl Drop for Shared {
             Ok(inner) => inner,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let (queued, pending) = (inner.outbox.len(), inner.pending.len());
+        let (queued, pending) = inner.conn.queued();
         if queued + pending > 0 {
-            let _span = inner.lifecycle.span().enter();
+            let _span = inner.conn.lifecycle().span().enter();
             tracing::warn!(
                 queued,
                 pending,
-                state = %inner.lifecycle.state(),
+                state = %inner.conn.state(),
                 "connection dropped with messages never written nor taken back (take_unsent)"
             );
         }
@@ -409,227 +310,179 @@ impl Drop for Shared {
 }
 
 impl Inner {
-    /// After a change of state: move the pre-ready buffer on `Ready` (**G2**), and wake
-    /// every waiter — the phase, the deadline or what may be written changed (**G6**).
-    fn settle(&mut self, wakeups: &mut Wakeups) {
-        if self.lifecycle.phase() == Phase::Ready {
-            // Nothing can be in the outbox before Ready, so the buffered events go
-            // first, in emission order, and exactly once (they leave `pending`).
-            self.outbox.extend(self.pending.drain(..));
+    /// Acts on what the core reports changed: on a change of state wake everyone and
+    /// settle the registry membership; otherwise wake only whoever waits for what
+    /// changed.
+    fn apply(&mut self, effects: Effects, wakeups: &mut Wakeups) {
+        if effects.contains(Effects::STATE) {
+            self.wake_transmit(wakeups);
+            if let Some(waker) = self.inbound_room.take() {
+                wakeups.push(waker);
+            }
+            self.waiters.wake_all(wakeups);
+            self.settle_membership(wakeups);
+            return;
         }
-        self.wake_transmit(wakeups);
-        wakeups.many.extend(self.inbound_room.take());
-        wakeups.many.extend(self.waiters.drain(..).map(|w| w.waker));
-        self.timed_waiters = 0;
-        let id = self.lifecycle.id();
-        self.registry_settle(id, wakeups);
+        if effects.contains(Effects::TRANSMIT) || effects.contains(Effects::DEADLINE) {
+            self.wake_transmit(wakeups);
+        }
+        if effects.contains(Effects::INBOUND_ROOM) {
+            if let Some(waker) = self.inbound_room.take() {
+                wakeups.push(waker);
+            }
+        }
+        for wants in wants_of(effects) {
+            self.waiters.wake(wants, wakeups);
+        }
     }
 
-    /// Applies a deferred slow-consumer close with the first real time that comes
-    /// in; every operation that carries `now` calls this first.
-    pub(crate) fn at(&mut self, now: Instant, wakeups: &mut Wakeups) -> &mut Self {
-        // Set only under `OverflowPolicy::Close`, whose frame it applies.
-        debug_assert!(!self.deferred_close || self.overflow_close.is_some());
-        if std::mem::take(&mut self.deferred_close) {
-            if let Some(frame) = &self.overflow_close {
-                let frame = CloseFrame::clone(frame);
-                self.lifecycle
-                    .close_as(frame, CloseCause::SlowConsumer, now);
-            }
-        }
-        let clock = self.clock.map_or(now, |c| c.max(now));
-        self.clock = Some(clock);
+    /// The time input: the core's, then the startup gate's hold deadline (**G8**),
+    /// then the waits whose timeout passed (**G6**).
+    pub(crate) fn tick(&mut self, now: Instant, wakeups: &mut Wakeups) -> &mut Self {
+        self.conn.tick(now);
         self.enforce_hold(now, false);
-        // Waits whose timeout has passed re-check (and give up).
-        let mut i = 0;
-        while self.timed_waiters > 0 && i < self.waiters.len() {
-            if self.waiters[i].until.is_some_and(|until| until <= clock) {
-                wakeups.many.push(self.take_waiter(i).waker);
-            } else {
-                i += 1;
-            }
+        if let Some(clock) = self.conn.clock() {
+            self.waiters.expire(clock, wakeups);
         }
         self
     }
 
-    /// Removes waiter `i`, keeping the count of timed ones.
-    fn take_waiter(&mut self, i: usize) -> Waiter {
-        let waiter = self.waiters.swap_remove(i);
-        // Sticky at `u16::MAX`: past that many timed waits the count is no longer
-        // exact, and the clock scan simply always runs.
-        if waiter.until.is_some() && self.timed_waiters != u16::MAX {
-            self.timed_waiters -= 1;
-        }
-        waiter
-    }
-
     /// The latest time input, or the system clock if there was none yet.
     pub(crate) fn clock_or_now(&self) -> Instant {
-        self.clock.unwrap_or_else(Instant::now)
+        self.conn.clock().unwrap_or_else(Instant::now)
     }
 
-    /// True once the time input has reached `until`.
-    pub(crate) fn passed(&self, until: Instant) -> bool {
-        self.clock.is_some_and(|clock| clock >= until)
-    }
-
-    /// The next time the driver must feed: the lifecycle's next deadline or the
-    /// earliest timeout of a pending wait.
+    /// The next time the driver must feed: the lifecycle's next deadline, the
+    /// startup gate's hold deadline, or the earliest timeout of a pending wait.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let timed: &[Waiter] = if self.timed_waiters > 0 {
-            &self.waiters
-        } else {
-            &[]
-        };
-        let waits = timed
-            .iter()
-            .filter_map(|w| w.until)
-            .chain(self.hold_deadline())
-            .min();
-        match (self.lifecycle.poll_timeout(), waits) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        [
+            self.conn.poll_timeout(),
+            self.waiters.next_timeout(),
+            self.hold_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The send gate and the enqueue of the fast paths: on success, the parked
+    /// driver's waker, to be woken once the lock is released (**G6**).
+    fn try_enqueue(&mut self, message: Message) -> Result<Option<Waker>, Message> {
+        self.conn.try_enqueue(message)?;
+        Ok(self.transmit.take())
+    }
+
+    /// The general path of a broadcast's delivery (**G7**): the epoch rule, then the
+    /// core's send with its overflow policy.
+    fn deliver(&mut self, epoch: u64, message: Message) -> Delivery {
+        if let Some(refusal) = self.stamps.refusal(epoch) {
+            return refusal;
+        }
+        let (open, room) = (self.conn.check_send().is_ok(), self.conn.has_room());
+        match self.conn.send(message) {
+            Ok(()) => Delivery::Delivered,
+            Err(e) if e.kind == SendErrorKind::Full || (open && !room) => Delivery::Full,
+            Err(_) => Delivery::Closing,
         }
     }
 
-    /// The send gate (**G1**, **G3**): the lifecycle's, shut early by a requested
-    /// slow-consumer close.
-    pub(crate) fn check_send(&self) -> Result<(), SendRefused> {
-        if self.deferred_close {
-            return Err(SendRefused::Closed);
+    /// The general path of the driver's taking frames: the time input, up to `max`
+    /// frames, and — with `cx` — the driver's waker whenever the batch emptied what
+    /// was ready, so that it may write and wait without polling again (**G6**).
+    /// `Ready(None)`: closed, nothing will ever be written.
+    fn poll_frames(
+        &mut self,
+        cx: Option<&mut Context<'_>>,
+        now: Instant,
+        out: &mut Vec<Frame>,
+        max: usize,
+        wakeups: &mut Wakeups,
+    ) -> Poll<Option<usize>> {
+        self.tick(now, wakeups);
+        let taken = self.conn.next_frames(now, out, max);
+        let Some(cx) = cx else {
+            return Poll::Ready(Some(taken));
+        };
+        let closed = self.conn.phase() == Phase::Closed;
+        if taken < max && !closed {
+            self.park_transmit(cx, wakeups);
         }
-        self.lifecycle.check_send()
+        match taken {
+            0 if closed => Poll::Ready(None),
+            0 => Poll::Pending,
+            n => Poll::Ready(Some(n)),
+        }
+    }
+
+    /// The next frame for the driver, registering `cx`'s waker when there is none.
+    pub(crate) fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: Instant,
+        wakeups: &mut Wakeups,
+    ) -> Poll<Option<Frame>> {
+        self.tick(now, wakeups);
+        match self.conn.next_frame(now) {
+            Some(frame) => Poll::Ready(Some(frame)),
+            None if self.conn.phase() == Phase::Closed => Poll::Ready(None),
+            None => {
+                self.park_transmit(cx, wakeups);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// The next frame for the driver, without a waker.
+    pub(crate) fn next_frame(&mut self, now: Instant, wakeups: &mut Wakeups) -> Option<Frame> {
+        self.tick(now, wakeups);
+        self.conn.next_frame(now)
+    }
+
+    /// Registers the driver's waker until the inbound hold has room.
+    pub(crate) fn poll_inbound_room(
+        &mut self,
+        cx: &mut Context<'_>,
+        wakeups: &mut Wakeups,
+    ) -> Poll<()> {
+        if self.conn.inbound_has_room() {
+            return Poll::Ready(());
+        }
+        let old = self.inbound_room.replace(cx.waker().clone());
+        wakeups.discard(old);
+        Poll::Pending
+    }
+
+    /// Registers (or refreshes) the waker of the waiting future `id` (0: a new one);
+    /// a wait with a timeout also wakes the driver, whose next deadline it may bring
+    /// forward (**G6**).
+    pub(crate) fn register(
+        &mut self,
+        id: &mut u32,
+        wants: WaitFor,
+        until: Option<Instant>,
+        waker: &Waker,
+        wakeups: &mut Wakeups,
+    ) {
+        if self.waiters.register(id, wants, until, waker, wakeups) {
+            self.wake_transmit(wakeups);
+        }
+    }
+
+    /// Forgets the waiting future `id`; its waker is handed back, to be dropped after
+    /// the lock is released.
+    pub(crate) fn unregister(&mut self, id: u32) -> Option<Waker> {
+        self.waiters.unregister(id)
+    }
+
+    /// How the connection is closing or closed.
+    pub(crate) fn close_record(&self) -> Option<CloseRecord> {
+        self.conn.close_record().cloned()
     }
 
     fn wake_transmit(&mut self, wakeups: &mut Wakeups) {
         if wakeups.one.is_none() {
             wakeups.one = self.transmit.take();
         }
-    }
-
-    /// Wakes the waiters that wait for `wants`: they re-check their condition and
-    /// wait again if it still fails.
-    pub(crate) fn wake_waiters(&mut self, wants: WaitFor, wakeups: &mut Wakeups) {
-        let mut i = 0;
-        while i < self.waiters.len() {
-            if self.waiters[i].wants == wants {
-                wakeups.many.push(self.take_waiter(i).waker);
-            } else {
-                i += 1;
-            }
-        }
-    }
-
-    /// Registers (or refreshes) the waker of the future `id` (0: a new future).
-    pub(crate) fn register(
-        &mut self,
-        id: &mut u64,
-        wants: WaitFor,
-        until: Option<Instant>,
-        waker: &Waker,
-        wakeups: &mut Wakeups,
-    ) {
-        if *id != 0 {
-            if let Some(w) = self.waiters.iter_mut().find(|w| w.id == *id) {
-                if !w.waker.will_wake(waker) {
-                    let old = std::mem::replace(&mut w.waker, waker.clone());
-                    wakeups.discard(Some(old));
-                }
-                return;
-            }
-        } else {
-            self.next_waiter += 1;
-            *id = self.next_waiter;
-        }
-        if until.is_some() {
-            self.timed_waiters = self.timed_waiters.saturating_add(1);
-        }
-        self.waiters.push(Waiter {
-            id: *id,
-            wants,
-            until,
-            waker: waker.clone(),
-        });
-    }
-
-    /// Forgets the future `id`; its waker is handed back, to be dropped after the
-    /// lock is released.
-    pub(crate) fn unregister(&mut self, id: u64) -> Option<Waker> {
-        let at = self.waiters.iter().position(|w| w.id == id)?;
-        Some(self.take_waiter(at).waker)
-    }
-
-    /// The send gate and the enqueue, atomically (**G1**, **G3**).
-    pub(crate) fn send(
-        &mut self,
-        message: Message,
-        wakeups: &mut Wakeups,
-    ) -> Result<(), SendError> {
-        let message = match self.try_enqueue(message) {
-            Ok(()) => {
-                self.wake_transmit(wakeups);
-                return Ok(());
-            }
-            Err(message) => message,
-        };
-        if self.check_send().is_err() {
-            return Err(SendError::new(SendErrorKind::Closed, message));
-        }
-        // The gate is open, so the outbox is full.
-        if self.overflow_close.is_some() {
-            // The slow-consumer close. A send carries no time, so the close is
-            // applied by the driver's next call with `now`, which this wakes.
-            self.deferred_close = true;
-            self.wake_transmit(wakeups);
-            // Async senders waiting for room learn that the gate is shut.
-            self.wake_waiters(WaitFor::Room, wakeups);
-            return Err(SendError::new(SendErrorKind::Closed, message));
-        }
-        Err(SendError::new(SendErrorKind::Full, message))
-    }
-
-    /// The send gate and the enqueue (**G1**, **G3**), the one place a message joins
-    /// the outbox from a sender or a broadcast: queued if the gate is open and there
-    /// is room, else handed back for the caller to decide (`Inner::send`: a refusal
-    /// or the overflow policy). The caller wakes the driver.
-    pub(crate) fn try_enqueue(&mut self, message: Message) -> Result<(), Message> {
-        if self.check_send().is_err() || !self.room() {
-            return Err(message);
-        }
-        self.outbox.push_back(message);
-        Ok(())
-    }
-
-    /// [`try_enqueue`](Self::try_enqueue) for the lean paths, which run outside
-    /// `Shared::run`: on success it hands back the parked driver's waker, to be
-    /// woken once the lock is released (**G6**).
-    pub(crate) fn try_enqueue_lean(&mut self, message: Message) -> Result<Option<Waker>, Message> {
-        self.try_enqueue(message)?;
-        Ok(self.transmit.take())
-    }
-
-    /// The messages a `Ready` connection can hand the driver without anything else
-    /// happening (see `Shared::take_frames`): up to `max` appended to `out`, or `None`
-    /// when the general path must run.
-    fn take_ready(&mut self, now: Instant, out: &mut Vec<Frame>, max: usize) -> Option<usize> {
-        let plain = self.lifecycle.state() == MachineState::Ready
-            && !self.deferred_close
-            && !self.held
-            && self.timed_waiters == 0
-            && self.room();
-        if !plain {
-            return None;
-        }
-        self.clock = Some(self.clock.map_or(now, |c| c.max(now)));
-        let mut taken = 0;
-        while taken < max {
-            let Some(message) = self.outbox.pop_front() else {
-                break;
-            };
-            out.push(Frame::Message(message));
-            taken += 1;
-        }
-        Some(taken)
     }
 
     /// Makes `waker` the driver's; hands back the one it replaces, to be dropped after
@@ -641,221 +494,97 @@ impl Inner {
         self.transmit.replace(waker.clone())
     }
 
-    /// `send` for async senders: `Full` means "wait for room".
-    pub(crate) fn room(&self) -> bool {
-        self.outbox.len() < self.outbox_capacity as usize
-    }
-
-    /// An event from a component that may run before `Ready` (**G2**).
-    pub(crate) fn emit(
-        &mut self,
-        message: Message,
-        wakeups: &mut Wakeups,
-    ) -> Result<(), SendError> {
-        match self.lifecycle.phase() {
-            Phase::Ready => self.send(message, wakeups),
-            _ if self.deferred_close => Err(SendError::new(SendErrorKind::Closed, message)),
-            Phase::Closing | Phase::Closed => Err(SendError::new(SendErrorKind::Closed, message)),
-            _ if self.pending.len() >= self.pending_capacity as usize => {
-                Err(SendError::new(SendErrorKind::Full, message))
-            }
-            _ => {
-                self.pending.push_back(message);
-                Ok(())
-            }
-        }
-    }
-
-    /// The next frame for the driver (see `Connection::poll_transmit`).
-    pub(crate) fn next_frame(&mut self, now: Instant, wakeups: &mut Wakeups) -> Option<Frame> {
-        self.at(now, wakeups);
-        if self.lifecycle.may_write_messages() {
-            if let Some(message) = self.outbox.pop_front() {
-                if self.outbox.len() + 1 == self.outbox_capacity as usize {
-                    // Full → not full: room for an async sender.
-                    self.wake_waiters(WaitFor::Room, wakeups);
-                }
-                return Some(Frame::Message(message));
-            }
-        }
-        self.lifecycle.poll_transmit(now)
-    }
-
-    /// Like `next_frame`, registering the driver's waker when there is nothing yet.
-    /// `Ready(None)`: the connection is closed and nothing will ever be written.
-    pub(crate) fn poll_frame(
-        &mut self,
-        cx: &mut Context<'_>,
-        now: Instant,
-        wakeups: &mut Wakeups,
-    ) -> Poll<Option<Frame>> {
-        match self.next_frame(now, wakeups) {
-            Some(frame) => Poll::Ready(Some(frame)),
-            None if self.lifecycle.phase() == Phase::Closed => Poll::Ready(None),
-            None => {
-                self.park_transmit(cx, wakeups);
-                Poll::Pending
-            }
-        }
-    }
-
-    /// Up to `max` frames for the driver in one critical section, appended to `out`
-    /// in order; it stops after our Close, which is always the last frame (**G3**).
-    /// Returns how many it appended.
-    pub(crate) fn next_frames(
-        &mut self,
-        now: Instant,
-        out: &mut Vec<Frame>,
-        max: usize,
-        wakeups: &mut Wakeups,
-    ) -> usize {
-        let mut taken = 0;
-        while taken < max {
-            let Some(frame) = self.next_frame(now, wakeups) else {
-                break;
-            };
-            taken += 1;
-            let close = matches!(frame, Frame::Close(_));
-            out.push(frame);
-            if close {
-                break;
-            }
-        }
-        taken
-    }
-
-    /// `next_frames`, registering the driver's waker whenever the batch emptied what
-    /// was ready (fewer than `max` frames, or none): the driver may write the batch
-    /// and wait without polling again, and is woken by the next frame, state or
-    /// deadline change (**G6**) — at once, by `settle`, when the batch itself changed
-    /// the state. `Ready(None)`: closed, nothing will ever be written.
-    pub(crate) fn poll_frames(
-        &mut self,
-        cx: &mut Context<'_>,
-        now: Instant,
-        out: &mut Vec<Frame>,
-        max: usize,
-        wakeups: &mut Wakeups,
-    ) -> Poll<Option<usize>> {
-        // A batch of none could never register the waker: it counts as one.
-        let max = max.max(1);
-        let taken = self.next_frames(now, out, max, wakeups);
-        let closed = self.lifecycle.phase() == Phase::Closed;
-        if taken < max && !closed {
-            self.park_transmit(cx, wakeups);
-        }
-        match taken {
-            0 if closed => Poll::Ready(None),
-            0 => Poll::Pending,
-            n => Poll::Ready(Some(n)),
-        }
-    }
-
     /// Keeps `cx`'s waker as the driver's, to be woken by the next frame or change.
     fn park_transmit(&mut self, cx: &mut Context<'_>, wakeups: &mut Wakeups) {
         let old = self.replace_transmit(cx.waker());
         wakeups.discard(old);
     }
 
-    /// Messages the driver took but could not write, back at the front of the outbox,
-    /// in their order and ahead of anything queued since (**G3**); a Close among them
-    /// is dropped. Returns how many messages went back.
-    pub(crate) fn requeue(&mut self, frames: impl IntoIterator<Item = Frame>) -> usize {
-        let messages: Vec<Message> = frames
-            .into_iter()
-            .filter_map(|frame| match frame {
-                Frame::Message(message) => Some(message),
-                Frame::Close(_) => None,
-            })
-            .collect();
-        let n = messages.len();
-        for message in messages.into_iter().rev() {
-            self.outbox.push_front(message);
+    // --- the registry membership (G7, G8) -------------------------------------------
+
+    /// Lists the connection in `link`'s registry (**G7**): a connection registered
+    /// while closing is stamped as closing at once; `held` is the startup gate's
+    /// (**G8**), whose hold deadline the driver must now feed.
+    pub(crate) fn attach(&mut self, link: Link, held: bool, wakeups: &mut Wakeups) {
+        self.stamps = Stamps::UNSTAMPED;
+        if self.conn.phase().is_closing_or_closed() {
+            self.stamps.closing_at = link.member.epoch();
         }
-        n
+        self.held = held;
+        self.link = Some(link);
+        self.wake_transmit(wakeups);
     }
 
-    /// Messages that will never be written or flushed, handed back (**G2**, **G3**).
-    pub(crate) fn take_unsent(&mut self) -> Vec<Message> {
-        let mut unsent = Vec::new();
-        if self.lifecycle.phase().is_closing_or_closed() {
-            unsent.extend(self.pending.drain(..));
-            if !self.lifecycle.may_write_messages() {
-                unsent.extend(self.outbox.drain());
+    /// True while listed in a registry.
+    pub(crate) fn is_listed(&self) -> bool {
+        self.link.is_some()
+    }
+
+    /// Held by the startup gate right now: admitted before the registry opened, and
+    /// it has not opened since — a drain that begins before `open` does not release
+    /// anyone (**G8**). The hot flag first: most connections were never held.
+    pub(crate) fn is_held(&self) -> bool {
+        self.held && self.link.as_ref().is_some_and(|link| !link.member.opened())
+    }
+
+    /// The registry opened: release the hold, wake whoever waits for admission, and
+    /// the driver, whose hold deadline is gone.
+    pub(crate) fn release_hold(&mut self, wakeups: &mut Wakeups) {
+        self.held = false;
+        self.waiters.wake(WaitFor::State, wakeups);
+        self.wake_transmit(wakeups);
+    }
+
+    /// The startup gate's deadline, while it can still close the connection: held,
+    /// the registry starting, and the connection not closing already (a closing
+    /// connection's driver must sleep until its close deadline, not spin on a hold
+    /// deadline that can no longer fire).
+    fn hold_deadline(&self) -> Option<Instant> {
+        if !self.is_held() || self.conn.phase().is_closing_or_closed() {
+            return None;
+        }
+        self.link.as_ref()?.hold_until()
+    }
+
+    /// Closes a held connection whose hold deadline has passed, or — `ready` — that
+    /// the application tries to make ready while the registry is starting: it must
+    /// not be routed to handlers that are not there yet (**G8**). 1013.
+    fn enforce_hold(&mut self, now: Instant, ready: bool) {
+        let Some(until) = self.hold_deadline() else {
+            return;
+        };
+        // The hold's close happens at the hold deadline itself, so a late driver sees
+        // the deadlines in the order they passed: one due earlier (readiness, say)
+        // still wins, one due later fires after the hold's close (G5, G8).
+        if until <= now {
+            self.conn.raise(CrateClose::HoldExpired, until);
+        } else if ready {
+            self.conn.raise(CrateClose::ReadyBeforeOpen, now);
+        }
+    }
+
+    /// After a change of state of a registered connection: stamp the epochs, and on
+    /// `Closed` leave the listing (**G7**).
+    fn settle_membership(&mut self, wakeups: &mut Wakeups) {
+        let phase = self.conn.phase();
+        let Some(link) = self.link.as_ref() else {
+            return;
+        };
+        if phase == Phase::Ready && self.stamps.ready_at == NEVER {
+            self.stamps.ready_at = link.member.epoch();
+        }
+        if phase.is_closing_or_closed() && self.stamps.closing_at == NEVER {
+            self.stamps.closing_at = link.member.epoch();
+            if std::mem::take(&mut self.held) {
+                // A closing connection no longer takes a place in the hold.
+                link.member.unhold(self.conn.id());
             }
         }
-        unsent
-    }
-
-    /// A message from the peer (**G2** inbound hold).
-    pub(crate) fn push_inbound(
-        &mut self,
-        message: Message,
-        now: Instant,
-        wakeups: &mut Wakeups,
-    ) -> Result<(), InboundRefused> {
-        self.at(now, wakeups);
-        let phase = self.lifecycle.phase();
-        if phase.is_closing_or_closed() {
-            return Err(InboundRefused::Closed);
-        }
-        if self.inbound.len() >= self.inbound_capacity as usize {
-            if phase == Phase::Ready {
-                return Err(InboundRefused::Full(message));
+        if phase == Phase::Closed {
+            let cause = self.conn.close_record().map(|r| r.cause);
+            if let Some(link) = self.link.take() {
+                link.member.remove(self.conn.id(), cause, wakeups);
             }
-            // Before Ready nobody reads: a peer that floods the hold is closed.
-            let frame = CloseFrame::internal(
-                CloseCode::POLICY_VIOLATION,
-                "too many messages before ready",
-            );
-            self.lifecycle
-                .close_as(frame, CloseCause::InboundOverflow, now);
-            return Err(InboundRefused::Closed);
         }
-        self.inbound.push_back(message);
-        if phase == Phase::Ready && self.inbound.len() == 1 {
-            // Empty → not empty: a receiver has something to read.
-            self.wake_waiters(WaitFor::Inbound, wakeups);
-        }
-        Ok(())
-    }
-
-    /// Registers the driver's waker until the inbound hold has room.
-    pub(crate) fn poll_inbound_room(
-        &mut self,
-        cx: &mut Context<'_>,
-        wakeups: &mut Wakeups,
-    ) -> Poll<()> {
-        if self.inbound.len() < self.inbound_capacity as usize
-            || self.lifecycle.phase().is_closing_or_closed()
-        {
-            Poll::Ready(())
-        } else {
-            let old = self.inbound_room.replace(cx.waker().clone());
-            wakeups.discard(old);
-            Poll::Pending
-        }
-    }
-
-    /// The next held message for the application (only reachable from `Ready`).
-    pub(crate) fn pop_inbound(&mut self, wakeups: &mut Wakeups) -> Option<Message> {
-        let message = self.inbound.pop_front()?;
-        wakeups.many.extend(self.inbound_room.take());
-        Some(message)
-    }
-
-    /// Number of queued messages (outbox) and buffered events (pending).
-    pub(crate) fn queued(&self) -> (usize, usize) {
-        (self.outbox.len(), self.pending.len())
-    }
-
-    pub(crate) fn close_record(&self) -> Option<CloseRecord> {
-        self.lifecycle.close_record().cloned()
-    }
-}
-
-impl SendError {
-    pub(crate) fn new(kind: SendErrorKind, message: Message) -> SendError {
-        SendError { kind, message }
     }
 }

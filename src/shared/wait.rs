@@ -20,7 +20,7 @@ pub(crate) struct Wait<S, T> {
     wants: WaitFor,
     until: Option<Instant>,
     /// The waiter's id in the shared state (0: not registered).
-    id: u64,
+    id: u32,
     state: S,
     step: StepFn<S, T>,
 }
@@ -60,7 +60,7 @@ impl<S: Unpin, T> Future for Wait<S, T> {
             this.wants,
             this.until,
         );
-        shared.with(|inner, wakeups| match step(inner, state, wakeups) {
+        shared.run(|inner, wakeups| match step(inner, state, wakeups) {
             Some(output) => {
                 if *id != 0 {
                     wakeups.discard(inner.unregister(*id));

@@ -1,0 +1,113 @@
+//! The seam between a connection and the registry that lists it: what a connection
+//! must know of its registry so that the registry's guarantees hold under the
+//! *connection's* lock, without the shared state knowing the registry's types.
+//!
+//! - **G7, broadcast**: the registry numbers broadcasts with an epoch counter (the
+//!   increment is a broadcast's linearization point). Under its own lock a connection
+//!   stamps the epoch when it becomes `Ready` and when it starts closing; a broadcast
+//!   numbered `b` queues its message only where `ready_at < b` (ready before the
+//!   broadcast) and the send gate is still open — so never to a connection that was
+//!   authenticating, and never after a Close (**G3**).
+//! - **G7, listing**: in the critical section of its transition to `Closed`, a
+//!   connection leaves the listing and every index ([`Membership::remove`]).
+//! - **G8, startup gate**: a held connection cannot become `Ready` while the registry
+//!   is starting; its hold deadline is one of its deadlines, fed by its driver.
+
+use std::sync::Arc as StdArc;
+use std::time::Instant;
+
+use crate::core::{CloseCause, ConnectionId};
+
+use super::Wakeups;
+
+/// What a registry offers the connections it lists; implemented by the registry.
+/// Called under the connection's lock (the registry's lock may be taken inside,
+/// never the other way round).
+pub(crate) trait Membership: Send + Sync {
+    /// Broadcasts so far (**G7**).
+    fn epoch(&self) -> u64;
+    /// True once the registry has opened: the startup gate's release (**G8**).
+    fn opened(&self) -> bool;
+    /// The connection `id`, closing, no longer takes a place in the startup hold.
+    fn unhold(&self, id: ConnectionId);
+    /// The connection `id` reached `Closed`: unlist it (**G7**); wake whoever waits
+    /// for the listing to empty, after the connection's lock is released.
+    fn remove(&self, id: ConnectionId, cause: Option<CloseCause>, wakeups: &mut Wakeups);
+}
+
+/// A registered connection's link to its registry. What every broadcast and every
+/// frame the driver takes read — the epoch stamps and the hold flag — is in
+/// [`Stamps`] and `Inner::held`, on the shared state's hot cache lines; this part is
+/// read only at transitions and by the startup gate.
+pub(crate) struct Link {
+    pub(crate) member: StdArc<dyn Membership>,
+    /// When the hold gives up (`None`: never — a timeout too large to represent; the
+    /// readiness deadline still bounds the connection, **G5** — or not held). Boxed:
+    /// only connections that arrive before the registry opens have one.
+    hold_until: Option<Box<Instant>>,
+}
+
+impl Link {
+    pub(crate) fn new(member: StdArc<dyn Membership>, hold_until: Option<Instant>) -> Link {
+        Link {
+            member,
+            hold_until: hold_until.map(Box::new),
+        }
+    }
+
+    /// When the startup hold gives up, if it does.
+    pub(crate) fn hold_until(&self) -> Option<Instant> {
+        self.hold_until.as_deref().copied()
+    }
+}
+
+/// The epochs a registered connection stamps under its own lock (**G7**).
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub(crate) struct Stamps {
+    /// The epoch when the connection became `Ready` ([`NEVER`] until it does).
+    pub(crate) ready_at: u64,
+    /// The epoch when it started closing ([`NEVER`] until it does).
+    pub(crate) closing_at: u64,
+}
+
+/// "Not yet" for an epoch stamp: no broadcast is ever numbered this high (a `u64`
+/// counter incremented once per broadcast), and a stamp of `NEVER` is later than every
+/// broadcast. Plain `u64`s instead of `Option<u64>` keep the stamps — which every
+/// broadcast reads — 16 bytes smaller.
+pub(crate) const NEVER: u64 = u64::MAX;
+
+impl Stamps {
+    /// Not registered, or not yet stamped.
+    pub(crate) const UNSTAMPED: Stamps = Stamps {
+        ready_at: NEVER,
+        closing_at: NEVER,
+    };
+
+    /// The epoch rule (**G7**): broadcast `epoch` is for this connection only if it
+    /// became `Ready` before the broadcast and had not started closing; `Some` with
+    /// the refusal otherwise. An unlisted connection was stamped closing before it
+    /// left the listing; one never listed is never visited.
+    pub(crate) fn refusal(&self, epoch: u64) -> Option<Delivery> {
+        if self.closing_at < epoch {
+            return Some(Delivery::Closing);
+        }
+        if self.ready_at >= epoch {
+            return Some(Delivery::NotReady);
+        }
+        None
+    }
+}
+
+/// The outcome of one broadcast for one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// Queued.
+    Delivered,
+    /// Not `Ready` before the broadcast (**G7**).
+    NotReady,
+    /// Closing, or its send gate shut (**G3**).
+    Closing,
+    /// Its outbox is full (the overflow policy applied).
+    Full,
+}
