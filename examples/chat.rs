@@ -30,9 +30,12 @@ use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use ws_lifecycle::core::OverflowPolicy;
+use ws_lifecycle::driver::{AuthRequest, UpgradeRequest};
+use ws_lifecycle::registry::DrainReport;
 use ws_lifecycle::{
-    AuthRequest, CloseCode, CloseFrame, DrainReport, DriverConfig, Emitter, Handler, Identity,
-    Message, OverflowPolicy, Registry, RegistryConfig, Sender, Service, Session, UpgradeRequest,
+    CloseCode, CloseFrame, DriverConfig, Emitter, Handler, Identity, Message, Registry,
+    RegistryConfig, Sender, Service, Session,
 };
 
 /// How long a drain waits for the close handshakes before dropping what is left.
@@ -239,7 +242,9 @@ pub async fn serve(
     Ok(report)
 }
 
-async fn stats(State(service): State<Arc<ChatService>>) -> Json<ws_lifecycle::RegistrySnapshot> {
+async fn stats(
+    State(service): State<Arc<ChatService>>,
+) -> Json<ws_lifecycle::registry::RegistrySnapshot> {
     Json(service.registry().snapshot())
 }
 

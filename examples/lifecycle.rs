@@ -16,9 +16,11 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+use ws_lifecycle::core::TransportLoss;
+use ws_lifecycle::handle::{Live, TypeState};
 use ws_lifecycle::{
-    CloseCode, CloseFrame, Config, Connection, ConnectionId, Frame, Live, Message, Registry,
-    RegistryConfig, TransportLoss, TypeState,
+    CloseCode, CloseFrame, Config, Connection, ConnectionId, Frame, Message, Registry,
+    RegistryConfig,
 };
 
 /// Writes everything the connection has to send, as a driver would.

@@ -1,7 +1,7 @@
 //! Prints the transition table read off the machine, one row per (state, input).
 //!
 //! `cargo run --example print_table`
-use ws_lifecycle::{Outcome, transition_table};
+use ws_lifecycle::core::{Outcome, transition_table};
 
 fn main() {
     for row in transition_table() {

@@ -3,7 +3,8 @@
 use std::time::Instant;
 
 use loom::thread;
-use ws_lifecycle::{CloseCause, CloseCode, CloseFrame, Config, Connection, ConnectionId, Frame};
+use ws_lifecycle::core::CloseCause;
+use ws_lifecycle::{CloseCode, CloseFrame, Config, Connection, ConnectionId, Frame};
 
 use crate::{drain, ready_connection};
 

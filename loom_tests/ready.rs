@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::thread;
-use ws_lifecycle::{CloseCause, Config, Connection, ConnectionId, Phase};
+use ws_lifecycle::core::CloseCause;
+use ws_lifecycle::{Config, Connection, ConnectionId, Phase};
 
 use crate::{delivered, drain, msg};
 
@@ -229,7 +230,7 @@ fn g5_reauthentication_races_credential_expiry() {
                 assert_eq!(transport.close_record(), None);
             }
             Err(rejected) => {
-                assert_eq!(rejected.reason, ws_lifecycle::RejectReason::Closing);
+                assert_eq!(rejected.reason, ws_lifecycle::core::RejectReason::Closing);
                 let record = transport.close_record().expect("closed by the expiry");
                 assert_eq!(
                     record.cause,

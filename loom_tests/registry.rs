@@ -3,9 +3,11 @@
 use std::time::Instant;
 
 use loom::thread;
+use ws_lifecycle::core::{CloseCause, TransportLoss};
+use ws_lifecycle::registry::RegistryError;
 use ws_lifecycle::{
-    Accepted, CloseCause, CloseCode, CloseFrame, Config, Connection, ConnectionId, Frame, Phase,
-    Registry, RegistryConfig, RegistryError, TransportLoss,
+    Accepted, CloseCode, CloseFrame, Config, Connection, ConnectionId, Frame, Phase, Registry,
+    RegistryConfig,
 };
 
 use crate::{delivered, drain, msg};

@@ -8,9 +8,8 @@ use std::time::Instant;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
-use ws_lifecycle::{
-    CloseCode, CloseFrame, Config, Frame, OverflowPolicy, Phase, SendErrorKind, Sender,
-};
+use ws_lifecycle::core::{OverflowPolicy, SendErrorKind};
+use ws_lifecycle::{CloseCode, CloseFrame, Config, Frame, Phase, Sender};
 
 use crate::{accounted, delivered, drain, msg, num, ready_connection};
 
@@ -225,7 +224,7 @@ trait UnsentNums {
     fn take_unsent_nums(self) -> Vec<u32>;
 }
 
-impl<S: ws_lifecycle::TypeState> UnsentNums for ws_lifecycle::Connection<S> {
+impl<S: ws_lifecycle::handle::TypeState> UnsentNums for ws_lifecycle::Connection<S> {
     fn take_unsent_nums(mut self) -> Vec<u32> {
         self.take_unsent().iter().map(num).collect()
     }
@@ -268,7 +267,7 @@ fn g4_slow_consumer_close_races_close() {
         let now = Instant::now();
         let mut config = Config::default();
         config.outbox_capacity = 1;
-        config.overflow = ws_lifecycle::OverflowPolicy::slow_consumer();
+        config.overflow = ws_lifecycle::core::OverflowPolicy::slow_consumer();
         let (conn, transport) = ready_connection(config, now);
         let sender = conn.sender();
         sender.send(msg(0)).unwrap();

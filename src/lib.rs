@@ -68,14 +68,19 @@
 //!
 //! ## Map of the crate
 //!
-//! | layer | items |
-//! |---|---|
-//! | core, sans-IO | [`Lifecycle`], [`Input`], [`Phase`], [`MachineState`], [`transition_table`], [`CloseCode`], [`CloseFrame`], [`CloseRecord`], [`Config`] |
-//! | type-state handles | [`Connection`], the markers [`Connecting`], [`Accepted`], [`Authenticated`], [`Ready`], [`Closing`], and [`AnyConnection`] |
-//! | shared-state handles | [`Sender`] (from `Ready`), [`Emitter`] (before `Ready`), [`Receiver`] (from `Ready`), [`Observer`], [`Transport`] (the driver's), [`OverflowPolicy`] |
-//! | registry | [`Registry`], [`Registration`], [`RegistryConfig`], [`StartupPolicy`], [`RegistryState`], [`BroadcastReport`], [`DrainReport`], [`RegistrySnapshot`], [`PhaseCounts`], [`Totals`] |
-//! | driver (feature `tokio`) | `Service`, `DriverConfig`, `Authenticator`, `AuthRequest`, `Identity`, `Handler`, `Session`, `WireFrame`, `UpgradeRequest`; adapters `axum` (feature `axum`, default) and `tungstenite` (feature `tungstenite`) |
-//! | errors | [`Rejected`], [`Gone`], [`SendError`], [`SendRefused`], [`InboundError`], [`RegistryError`], [`InvalidCloseFrame`], [`UnknownPhase`] |
+//! The modules are the layers; each imports only from the layers above it in this
+//! list, and the root re-exports the everyday path (marked *root*).
+//!
+//! | layer | module | what is there |
+//! |---|---|---|
+//! | 1. sans-IO core | [`core`] | [`core::Conn`] (the connection: lifecycle, outbox, pre-ready buffer, inbound hold, overflow policy; records [`core::Effects`]), [`core::Lifecycle`], [`Phase`] *root*, [`core::MachineState`], [`core::Input`], [`core::transition_table`], [`CloseCode`] *root*, [`CloseFrame`] *root*, [`CloseRecord`] *root*, [`core::CloseCause`], [`core::CrateClose`] (the closes the crate raises itself), [`Config`] *root*, [`Message`] *root*, [`Frame`] *root*, [`ConnectionId`] *root*, [`SendError`] *root* |
+//! | 2. shared state | (private) | one `Conn` behind one lock, the wakers, the waits; loom's primitives under `cfg(loom)` |
+//! | 3. handles | [`handle`] | [`Connection`] *root* and its markers [`Connecting`], [`Accepted`], [`Authenticated`], [`Ready`], [`Closing`] *root*; [`handle::AnyConnection`]; [`Sender`], [`Emitter`], [`Receiver`], [`Observer`], [`Transport`], [`Gone`] *root*; [`handle::WaitError`] |
+//! | 4. registry | [`registry`] | [`Registry`], [`Registration`], [`RegistryConfig`] *root*; [`registry::StartupPolicy`], [`registry::BroadcastReport`], [`registry::RegistrySnapshot`], [`registry::RegistryError`], … |
+//! | 5. driver (feature `tokio`) | `driver` | `Service`, `Handler`, `Authenticator`, `Identity`, `Session`, `DriverConfig` *root*; `driver::UpgradeRequest`, `driver::WireFrame`, `driver::AuthRequest` |
+//! | 6. adapters | `axum` (feature `axum`), `tungstenite` (feature `tungstenite`) | the driver behind axum's and tokio-tungstenite's WebSockets |
+//!
+//! The repository's `docs/architecture.md` draws the same map file by file.
 //!
 //! ## Many tasks, one connection
 //!
@@ -133,18 +138,18 @@ pub use adapters::axum;
 #[cfg_attr(docsrs, doc(cfg(feature = "tungstenite")))]
 pub use adapters::tungstenite;
 
-pub use crate::core::*;
+// The everyday path, at the root; everything else in the module of its layer.
+pub use crate::core::{
+    CloseCode, CloseFrame, CloseRecord, Config, ConnectionId, Frame, Message, Phase, SendError,
+};
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-pub use driver::{
-    AuthRequest, Authenticator, DriverConfig, Handler, Identity, Service, Session, UpgradeRequest,
-    WireFrame,
+pub use driver::{Authenticator, DriverConfig, Handler, Identity, Service, Session};
+pub use handle::{
+    Accepted, Authenticated, Closing, Connecting, Connection, Emitter, Gone, Observer, Ready,
+    Receiver, Sender, Transport,
 };
-pub use handle::*;
-pub use registry::{
-    BroadcastReport, DrainReport, PhaseCounts, Registration, Registry, RegistryConfig,
-    RegistryError, RegistrySnapshot, RegistryState, StartupPolicy, Totals,
-};
+pub use registry::{Registration, Registry, RegistryConfig};
 
 /// The README's examples, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]

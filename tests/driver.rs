@@ -14,9 +14,11 @@ use std::time::Duration;
 use futures_util::{Sink, Stream};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
+use ws_lifecycle::core::{CloseCause, CloseEnd};
+use ws_lifecycle::driver::{AuthRequest, UpgradeRequest, WireFrame};
 use ws_lifecycle::{
-    AuthRequest, CloseCause, CloseEnd, CloseFrame, CloseRecord, DriverConfig, Handler, Identity,
-    Message, Registry, RegistryConfig, Sender, Service, Session, UpgradeRequest, WireFrame,
+    CloseFrame, CloseRecord, DriverConfig, Handler, Identity, Message, Registry, RegistryConfig,
+    Sender, Service, Session,
 };
 
 // ── an in-memory socket ─────────────────────────────────────────────────────
@@ -349,7 +351,10 @@ async fn g5_a_deadline_another_task_brings_forward_wakes_the_parked_driver() {
     let waited = observer
         .wait_closed_until(started.into_std() + Duration::from_secs(1))
         .await;
-    assert_eq!(waited.unwrap_err(), ws_lifecycle::WaitError::TimedOut);
+    assert_eq!(
+        waited.unwrap_err(),
+        ws_lifecycle::handle::WaitError::TimedOut
+    );
     let elapsed = started.elapsed();
     assert!(
         elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(2),

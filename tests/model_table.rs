@@ -10,8 +10,9 @@
 
 use std::fmt::Write as _;
 
-use ws_lifecycle::{
-    InputKind, MachineState, Outcome, Phase, RejectReason, TableRow, transition_table,
+use ws_lifecycle::Phase;
+use ws_lifecycle::core::{
+    InputKind, MachineState, Outcome, RejectReason, TableRow, transition_table,
 };
 
 /// The committed file, relative to the crate root.
@@ -61,7 +62,7 @@ fn render(rows: &[TableRow]) -> String {
         .count();
     let mut out = String::new();
     out.push_str(
-        "/* Generated from ws_lifecycle::transition_table() by tests/model_table.rs: do not edit.\n",
+        "/* Generated from ws_lifecycle::core::transition_table() by tests/model_table.rs: do not edit.\n",
     );
     out.push_str(" * Regenerate with `UPDATE_MODEL=1 cargo test --test model_table`.\n");
     writeln!(
@@ -77,7 +78,7 @@ fn render(rows: &[TableRow]) -> String {
     out.push_str(" * InputKind::ALL[n]; tests/model_traces.rs reads the same names. */\n\n");
 
     out.push_str(
-        "/* Machine states (ws_lifecycle::MachineState), in MachineState::ALL order. */\n",
+        "/* Machine states (ws_lifecycle::core::MachineState), in MachineState::ALL order. */\n",
     );
     for (n, state) in MachineState::ALL.into_iter().enumerate() {
         writeln!(
@@ -92,7 +93,7 @@ fn render(rows: &[TableRow]) -> String {
     }
     writeln!(out, "#define N_STATES {}\n", MachineState::ALL.len()).unwrap();
 
-    out.push_str("/* Inputs (ws_lifecycle::InputKind), in InputKind::ALL order. */\n");
+    out.push_str("/* Inputs (ws_lifecycle::core::InputKind), in InputKind::ALL order. */\n");
     for (n, input) in InputKind::ALL.into_iter().enumerate() {
         writeln!(
             out,
@@ -105,7 +106,9 @@ fn render(rows: &[TableRow]) -> String {
     }
     writeln!(out, "#define N_INPUTS {}\n", InputKind::ALL.len()).unwrap();
 
-    out.push_str("/* Outcomes (ws_lifecycle::Outcome) and reject reasons (RejectReason). */\n");
+    out.push_str(
+        "/* Outcomes (ws_lifecycle::core::Outcome) and reject reasons (RejectReason). */\n",
+    );
     out.push_str("#define O_TRANSITION 0  /* Outcome::Transition */\n");
     out.push_str("#define O_UNCHANGED  1  /* Outcome::Unchanged */\n");
     out.push_str("#define O_REJECTED   2  /* Outcome::Rejected */\n");

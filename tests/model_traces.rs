@@ -22,11 +22,13 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use ws_lifecycle::core::{
+    CloseCause, CloseEnd, Input, InputKind, Lifecycle, MachineState, Outcome, RejectReason,
+    SendErrorKind, Step, TransportLoss, transition_table,
+};
 use ws_lifecycle::{
-    Accepted, Authenticated, CloseCause, CloseCode, CloseEnd, CloseFrame, Closing, Config,
-    Connecting, Connection, ConnectionId, Emitter, Frame, Input, InputKind, Lifecycle,
-    MachineState, Message, Outcome, Ready, RejectReason, SendErrorKind, Sender, Step, Transport,
-    TransportLoss, transition_table,
+    Accepted, Authenticated, CloseCode, CloseFrame, Closing, Config, Connecting, Connection,
+    ConnectionId, Emitter, Frame, Message, Ready, Sender, Transport,
 };
 
 /// The traces' directory, relative to the crate root.
@@ -101,7 +103,7 @@ fn input_named(name: &str) -> Option<InputKind> {
 }
 
 /// The result of an input as the model prints it.
-fn result_of(result: &Result<Step, ws_lifecycle::Rejected>) -> String {
+fn result_of(result: &Result<Step, ws_lifecycle::core::Rejected>) -> String {
     match result {
         Ok(step) if step.changed() => "transition".to_owned(),
         Ok(_) => "unchanged".to_owned(),

@@ -24,9 +24,11 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use proptest::strategy::Union;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
+use ws_lifecycle::core::{OverflowPolicy, SendErrorKind, TransportLoss};
+use ws_lifecycle::handle::AnyConnection;
 use ws_lifecycle::{
-    AnyConnection, CloseCode, CloseFrame, Config, Connection, ConnectionId, Emitter, Frame,
-    Message, OverflowPolicy, Phase, SendErrorKind, Sender, Transport, TransportLoss,
+    CloseCode, CloseFrame, Config, Connection, ConnectionId, Emitter, Frame, Message, Phase,
+    Sender, Transport,
 };
 
 // ── setup ───────────────────────────────────────────────────────────────────

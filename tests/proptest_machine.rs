@@ -19,10 +19,12 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
 use reference::{Expected, OurFrame, Reference, frame_matches};
+use ws_lifecycle::core::{
+    CloseCause, Input, MachineState, Rejected, SendErrorKind, Step, TransportLoss,
+};
+use ws_lifecycle::handle::AnyConnection;
 use ws_lifecycle::{
-    AnyConnection, CloseCause, CloseCode, CloseFrame, CloseRecord, Config, Connection,
-    ConnectionId, Frame, Input, MachineState, Message, Phase, Rejected, SendErrorKind, Step,
-    TransportLoss,
+    CloseCode, CloseFrame, CloseRecord, Config, Connection, ConnectionId, Frame, Message, Phase,
 };
 
 // ── shared setup ────────────────────────────────────────────────────────────────
@@ -479,7 +481,7 @@ fn outcome(result: &Result<Step, Rejected>) -> Expected {
 }
 
 /// The handle after a typed transition: the next one, or the closing one from `Gone`.
-fn next_handle<S: ws_lifecycle::TypeState>(
+fn next_handle<S: ws_lifecycle::handle::TypeState>(
     result: Result<Connection<S>, ws_lifecycle::Gone>,
 ) -> AnyConnection
 where

@@ -41,10 +41,12 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use proptest::strategy::Union;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
+use ws_lifecycle::core::{CloseCause, OverflowPolicy, TransportLoss};
+use ws_lifecycle::handle::AnyConnection;
+use ws_lifecycle::registry::{BroadcastReport, RegistryError, RegistryState, StartupPolicy};
 use ws_lifecycle::{
-    AnyConnection, BroadcastReport, CloseCause, CloseCode, CloseFrame, Config, Connection,
-    ConnectionId, Frame, Message, OverflowPolicy, Phase, Registration, Registry, RegistryConfig,
-    RegistryError, RegistryState, StartupPolicy, Transport, TransportLoss,
+    CloseCode, CloseFrame, Config, Connection, ConnectionId, Frame, Message, Phase, Registration,
+    Registry, RegistryConfig, Transport,
 };
 
 // ── setup ───────────────────────────────────────────────────────────────────

@@ -9,10 +9,11 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use ws_lifecycle::core::{CloseCause, TransportLoss};
+use ws_lifecycle::registry::{DrainReport, RegistryError, RegistryState, StartupPolicy};
 use ws_lifecycle::{
-    Accepted, CloseCause, CloseCode, CloseFrame, Config, Connection, ConnectionId, DrainReport,
-    Frame, Message, Phase, Registration, Registry, RegistryConfig, RegistryError, RegistryState,
-    StartupPolicy, Transport, TransportLoss,
+    Accepted, CloseCode, CloseFrame, Config, Connection, ConnectionId, Frame, Message, Phase,
+    Registration, Registry, RegistryConfig, Transport,
 };
 
 // ── helpers ─────────────────────────────────────────────────────────────────
@@ -288,7 +289,11 @@ fn g7_dropping_the_registration_ends_and_unlists_the_connection() {
         "G7: no entry outlives its registration"
     );
     assert_eq!(
-        registry.snapshot().totals.closed_by_cause.get("transport_lost"),
+        registry
+            .snapshot()
+            .totals
+            .closed_by_cause
+            .get("transport_lost"),
         Some(&1)
     );
 }

@@ -47,10 +47,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
+use ws_lifecycle::core::{CloseCause, CloseEnd, TransportLoss};
+use ws_lifecycle::handle::AnyConnection;
+use ws_lifecycle::registry::RegistryState;
 use ws_lifecycle::{
-    AnyConnection, CloseCause, CloseCode, CloseEnd, CloseFrame, Config, Connection, ConnectionId,
-    Frame, Message, Phase, Registration, Registry, RegistryConfig, RegistryState, Transport,
-    TransportLoss,
+    CloseCode, CloseFrame, Config, Connection, ConnectionId, Frame, Message, Phase, Registration,
+    Registry, RegistryConfig, Transport,
 };
 
 // ── the counting allocator ──────────────────────────────────────────────────
@@ -199,7 +201,7 @@ impl Churner<'_> {
         &self.world.registry
     }
 
-    fn identify_random<S: ws_lifecycle::Authorized>(
+    fn identify_random<S: ws_lifecycle::handle::Authorized>(
         &mut self,
         conn: &Connection<S>,
         user: &mut Option<usize>,

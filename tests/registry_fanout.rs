@@ -23,9 +23,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ws_lifecycle::core::{CloseCause, OverflowPolicy, SendErrorKind};
+use ws_lifecycle::registry::BroadcastReport;
 use ws_lifecycle::{
-    BroadcastReport, CloseCause, CloseCode, Config, Connection, ConnectionId, Frame, Message,
-    OverflowPolicy, Phase, Ready, Registration, Registry, RegistryConfig, SendErrorKind, Transport,
+    CloseCode, Config, Connection, ConnectionId, Frame, Message, Phase, Ready, Registration,
+    Registry, RegistryConfig, Transport,
 };
 
 /// The connections that must not be delayed.

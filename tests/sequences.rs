@@ -7,10 +7,12 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use reference::{Expected, Reference};
-use ws_lifecycle::{
-    CloseCause, CloseCode, CloseEnd, CloseFrame, Config, Connection, ConnectionId, Frame, Input,
-    InputKind, Lifecycle, MachineState, Message, Phase, Ready, RejectReason, Rejected,
+use ws_lifecycle::core::{
+    CloseCause, CloseEnd, Input, InputKind, Lifecycle, MachineState, RejectReason, Rejected,
     SendErrorKind, SendRefused, Step, TransportLoss,
+};
+use ws_lifecycle::{
+    CloseCode, CloseFrame, Config, Connection, ConnectionId, Frame, Message, Phase, Ready,
 };
 
 /// The longest input sequence checked.

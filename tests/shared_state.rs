@@ -12,9 +12,10 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use ws_lifecycle::core::{CloseCause, CloseEnd, InboundError, OverflowPolicy, SendErrorKind};
 use ws_lifecycle::{
-    CloseCause, CloseCode, CloseEnd, CloseFrame, Config, Connection, ConnectionId, Frame,
-    InboundError, Message, OverflowPolicy, Phase, Ready, SendErrorKind, Transport,
+    CloseCode, CloseFrame, Config, Connection, ConnectionId, Frame, Message, Phase, Ready,
+    Transport,
 };
 
 // ── helpers ─────────────────────────────────────────────────────────────────
@@ -994,7 +995,7 @@ fn g6_waits_with_a_timeout_return_when_the_time_input_passes_them() {
     );
     assert_eq!(
         poll_with(fut.as_mut(), &waker),
-        Poll::Ready(Err(ws_lifecycle::WaitError::TimedOut))
+        Poll::Ready(Err(ws_lifecycle::handle::WaitError::TimedOut))
     );
     assert_eq!(transport.poll_timeout(), Some(readiness));
     assert_eq!(
@@ -1127,7 +1128,7 @@ fn g3_requeued_unwritten_frames_come_back_in_order() {
     let unwritten = batch.split_off(1);
     assert_eq!(transport.requeue_unwritten(unwritten), 2);
     transport
-        .handle_transport_lost(ws_lifecycle::TransportLoss::Error, at(2))
+        .handle_transport_lost(ws_lifecycle::core::TransportLoss::Error, at(2))
         .unwrap();
     let unsent: Vec<String> = transport
         .take_unsent()

@@ -27,9 +27,9 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ws_lifecycle::core::{CloseCause, OverflowPolicy, SendErrorKind};
 use ws_lifecycle::{
-    CloseCause, CloseCode, CloseFrame, CloseRecord, Config, Connection, ConnectionId, Frame,
-    Message, OverflowPolicy, Phase, SendErrorKind,
+    CloseCode, CloseFrame, CloseRecord, Config, Connection, ConnectionId, Frame, Message, Phase,
 };
 
 const ITERATIONS: usize = 200;

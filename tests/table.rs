@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use ws_lifecycle::{InputKind, MachineState, Outcome, RejectReason, TableRow, transition_table};
+use ws_lifecycle::core::{
+    InputKind, MachineState, Outcome, RejectReason, TableRow, transition_table,
+};
 
 /// The expected table, written by hand from DESIGN.md and the state docs. One line
 /// per state; one cell per input, in `InputKind::ALL` order:

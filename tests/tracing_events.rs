@@ -8,7 +8,8 @@ use std::time::Instant;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
-use ws_lifecycle::{CloseFrame, Config, ConnectionId, Input, Lifecycle};
+use ws_lifecycle::core::{Input, Lifecycle};
+use ws_lifecycle::{CloseFrame, Config, ConnectionId};
 
 #[derive(Debug, Clone, PartialEq)]
 struct Captured {
@@ -184,7 +185,7 @@ fn rejections_and_abnormal_closes_are_above_debug() {
 fn each_close_cause_has_its_level() {
     let t0 = Instant::now();
     let expiry = t0 + std::time::Duration::from_secs(1);
-    let lost = Input::TransportLost(ws_lifecycle::TransportLoss::Eof);
+    let lost = Input::TransportLost(ws_lifecycle::core::TransportLoss::Eof);
     let cases: [(&str, Input, Instant, Level); 5] = [
         ("auth_failed", Input::AuthFailed, t0, Level::INFO),
         ("transport_lost", lost, t0, Level::INFO),
@@ -243,7 +244,8 @@ fn dropping_a_connection_with_unsent_messages_is_reported() {
 /// connection's span (G8).
 #[test]
 fn registry_admissions_and_refusals_are_traced() {
-    use ws_lifecycle::{Connection, Registry, RegistryConfig, StartupPolicy};
+    use ws_lifecycle::registry::StartupPolicy;
+    use ws_lifecycle::{Connection, Registry, RegistryConfig};
     let now = Instant::now();
     let recorder = capture(|| {
         let mut config = RegistryConfig::default();

@@ -10,9 +10,10 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as TMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use ws_lifecycle::driver::AuthRequest;
 use ws_lifecycle::{
-    AuthRequest, CloseFrame, DriverConfig, Handler, Identity, Message, Registry, RegistryConfig,
-    Sender, Service, Session,
+    CloseFrame, DriverConfig, Handler, Identity, Message, Registry, RegistryConfig, Sender,
+    Service, Session,
 };
 
 const WAIT: Duration = Duration::from_secs(10);

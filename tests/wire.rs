@@ -8,10 +8,14 @@ use std::time::Instant;
 use insta::assert_snapshot;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use ws_lifecycle::core::{
+    CloseCause, CloseClass, CloseEnd, InputKind, MachineState, RejectReason, TransportLoss,
+    transition_table,
+};
+use ws_lifecycle::registry::{RegistryError, RegistryState};
 use ws_lifecycle::{
-    CloseCause, CloseClass, CloseCode, CloseEnd, CloseFrame, Config, Connection, ConnectionId,
-    InputKind, MachineState, Message, Phase, Registry, RegistryConfig, RegistryError,
-    RegistryState, RejectReason, TransportLoss, transition_table,
+    CloseCode, CloseFrame, Config, Connection, ConnectionId, Message, Phase, Registry,
+    RegistryConfig,
 };
 
 fn json<T: Serialize>(values: &[T]) -> String {
@@ -257,7 +261,7 @@ fn registry_wire_forms_g9() {
         .unwrap();
     let report = registry.broadcast(Message::text("hi"));
     let snapshot = registry.snapshot();
-    let back: ws_lifecycle::RegistrySnapshot =
+    let back: ws_lifecycle::registry::RegistrySnapshot =
         serde_json::from_str(&serde_json::to_string(&snapshot).unwrap()).unwrap();
     assert_eq!(back, snapshot);
     assert_snapshot!("broadcast_report", serde_json::to_string(&report).unwrap());

@@ -6,7 +6,8 @@
 //! use axum::extract::{State, WebSocketUpgrade};
 //! use axum::http::{HeaderMap, Uri};
 //! use axum::response::Response;
-//! use ws_lifecycle::{Authenticator, Handler, Service, UpgradeRequest};
+//! use ws_lifecycle::{Authenticator, Handler, Service};
+//! use ws_lifecycle::driver::UpgradeRequest;
 //!
 //! async fn ws<A: Authenticator, H: Handler>(
 //!     State(service): State<Arc<Service<A, H>>>,

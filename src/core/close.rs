@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 /// Serde form: the bare number, e.g. `1008` (**G9**).
 ///
 /// ```
-/// use ws_lifecycle::{CloseClass, CloseCode};
+/// use ws_lifecycle::CloseCode;
+/// use ws_lifecycle::core::CloseClass;
 ///
 /// assert_eq!(CloseCode::from_wire(1008), Ok(CloseCode::POLICY_VIOLATION));
 /// assert!(CloseCode::from_wire(1006).is_err()); // reserved: never on the wire

@@ -33,7 +33,8 @@ use crate::core::{
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use ws_lifecycle::{CloseCode, Config, ConnectionId, Frame, Input, Lifecycle, Phase};
+/// use ws_lifecycle::{CloseCode, Config, ConnectionId, Frame, Phase};
+/// use ws_lifecycle::core::{Input, Lifecycle};
 ///
 /// let t0 = Instant::now();
 /// let mut lc = Lifecycle::new(ConnectionId::new(1), Config::default());

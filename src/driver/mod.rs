@@ -3,7 +3,7 @@
 //!
 //! Per connection, two futures run side by side in the caller's task:
 //!
-//! - the **pump** owns the socket: it writes what [`Transport::poll_transmit_batch`]
+//! - the **pump** owns the socket: it writes what [`Transport::poll_transmit_batch`](crate::handle::Transport::poll_transmit_batch)
 //!   yields, up to 64 frames per lock and per flush (our Close always last, **G3**),
 //!   feeds every frame it reads to the core (peer
 //!   Close, messages into the inbound hold with back-pressure, transport errors),

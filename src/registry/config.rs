@@ -8,7 +8,8 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use ws_lifecycle::{RegistryConfig, StartupPolicy};
+/// use ws_lifecycle::RegistryConfig;
+/// use ws_lifecycle::registry::StartupPolicy;
 ///
 /// let mut config = RegistryConfig::default();
 /// config.startup = StartupPolicy::Refuse;

@@ -47,7 +47,7 @@ pub struct DrainReport {
     /// Connections listed when the drain began that ended before its deadline.
     pub closed: usize,
     /// Connections still listed at the deadline, dropped
-    /// ([`TransportLoss::Dropped`]). The same figures however often the drain is
+    /// ([`TransportLoss::Dropped`](crate::core::TransportLoss::Dropped)). The same figures however often the drain is
     /// finished.
     pub dropped: usize,
 }

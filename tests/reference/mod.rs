@@ -20,10 +20,8 @@
 
 use std::time::{Duration, Instant};
 
-use ws_lifecycle::{
-    CloseCause, CloseCode, CloseEnd, CloseFrame, CloseRecord, Config, Input, MachineState, Phase,
-    RejectReason, TransportLoss,
-};
+use ws_lifecycle::core::{CloseCause, CloseEnd, Input, MachineState, RejectReason, TransportLoss};
+use ws_lifecycle::{CloseCode, CloseFrame, CloseRecord, Config, Phase};
 
 /// What the model expects `Lifecycle::handle` to return for one input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

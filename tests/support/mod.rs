@@ -34,7 +34,7 @@ pub struct Server {
     /// Where it listens.
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<ws_lifecycle::DrainReport>>,
+    task: JoinHandle<std::io::Result<ws_lifecycle::registry::DrainReport>>,
 }
 
 impl Server {
@@ -107,7 +107,7 @@ impl Server {
     }
 
     /// Stops the server (as a signal would) and returns the drain report.
-    pub async fn shutdown(mut self) -> ws_lifecycle::DrainReport {
+    pub async fn shutdown(mut self) -> ws_lifecycle::registry::DrainReport {
         let _ = self.stop.take().unwrap().send(());
         tokio::time::timeout(WAIT, self.task)
             .await

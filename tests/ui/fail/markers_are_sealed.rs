@@ -1,6 +1,6 @@
 // Sealed markers (backing G1-G3): `TypeState` cannot be implemented outside
 // ws-lifecycle, so no user-defined state can reach `send` or skip a step.
-use ws_lifecycle::TypeState;
+use ws_lifecycle::handle::TypeState;
 
 struct MyState;
 

@@ -2,7 +2,8 @@
 // compiles, `send` exists on `Connection<Ready>` and succeeds, and the handle can be
 // stored type-erased in `AnyConnection`.
 use std::time::Instant;
-use ws_lifecycle::{AnyConnection, Config, Connection, ConnectionId, Message, Phase};
+use ws_lifecycle::{Config, Connection, ConnectionId, Message, Phase};
+use ws_lifecycle::handle::AnyConnection;
 
 fn main() {
     let now = Instant::now();
