@@ -21,7 +21,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
@@ -233,9 +233,7 @@ pub async fn serve(
             .into_future(),
     );
     shutdown.await;
-    let report = drained
-        .drain(Instant::now(), tokio::time::sleep(DRAIN_TIMEOUT))
-        .await;
+    let report = drained.drain(tokio::time::sleep(DRAIN_TIMEOUT)).await;
     let _ = stop_tx.send(());
     // Plain HTTP requests in flight finish; upgraded sockets are already closed.
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, server).await;

@@ -188,10 +188,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "    stats: {}",
         serde_json::to_string(&registry.snapshot())?
     );
-    registry.shutdown(t0);
+    registry.shutdown_at(t0);
     flush(&mut early, t0);
     early.handle_peer_close(None, t0)?;
-    let drained = registry.finish_drain(t0 + Duration::from_secs(1));
+    let drained = registry.finish_drain_at(t0 + Duration::from_secs(1));
     println!(
         "    drained: {} closed in time, {} dropped; listed now: {}",
         drained.closed,

@@ -21,10 +21,10 @@ fn g4_two_closes_race() {
         let now = Instant::now();
         let (conn, transport) = ready_connection(Config::default(), now);
         let (a, b) = (conn.sender(), conn.sender());
-        let t = thread::spawn(move || a.close(frame(4001), now));
+        let t = thread::spawn(move || a.close_at(frame(4001), now));
         let driver = transport.clone();
         let d = thread::spawn(move || driver.next_frame(now));
-        let second = b.close(frame(4002), now);
+        let second = b.close_at(frame(4002), now);
         let first = t.join().unwrap().expect("a close record");
         let second = second.expect("a close record");
         assert_eq!(

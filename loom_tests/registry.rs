@@ -82,7 +82,7 @@ fn g8_register_races_shutdown() {
         let transport = conn.transport();
 
         let drainer = registry.clone();
-        let t = thread::spawn(move || drainer.shutdown(now));
+        let t = thread::spawn(move || drainer.shutdown_at(now));
         let registered = registry.register(&conn, now);
         let asked = t.join().unwrap();
 
@@ -106,7 +106,7 @@ fn g8_register_races_shutdown() {
                 assert!(!registry.contains(conn.id()));
             }
         }
-        let report = registry.finish_drain(now);
+        let report = registry.finish_drain_at(now);
         assert_eq!(report.dropped, usize::from(registered.is_ok()));
         assert!(registry.is_empty(), "G7: the drain leaves nothing listed");
         drop(registered);
@@ -209,7 +209,7 @@ fn g8_drain_before_open_races_ready_of_a_held_connection() {
         let conn = conn.authenticate(None, now).unwrap();
 
         let drainer = registry.clone();
-        let t = thread::spawn(move || drainer.shutdown(now));
+        let t = thread::spawn(move || drainer.shutdown_at(now));
         let made_ready = conn.ready(now);
         t.join().unwrap();
 

@@ -273,7 +273,7 @@ fn g4_slow_consumer_close_races_close() {
         sender.send(msg(0)).unwrap();
         let overflowing = sender.clone();
         let t = thread::spawn(move || overflowing.send(msg(1)).unwrap_err().kind);
-        let record = sender.close(
+        let record = sender.close_at(
             CloseFrame::new(CloseCode::from_wire(4001).unwrap(), "").unwrap(),
             now,
         );

@@ -360,7 +360,7 @@ impl Replay {
                 let frame = close_frame(&step.actor);
                 let before = self.transport.close_record();
                 let sender = self.senders.get(h).ok_or("close before a Sender exists")?;
-                let record = sender.close(frame.clone(), self.now);
+                let record = sender.close_at(frame.clone(), self.now);
                 if record != self.transport.close_record() {
                     return Err(
                         "Sender::close returned a record other than the connection's".into(),

@@ -769,7 +769,7 @@ impl StateMachineTest for HandlesTest {
             (Op::CloseFrom(k, code), Expect::Closed(record)) => {
                 let f = frame(code);
                 if k < 3 && !sut.senders.is_empty() {
-                    let got = sut.senders[k].close(f, at(now));
+                    let got = sut.senders[k].close_at(f, at(now));
                     assert_eq!(
                         &got.map(|r| r.frame),
                         record,

@@ -1480,11 +1480,11 @@ impl StateMachineTest for RegistryTest {
                 assert_eq!(report.selected(), counts.iter().sum::<usize>());
             }
             (Op::Shutdown, &Expect::Shutdown(expected)) => {
-                let got = registry.shutdown(at(now));
+                let got = registry.shutdown_at(at(now));
                 assert_eq!(got, expected, "G8: shutdown asks the open ones to close");
             }
             (Op::FinishDrain, &Expect::Drain(expected)) => {
-                let got = registry.finish_drain(at(now));
+                let got = registry.finish_drain_at(at(now));
                 assert_eq!(
                     [got.closing, got.closed, got.dropped],
                     expected,

@@ -494,10 +494,10 @@ fn g8_drain_closes_everyone_with_1001_and_finishes_at_the_deadline() {
     let mut drained = pin!(registry.drained());
     assert!(poll_with(drained.as_mut(), &waker).is_pending());
 
-    assert_eq!(registry.shutdown(at(10)), 2);
+    assert_eq!(registry.shutdown_at(at(10)), 2);
     assert_eq!(registry.state(), RegistryState::Draining);
     assert_eq!(
-        registry.shutdown(at(10)),
+        registry.shutdown_at(at(10)),
         0,
         "a second shutdown does nothing"
     );
@@ -521,13 +521,13 @@ fn g8_drain_closes_everyone_with_1001_and_finishes_at_the_deadline() {
     assert!(frames(&b.transport, at(12)).last().is_some());
     assert_eq!(woken.0.load(Ordering::SeqCst), 0, "one is still listed");
 
-    let report = registry.finish_drain(at(100));
+    let report = registry.finish_drain_at(at(100));
     assert_eq!(
         (report.closing, report.closed, report.dropped),
         (2, 1, 1),
         "the whole drain's figures: {report:?}"
     );
-    assert_eq!(registry.finish_drain(at(200)), report, "idempotent");
+    assert_eq!(registry.finish_drain_at(at(200)), report, "idempotent");
     assert!(registry.is_empty());
     assert_eq!(woken.0.load(Ordering::SeqCst), 1, "G6: drained wakes");
     assert_eq!(poll_with(drained.as_mut(), &waker), Poll::Ready(()));
@@ -545,7 +545,7 @@ fn g8_drain_future_is_bounded_by_its_deadline_and_ends_early_when_drained() {
     let a = live(&registry, 1, "ada");
     let (_, waker) = counting();
     // A deadline that has already passed: the drain drops what is left at once.
-    let mut drain = pin!(registry.drain(at(0), std::future::ready(())));
+    let mut drain = pin!(registry.drain_at(at(0), std::future::ready(())));
     match poll_with(drain.as_mut(), &waker) {
         Poll::Ready(report) => assert_eq!((report.closing, report.dropped), (1, 1)),
         Poll::Pending => panic!("a passed deadline ends the drain"),
@@ -555,7 +555,7 @@ fn g8_drain_future_is_bounded_by_its_deadline_and_ends_early_when_drained() {
 
     // Nothing listed: done without the deadline.
     let registry = open_registry(RegistryConfig::default());
-    let mut drain = pin!(registry.drain(at(0), std::future::pending::<()>()));
+    let mut drain = pin!(registry.drain_at(at(0), std::future::pending::<()>()));
     assert_eq!(
         poll_with(drain.as_mut(), &waker),
         Poll::Ready(DrainReport::default())
@@ -623,7 +623,7 @@ fn g8_a_drain_before_open_releases_nobody() {
     let (conn, transport) = accepted(1);
     let registration = registry.register(&conn, at(0)).unwrap();
     let conn = conn.authenticate(None, at(1)).unwrap();
-    registry.shutdown(at(2));
+    registry.shutdown_at(at(2));
     assert_eq!(close_code(&transport), Some(1001));
     assert!(conn.ready(at(3)).is_err(), "G8: never Ready without open");
     assert!(!registration.is_held(), "closing: no longer held");

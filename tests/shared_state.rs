@@ -167,7 +167,7 @@ fn g2_pre_ready_events_flushed_once_in_order_before_later_sends() {
     );
 
     // Closing does not replay anything either.
-    sender.close(CloseFrame::normal(), at(6));
+    sender.close_at(CloseFrame::normal(), at(6));
     assert_eq!(
         drain(&transport, at(6)),
         [Frame::Close(Some(CloseFrame::normal()))]
@@ -425,7 +425,7 @@ fn g3_reject_policy_full_returns_the_message() {
     sender
         .send(text("m3"))
         .expect("room again after the driver took a frame");
-    sender.close(CloseFrame::normal(), at(2));
+    sender.close_at(CloseFrame::normal(), at(2));
     let frames = drain(&transport, at(2));
     delivered.extend(messages(&frames));
     assert_eq!(close_frames(&frames).len(), 1);
@@ -532,7 +532,7 @@ fn g3_send_after_close_is_refused_and_returned() {
         conn.send(text("before")).unwrap();
         let _closing = match how {
             "sender" => {
-                sender.close(CloseFrame::normal(), at(1));
+                sender.close_at(CloseFrame::normal(), at(1));
                 conn.close(CloseFrame::normal(), at(1))
             }
             "owner" => conn.close(CloseFrame::normal(), at(1)),
@@ -597,8 +597,8 @@ fn g4_two_sender_clones_close_once_first_code_wins() {
     let (conn, transport) = ready_with(config());
     let a = conn.sender();
     let b = a.clone();
-    let first = a.close(app_close(4001, "first"), at(1)).unwrap();
-    let second = b.close(app_close(4002, "second"), at(2)).unwrap();
+    let first = a.close_at(app_close(4001, "first"), at(1)).unwrap();
+    let second = b.close_at(app_close(4002, "second"), at(2)).unwrap();
     assert_eq!(first, second, "G4: every caller sees the same outcome");
     assert_eq!(first.cause, CloseCause::Local);
     assert_eq!(first.frame, Some(app_close(4001, "first")));
@@ -607,7 +607,7 @@ fn g4_two_sender_clones_close_once_first_code_wins() {
     let frames = drain(&transport, at(3));
     assert_eq!(frames, [Frame::Close(Some(app_close(4001, "first")))]);
     // A third close, after our Close went out, changes nothing either.
-    let third = a.close(app_close(4003, "third"), at(4)).unwrap();
+    let third = a.close_at(app_close(4003, "third"), at(4)).unwrap();
     assert_eq!(third.frame, first.frame);
     assert_eq!(third.cause, first.cause);
     assert!(third.close_sent);
@@ -788,7 +788,7 @@ fn g6_send_async_returns_message_when_connection_closes() {
         if peer {
             transport.handle_peer_close(None, at(1)).unwrap();
         } else {
-            sender.close(CloseFrame::normal(), at(1));
+            sender.close_at(CloseFrame::normal(), at(1));
         }
         assert_eq!(count.count(), 1, "G6: the close wakes the async sender");
         match poll_with(fut.as_mut(), &waker) {
@@ -824,7 +824,7 @@ fn g6_poll_transmit_woken_by_send_and_close() {
     );
     assert_eq!(transport.poll_transmit(&mut cx, at(1)), Poll::Pending);
     let before = count.count();
-    sender.close(CloseFrame::normal(), at(2));
+    sender.close_at(CloseFrame::normal(), at(2));
     assert!(count.count() > before, "G6: a close wakes the driver");
     assert_eq!(
         transport.poll_transmit(&mut cx, at(2)),

@@ -303,7 +303,7 @@ fn iteration(iter: usize, rng: &mut Rng, totals: &mut Totals) {
                 None
             } else {
                 let code = CloseCode::application(4000 + (iter % 100) as u16).unwrap();
-                sender.close(CloseFrame::new(code, "closer").unwrap(), now)
+                sender.close_at(CloseFrame::new(code, "closer").unwrap(), now)
             }
         })
     };

@@ -269,7 +269,7 @@ fn registry_wire_forms_g9() {
         "registry_snapshot",
         serde_json::to_string_pretty(&snapshot).unwrap()
     );
-    let drain = registry.finish_drain(now);
+    let drain = registry.finish_drain_at(now);
     assert_snapshot!("drain_report", serde_json::to_string(&drain).unwrap());
     drop((r1, r2, r3, ready, waiting, gone));
 }

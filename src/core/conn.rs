@@ -83,6 +83,10 @@ pub struct Conn {
     deferred_close: bool,
     /// What changed since the effects were last taken.
     effects: Effects,
+    /// Held by the admission gate of the layer above — the registry's startup gate
+    /// (**G8**) — which sets and clears it; the core only keeps it, beside its other
+    /// flags, on the hot cache line (the driver's fast path reads it).
+    pub(crate) held: bool,
     /// Its first field, the machine state, is the last hot byte.
     lifecycle: Lifecycle,
     pending_capacity: u32,
@@ -122,6 +126,7 @@ impl Conn {
             outbox_capacity,
             deferred_close: false,
             effects: Effects::NONE,
+            held: false,
             pending_capacity: bound(config.pending_capacity).min(outbox_capacity),
             inbound_capacity: bound(config.inbound_capacity),
             pending: VecDeque::new(),

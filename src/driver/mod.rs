@@ -186,7 +186,7 @@ impl<A: Authenticator, H: Handler> Service<A, H> {
                 match handled {
                     Ok(Ok(())) => {}
                     Ok(Err(frame)) => {
-                        sender.close(frame, now());
+                        sender.close_at(frame, now());
                     }
                     Err(_panic) => {
                         tracing::error!(%id, "on_message panicked; closing with 1011");

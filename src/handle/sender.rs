@@ -63,10 +63,42 @@ impl Sender {
         )
     }
 
-    /// Closes the connection with `frame` at time `now` (**G4**): the first close of
-    /// any kind wins, and every caller gets the same record of it.
-    pub fn close(&self, frame: CloseFrame, now: Instant) -> Option<CloseRecord> {
+    /// Closes the connection with `frame` (**G4**): the first close of any kind
+    /// wins, and every caller gets the same record of it. Queued messages are still
+    /// written before the Close; from now on every send is refused (**G3**).
+    ///
+    /// The close is stamped with the connection's clock (the system's monotonic
+    /// clock, never behind the latest time its driver fed it), which arms the close
+    /// handshake's timeout; [`close_at`](Self::close_at) takes the time explicitly,
+    /// for simulations with virtual time.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::core::CloseCause;
+    /// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Message};
+    ///
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// let conn = conn.authenticate(None, now)?.ready(now)?;
+    /// let sender = conn.sender();
+    /// let record = sender.close(CloseFrame::normal()).expect("closing");
+    /// assert_eq!(record.cause, CloseCause::Local);
+    /// assert!(sender.send(Message::text("late")).is_err()); // refused, handed back (G3)
+    /// # drop(conn);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close(&self, frame: CloseFrame) -> Option<CloseRecord> {
+        self.close_with(frame, None)
+    }
+
+    /// [`close`](Self::close) at time `now`.
+    pub fn close_at(&self, frame: CloseFrame, now: Instant) -> Option<CloseRecord> {
+        self.close_with(frame, Some(now))
+    }
+
+    fn close_with(&self, frame: CloseFrame, now: Option<Instant>) -> Option<CloseRecord> {
         self.shared.run(|inner, wakeups| {
+            let now = now.unwrap_or_else(|| inner.clock_now());
             let _ = inner
                 .tick(now, wakeups)
                 .conn

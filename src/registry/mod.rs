@@ -28,7 +28,7 @@ use crate::handle::{Accepted, Authorized, Connection, Observer};
 use crate::shared::sync::{
     Arc, AtomicBool, AtomicU8, AtomicU64, Mutex, MutexGuard, Ordering, lock,
 };
-use crate::shared::{Delivery, Link, Membership, Shared, Wakeups};
+use crate::shared::{Delivery, Link, Member, Membership, Shared, Wakeups};
 
 pub use config::{RegistryConfig, StartupPolicy};
 pub use error::RegistryError;
@@ -96,21 +96,23 @@ impl Core {
 }
 
 /// The registry's side of the seam with its connections (**G7**, **G8**).
-impl Membership for Core {
+struct CoreRef(StdArc<Core>);
+
+impl Membership for CoreRef {
     fn epoch(&self) -> u64 {
-        Core::epoch(self)
+        self.0.epoch()
     }
 
     fn opened(&self) -> bool {
-        Core::opened(self)
+        self.0.opened()
     }
 
     fn unhold(&self, id: ConnectionId) {
-        self.lock().unhold(id);
+        self.0.lock().unhold(id);
     }
 
     fn remove(&self, id: ConnectionId, cause: Option<CloseCause>, wakeups: &mut Wakeups) {
-        self.lock().remove(id, cause, wakeups);
+        self.0.lock().remove(id, cause, wakeups);
     }
 }
 
@@ -141,6 +143,8 @@ impl Membership for Core {
 #[derive(Clone)]
 pub struct Registry {
     core: StdArc<Core>,
+    /// The same core as its connections hold it (see `Member`).
+    member: Member,
 }
 
 impl fmt::Debug for Registry {
@@ -162,15 +166,15 @@ impl Registry {
     /// A registry in the `Starting` state: call [`open`](Self::open) once the
     /// application can take connections.
     pub fn new(config: RegistryConfig) -> Registry {
-        Registry {
-            core: StdArc::new(Core {
-                config,
-                state: AtomicU8::new(RegistryState::Starting as u8),
-                epoch: AtomicU64::new(0),
-                opened: AtomicBool::new(false),
-                index: Mutex::new(Index::default()),
-            }),
-        }
+        let core = StdArc::new(Core {
+            config,
+            state: AtomicU8::new(RegistryState::Starting as u8),
+            epoch: AtomicU64::new(0),
+            opened: AtomicBool::new(false),
+            index: Mutex::new(Index::default()),
+        });
+        let member: Member = StdArc::new(Box::new(CoreRef(core.clone())));
+        Registry { core, member }
     }
 
     /// Where the registry is in its life.
@@ -214,7 +218,7 @@ impl Registry {
         now: Instant,
     ) -> Result<Registration, RegistryError> {
         let shared = conn.shared();
-        let core = &self.core;
+        let (core, member) = (&self.core, &self.member);
         let id = shared.id();
         shared.run(|inner, wakeups| {
             inner.tick(now, wakeups);
@@ -272,8 +276,7 @@ impl Registry {
             index.insert(id, shared.clone(), held);
             index.totals.registered += 1;
             drop(index);
-            let member: StdArc<dyn Membership> = core.clone();
-            inner.attach(Link::new(member, hold_until), held, wakeups);
+            inner.attach(Link::new(member.clone(), hold_until), held, wakeups);
             tracing::debug!(held, "registry admitted a connection");
             Ok(Registration::new(shared.clone()))
         })
@@ -485,7 +488,34 @@ impl Registry {
     /// already). Their drivers finish the close handshakes; wait for that with
     /// [`drained`](Self::drained), then call [`finish_drain`](Self::finish_drain) —
     /// or do all three with [`drain`](Self::drain).
-    pub fn shutdown(&self, now: Instant) -> usize {
+    ///
+    /// Each connection is closed at its own clock (the system's monotonic clock,
+    /// never behind the latest time its driver fed it); [`shutdown_at`](Self::shutdown_at)
+    /// takes the time explicitly, for simulations with virtual time.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::{Config, Connection, ConnectionId, Registry, RegistryConfig};
+    ///
+    /// let registry = Registry::new(RegistryConfig::default());
+    /// registry.open();
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// let _registration = registry.register(&conn, now)?;
+    /// assert_eq!(registry.shutdown(), 1); // asked one connection to close with 1001
+    /// assert!(conn.phase().is_closing_or_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown(&self) -> usize {
+        self.begin_drain(None)
+    }
+
+    /// [`shutdown`](Self::shutdown) at `now`, for every connection.
+    pub fn shutdown_at(&self, now: Instant) -> usize {
+        self.begin_drain(Some(now))
+    }
+
+    fn begin_drain(&self, now: Option<Instant>) -> usize {
         let targets = {
             let mut index = self.core.lock();
             if self.core.state() == RegistryState::Draining {
@@ -503,6 +533,7 @@ impl Registry {
         let mut closing = 0;
         for shared in targets.iter() {
             let asked = shared.run(|inner, wakeups| {
+                let now = now.unwrap_or_else(|| inner.clock_now());
                 let inner = inner.tick(now, wakeups);
                 let open = !inner.conn.phase().is_closing_or_closed();
                 if open {
@@ -529,16 +560,22 @@ impl Registry {
 
     /// Ends the drain at its deadline: every connection still listed is dropped
     /// ([`TransportLoss::Dropped`]) and unlisted. Returns what the drain did. Begins
-    /// the drain first if [`shutdown`](Self::shutdown) was not called.
-    pub fn finish_drain(&self, now: Instant) -> DrainReport {
-        self.finish(now, |shared| {
+    /// the drain first if [`shutdown`](Self::shutdown) was not called. Each
+    /// connection at its own clock (see `shutdown`).
+    pub fn finish_drain(&self) -> DrainReport {
+        self.finish(None, Shared::drop_transport)
+    }
+
+    /// [`finish_drain`](Self::finish_drain) at `now`, for every connection.
+    pub fn finish_drain_at(&self, now: Instant) -> DrainReport {
+        self.finish(Some(now), |shared| {
             let _ = shared.handle(Input::TransportLost(TransportLoss::Dropped), now);
         })
     }
 
     /// Drops every connection still listed with `drop_one`, and reports.
-    fn finish(&self, now: Instant, drop_one: impl Fn(&Shared)) -> DrainReport {
-        self.shutdown(now);
+    fn finish(&self, now: Option<Instant>, drop_one: impl Fn(&Shared)) -> DrainReport {
+        self.begin_drain(now);
         // A plain copy, released from the shared list at once: holding a clone of the
         // shared list while the drops below unlist connections would make the first
         // removal copy the whole list under the registry's lock.
@@ -565,13 +602,22 @@ impl Registry {
         report
     }
 
-    /// The whole graceful drain: [`shutdown`](Self::shutdown) at `now`, wait until
+    /// The whole graceful drain: [`shutdown`](Self::shutdown), wait until
     /// [`drained`](Self::drained) or until `deadline` completes (any timer future:
     /// `tokio::time::sleep(d)`, for instance), then drop what is left like
     /// [`finish_drain`](Self::finish_drain) — each connection at the latest time it
     /// has seen, so no clock is mixed in. Bounded by `deadline` (**G8**).
-    pub async fn drain<D: Future>(&self, now: Instant, deadline: D) -> DrainReport {
-        self.shutdown(now);
+    pub async fn drain<D: Future>(&self, deadline: D) -> DrainReport {
+        self.drain_inner(None, deadline).await
+    }
+
+    /// [`drain`](Self::drain), beginning at `now` (virtual time).
+    pub async fn drain_at<D: Future>(&self, now: Instant, deadline: D) -> DrainReport {
+        self.drain_inner(Some(now), deadline).await
+    }
+
+    async fn drain_inner<D: Future>(&self, now: Option<Instant>, deadline: D) -> DrainReport {
+        self.begin_drain(now);
         {
             let mut drained = pin!(self.drained());
             let mut deadline = pin!(deadline);

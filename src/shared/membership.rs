@@ -35,12 +35,17 @@ pub(crate) trait Membership: Send + Sync {
     fn remove(&self, id: ConnectionId, cause: Option<CloseCause>, wakeups: &mut Wakeups);
 }
 
+/// A registry, as its connections hold it: one thin pointer per connection (a
+/// `dyn` behind one more box, made once per registry), so that the link costs a
+/// connection 8 bytes, not a fat pointer's 16.
+pub(crate) type Member = StdArc<Box<dyn Membership>>;
+
 /// A registered connection's link to its registry. What every broadcast and every
 /// frame the driver takes read — the epoch stamps and the hold flag — is in
 /// [`Stamps`] and `Inner::held`, on the shared state's hot cache lines; this part is
 /// read only at transitions and by the startup gate.
 pub(crate) struct Link {
-    pub(crate) member: StdArc<dyn Membership>,
+    pub(crate) member: Member,
     /// When the hold gives up (`None`: never — a timeout too large to represent; the
     /// readiness deadline still bounds the connection, **G5** — or not held). Boxed:
     /// only connections that arrive before the registry opens have one.
@@ -48,7 +53,7 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    pub(crate) fn new(member: StdArc<dyn Membership>, hold_until: Option<Instant>) -> Link {
+    pub(crate) fn new(member: Member, hold_until: Option<Instant>) -> Link {
         Link {
             member,
             hold_until: hold_until.map(Box::new),

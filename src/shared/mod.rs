@@ -32,7 +32,7 @@ use crate::core::{
 };
 
 use membership::NEVER;
-pub(crate) use membership::{Delivery, Link, Membership, Stamps};
+pub(crate) use membership::{Delivery, Link, Member, Membership, Stamps};
 use sync::{AtomicU8, Mutex, MutexGuard, Ordering, lock};
 pub(crate) use waiters::{WaitFor, Wakeups};
 use waiters::{Waiters, wants_of};
@@ -55,8 +55,8 @@ pub(crate) struct Shared {
 ///
 /// Laid out in declaration order (`repr(C)`), hottest first. A broadcast's delivery
 /// and the driver taking frames touch the `Arc`'s counts, the phase and the lock, the
-/// stamps, the driver's waker, the hold flag, and the core's clock, outbox (with its
-/// inline oldest message), bound, flags and state byte: two or three cache lines, by
+/// stamps, the driver's waker, and the core's clock, outbox (with its
+/// inline oldest message), bound, flags (the hold flag among them) and state byte: two or three cache lines, by
 /// where the allocator puts it. With ten thousand connections a broadcast touches
 /// every one of them, and each extra line is a cache miss per delivery
 /// (`benches/fanout.rs`). What only the handshake, the inbound side or waiting
@@ -67,9 +67,6 @@ pub(crate) struct Inner {
     pub(crate) stamps: Stamps,
     /// The driver, waiting for a frame or a change of deadline.
     transmit: Option<Waker>,
-    /// Admitted before the registry opened: held by the startup gate until it does
-    /// (**G8**; see [`Inner::is_held`]).
-    held: bool,
     /// The sans-IO connection.
     pub(crate) conn: Conn,
     /// Everyone else who waits: observers, async senders, receivers.
@@ -88,7 +85,6 @@ impl Shared {
             inner: Mutex::new(Inner {
                 stamps: Stamps::UNSTAMPED,
                 transmit: None,
-                held: false,
                 conn: Conn::new(id, config),
                 waiters: Waiters::default(),
                 link: None,
@@ -199,7 +195,7 @@ impl Shared {
         }
         let (taken, old_waker) = {
             let mut inner = self.lock();
-            let plain = !inner.held && !inner.waiters.any_timed();
+            let plain = !inner.conn.held && !inner.waiters.any_timed();
             match plain
                 .then(|| inner.conn.take_ready(now, out, max))
                 .flatten()
@@ -271,6 +267,17 @@ impl Shared {
             inner.park_transmit(cx, wakeups);
             Poll::Pending
         })
+    }
+
+    /// Drops the transport of a connection at its own clock (a drain's deadline).
+    pub(crate) fn drop_transport(&self) {
+        self.run(|inner, wakeups| {
+            let now = inner.clock_now();
+            inner.tick(now, wakeups);
+            let _ = inner
+                .conn
+                .handle(Input::TransportLost(TransportLoss::Dropped), now);
+        });
     }
 
     /// Ends a connection nobody will drive any more (its registration was dropped):
@@ -350,6 +357,14 @@ impl Inner {
     /// The latest time input, or the system clock if there was none yet.
     pub(crate) fn clock_or_now(&self) -> Instant {
         self.conn.clock().unwrap_or_else(Instant::now)
+    }
+
+    /// The time for a call that carries none (an application's close, a drain): the
+    /// system's monotonic clock, never behind the latest time the connection has
+    /// seen — so an application cannot stamp a close in the future or the past.
+    pub(crate) fn clock_now(&self) -> Instant {
+        let now = Instant::now();
+        self.conn.clock().map_or(now, |clock| clock.max(now))
     }
 
     /// The next time the driver must feed: the lifecycle's next deadline, the
@@ -510,7 +525,7 @@ impl Inner {
         if self.conn.phase().is_closing_or_closed() {
             self.stamps.closing_at = link.member.epoch();
         }
-        self.held = held;
+        self.conn.held = held;
         self.link = Some(link);
         self.wake_transmit(wakeups);
     }
@@ -524,13 +539,13 @@ impl Inner {
     /// it has not opened since — a drain that begins before `open` does not release
     /// anyone (**G8**). The hot flag first: most connections were never held.
     pub(crate) fn is_held(&self) -> bool {
-        self.held && self.link.as_ref().is_some_and(|link| !link.member.opened())
+        self.conn.held && self.link.as_ref().is_some_and(|link| !link.member.opened())
     }
 
     /// The registry opened: release the hold, wake whoever waits for admission, and
     /// the driver, whose hold deadline is gone.
     pub(crate) fn release_hold(&mut self, wakeups: &mut Wakeups) {
-        self.held = false;
+        self.conn.held = false;
         self.waiters.wake(WaitFor::State, wakeups);
         self.wake_transmit(wakeups);
     }
@@ -575,7 +590,7 @@ impl Inner {
         }
         if phase.is_closing_or_closed() && self.stamps.closing_at == NEVER {
             self.stamps.closing_at = link.member.epoch();
-            if std::mem::take(&mut self.held) {
+            if std::mem::take(&mut self.conn.held) {
                 // A closing connection no longer takes a place in the hold.
                 link.member.unhold(self.conn.id());
             }
