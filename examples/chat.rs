@@ -252,7 +252,7 @@ async fn ws(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    ws_lifecycle::axum::serve(upgrade, UpgradeRequest { uri, headers }, service).into_response()
+    ws_lifecycle::axum::serve(upgrade, UpgradeRequest::new(uri, headers), service).into_response()
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.

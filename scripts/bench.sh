@@ -33,7 +33,7 @@ table_only=false
 
 if ! $table_only; then
 step "build (release): benches and examples"
-cargo build --release --benches --examples --quiet
+cargo build --release --benches --examples --features axum --quiet
 
 # What was measured: the commit, and whether src/ differed from it.
 {

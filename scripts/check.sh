@@ -7,8 +7,9 @@
 # build), every test (unit, integration, trybuild UI, bounded-exhaustive, proptest,
 # threads, doctests), the loom models (release, own target dir, preemption bound 3),
 # the SPIN model check (every LTL property, then every deliberately broken variant
-# must be caught; needs spin and gcc, which .ci/run installs), and the API docs with
-# warnings denied.
+# must be caught; needs spin and gcc, which .ci/run installs), the API docs with
+# warnings denied, the library on the minimum Rust version (1.85.0, which .ci/run
+# installs) and the packaged crate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,4 +36,11 @@ step loom env RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTION
 step model bash model/check.sh
 step model-broken bash model/check.sh --broken
 step doc env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
+# The declared minimum Rust version (`rust-version` in Cargo.toml), with no and with
+# every feature (.ci/run installs the 1.85.0 toolchain when missing; its own target
+# directory, as the loom build has).
+step msrv env CARGO_TARGET_DIR=target-msrv bash -c 'cargo +1.85.0 check --lib --quiet &&
+    cargo +1.85.0 check --lib --all-features --quiet'
+# The published crate: only the source and what `include_str!` needs, and it builds.
+step package cargo package --allow-dirty --quiet
 echo "==> all checks passed"

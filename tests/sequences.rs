@@ -536,10 +536,7 @@ fn g5_success_after_the_readiness_deadline_loses_in_handle() {
     let step = lc.handle(Input::PeerClose(None), deadline).unwrap();
     assert_eq!(
         step,
-        Step {
-            from: MachineState::Accepted,
-            to: MachineState::ReplyingClose
-        }
+        Step::new(MachineState::Accepted, MachineState::ReplyingClose)
     );
     let record = lc.close_record().expect("a close record");
     assert_eq!(record.cause, CloseCause::ReadinessDeadline);
@@ -597,10 +594,7 @@ fn g5_timer_input_before_its_deadline_is_absorbed() {
     let t0 = Instant::now();
     let ms = Duration::from_millis;
     let unchanged = |state| -> Result<Step, Rejected> {
-        Ok(Step {
-            from: state,
-            to: state,
-        })
+        Ok(Step::new(state, state))
     };
 
     let mut lc = new_lifecycle(&config);
@@ -652,10 +646,7 @@ fn g5_timer_input_before_its_deadline_is_absorbed() {
     // At the extended expiry it fires.
     assert_eq!(
         lc.handle(Input::CredentialExpired, extended),
-        Ok(Step {
-            from: MachineState::Ready,
-            to: MachineState::SendingClose
-        })
+        Ok(Step::new(MachineState::Ready, MachineState::SendingClose))
     );
     assert_eq!(
         lc.close_record().map(|r| r.cause),
@@ -670,10 +661,7 @@ fn g5_timer_input_before_its_deadline_is_absorbed() {
     );
     assert_eq!(
         lc.handle(Input::CloseTimeout, close_deadline),
-        Ok(Step {
-            from: MachineState::SendingClose,
-            to: MachineState::Closed
-        })
+        Ok(Step::new(MachineState::SendingClose, MachineState::Closed))
     );
     assert_eq!(
         lc.close_record().and_then(|r| r.end),
@@ -924,10 +912,7 @@ fn g5_duration_max_timeouts_do_not_panic_and_leave_deadlines_unarmed() {
     assert_eq!(lc.handle_timeout(much_later), None);
     assert_eq!(
         lc.handle(Input::ReadinessDeadline, much_later),
-        Ok(Step {
-            from: MachineState::Accepted,
-            to: MachineState::Accepted
-        })
+        Ok(Step::new(MachineState::Accepted, MachineState::Accepted))
     );
     lc.handle(Input::AuthSucceeded { expires_at: None }, much_later)
         .unwrap();
@@ -939,10 +924,7 @@ fn g5_duration_max_timeouts_do_not_panic_and_leave_deadlines_unarmed() {
     assert_eq!(lc.handle_timeout(much_later + STEP), None);
     assert_eq!(
         lc.handle(Input::CloseTimeout, much_later + STEP),
-        Ok(Step {
-            from: MachineState::AwaitingPeerClose,
-            to: MachineState::AwaitingPeerClose
-        })
+        Ok(Step::new(MachineState::AwaitingPeerClose, MachineState::AwaitingPeerClose))
     );
     lc.handle(Input::PeerClose(None), much_later + STEP)
         .unwrap();

@@ -64,11 +64,7 @@ fn expected_rows() -> Vec<TableRow> {
             cells.len()
         );
         for (input, cell) in InputKind::ALL.into_iter().zip(cells) {
-            rows.push(TableRow {
-                state,
-                input,
-                outcome: parse_cell(cell),
-            });
+            rows.push(TableRow::new(state, input, parse_cell(cell)));
         }
     }
     rows

@@ -15,7 +15,7 @@
 //!     uri: Uri,
 //!     headers: HeaderMap,
 //! ) -> Response {
-//!     ws_lifecycle::axum::serve(upgrade, UpgradeRequest { uri, headers }, service)
+//!     ws_lifecycle::axum::serve(upgrade, UpgradeRequest::new(uri, headers), service)
 //! }
 //! ```
 //!

@@ -69,6 +69,7 @@ pub struct Lifecycle {
 /// The result of an accepted input: the state before and after. `from == to` means
 /// "handled, no change" (a stale timer, a second close, a re-authentication).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Step {
     /// The state before the input.
     pub from: MachineState,
@@ -77,6 +78,11 @@ pub struct Step {
 }
 
 impl Step {
+    /// The step from `from` to `to`.
+    pub const fn new(from: MachineState, to: MachineState) -> Step {
+        Step { from, to }
+    }
+
     /// True when the input moved the machine.
     pub fn changed(&self) -> bool {
         self.from != self.to

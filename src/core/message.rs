@@ -48,6 +48,11 @@ impl Message {
 }
 
 /// A frame for the transport to write, from `poll_transmit`.
+///
+/// Deliberately exhaustive (not `#[non_exhaustive]`): the core yields application
+/// messages and our Close, nothing else — control frames (Ping, Pong) belong to the
+/// driver's [`WireFrame`](crate::driver::WireFrame), which may grow. A driver's
+/// `match` over `Frame` stays complete across releases.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     /// An application message.

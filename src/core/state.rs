@@ -9,6 +9,11 @@ crate::core::names::named! {
     /// The machine's fine-grained state. [`Phase`] is the coarse view of it.
     ///
     /// Serde form: the snake-case name, e.g. `"awaiting_peer_close"` (**G9**).
+    ///
+    /// Deliberately exhaustive (not `#[non_exhaustive]`): the states are the
+    /// transition relation itself; a new state would change the table, the SPIN
+    /// model and every snapshot, a breaking release whatever the attribute says, and
+    /// downstream model checkers rely on matching every state.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
     pub enum MachineState {
         /// [`Phase::Connecting`].

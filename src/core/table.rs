@@ -35,6 +35,9 @@ impl InputKind {
 /// The outcome of one (state, input) pair.
 ///
 /// Serde form: `{"transition":"ready"}`, `"unchanged"`, `{"rejected":"not_yet"}` (**G9**).
+///
+/// Deliberately exhaustive: an input is taken with a change of state, taken without
+/// one, or refused — the three outcomes of `Result<Step, Rejected>`, which cannot grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -48,6 +51,7 @@ pub enum Outcome {
 
 /// One row of the transition table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TableRow {
     /// The state the input arrives in.
     pub state: MachineState,
@@ -55,6 +59,17 @@ pub struct TableRow {
     pub input: InputKind,
     /// What happens.
     pub outcome: Outcome,
+}
+
+impl TableRow {
+    /// A row: `input` in `state` has `outcome` (for expected tables written by hand).
+    pub const fn new(state: MachineState, input: InputKind, outcome: Outcome) -> TableRow {
+        TableRow {
+            state,
+            input,
+            outcome,
+        }
+    }
 }
 
 /// The complete transition table: every [`MachineState`] × [`InputKind`] pair, in

@@ -12,6 +12,7 @@ use super::UpgradeRequest;
 
 /// What the authenticator sees: the upgrade request and the client's first message.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AuthRequest {
     /// The connection's id.
     pub id: ConnectionId,
@@ -22,7 +23,18 @@ pub struct AuthRequest {
 }
 
 /// A successful authentication.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use ws_lifecycle::Identity;
+///
+/// let forever = Identity::user("ada");
+/// assert_eq!(forever.expires_at, None);
+/// let hour = Identity::user("ada").expiring_at(Instant::now() + Duration::from_secs(3600));
+/// assert!(hour.expires_at.is_some());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Identity {
     /// Who the client is: the registry indexes the connection under this user.
     pub user: String,
@@ -37,6 +49,25 @@ impl Identity {
         Identity {
             user: user.into(),
             expires_at: None,
+        }
+    }
+
+    /// The same identity, with a credential that lapses at `at` (**G5**).
+    pub fn expiring_at(self, at: Instant) -> Identity {
+        Identity {
+            expires_at: Some(at),
+            ..self
+        }
+    }
+}
+
+impl AuthRequest {
+    /// A request, as the driver builds it (for testing an authenticator).
+    pub fn new(id: ConnectionId, request: Arc<UpgradeRequest>, first_message: Message) -> AuthRequest {
+        AuthRequest {
+            id,
+            request,
+            first_message,
         }
     }
 }
@@ -70,6 +101,7 @@ where
 
 /// One connection as the handler sees it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Session {
     /// The connection's id.
     pub id: ConnectionId,
@@ -78,6 +110,17 @@ pub struct Session {
     /// The registry the connection is listed in: broadcast, route to a user or a
     /// group, join groups.
     pub registry: Registry,
+}
+
+impl Session {
+    /// A session, as the driver builds it (for testing a handler).
+    pub fn new(id: ConnectionId, user: impl Into<Arc<str>>, registry: Registry) -> Session {
+        Session {
+            id,
+            user: user.into(),
+            registry,
+        }
+    }
 }
 
 /// The application's side of a connection. The driver calls, in order:

@@ -23,6 +23,7 @@ pub enum WireFrame {
 /// What the upgrade request carried, for the authenticator: its URI (with the query)
 /// and headers.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct UpgradeRequest {
     /// The request's URI.
     pub uri: Uri,
@@ -31,6 +32,19 @@ pub struct UpgradeRequest {
 }
 
 impl UpgradeRequest {
+    /// A request with this URI and these headers.
+    ///
+    /// ```
+    /// use ws_lifecycle::driver::UpgradeRequest;
+    ///
+    /// let request = UpgradeRequest::new("/ws?token=ada".parse()?, Default::default());
+    /// assert_eq!(request.query(), Some("token=ada"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(uri: Uri, headers: HeaderMap) -> UpgradeRequest {
+        UpgradeRequest { uri, headers }
+    }
+
     /// The query string, if there is one.
     pub fn query(&self) -> Option<&str> {
         self.uri.query()

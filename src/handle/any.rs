@@ -11,6 +11,10 @@ use crate::handle::{Accepted, Authenticated, Closing, Connecting, Ready};
 use crate::handle::{Connection, Observer, Transport};
 
 /// A [`Connection`] in any type state. Match on it to get the typed handle back.
+///
+/// Deliberately exhaustive (not `#[non_exhaustive]`): one variant per sealed type
+/// state, which no release adds without changing the lifecycle itself (see
+/// [`MachineState`]); a `match` over it stays complete.
 #[derive(Debug)]
 pub enum AnyConnection {
     /// See [`Connecting`].

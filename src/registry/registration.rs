@@ -19,7 +19,7 @@ use crate::shared::{Shared, WaitFor};
 /// registry with it; nothing accumulates.
 ///
 /// [`TransportLoss::Dropped`]: crate::core::TransportLoss::Dropped
-#[must_use = "dropping the registration ends the connection"]
+#[must_use = "keep the Registration for as long as the connection lives (in its driver task, beside the connection): dropping it closes and unlists the connection at once"]
 pub struct Registration {
     shared: Arc<Shared>,
 }
