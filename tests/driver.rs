@@ -231,6 +231,9 @@ async fn pings_are_answered_and_an_idle_peer_is_pinged_then_closed_with_1001() {
     peer.send(WireFrame::Close(None));
     let record = peer.finished().await;
     assert_eq!(record.end, Some(CloseEnd::Clean));
+    // Its own cause, from the one table of the crate's closes.
+    assert_eq!(record.cause, CloseCause::IdleTimeout);
+    assert_eq!(record.frame.map(|f| f.code().as_u16()), Some(1001));
 }
 
 #[tokio::test(start_paused = true)]
@@ -245,7 +248,7 @@ async fn a_panicking_handler_closes_its_connection_with_1011_and_no_other() {
     bystander.text("still fine");
     assert_eq!(bystander.recv_text().await, "still fine");
     victim.send(WireFrame::Close(None));
-    victim.finished().await;
+    assert_eq!(victim.finished().await.cause, CloseCause::HandlerPanic);
     assert_eq!(service.registry().len(), 1);
 }
 
@@ -257,6 +260,13 @@ async fn pre_auth_limits_close_with_1008() {
     let mut peer = connect(&service);
     peer.text("auth:a-name-far-too-long-for-the-limit");
     assert_eq!(peer.recv_close().await, Some(1008), "too big before auth");
+    peer.send(WireFrame::Close(None));
+    let record = peer.finished().await;
+    assert_eq!(record.cause, CloseCause::PreAuthLimit);
+    assert_eq!(
+        record.frame.map(|f| f.reason().to_owned()).as_deref(),
+        Some("message too big before authentication")
+    );
 
     // Too many: an authenticator that never answers, and a flood.
     let pending = |_: AuthRequest| std::future::pending::<Result<Identity, String>>();
@@ -268,6 +278,8 @@ async fn pre_auth_limits_close_with_1008() {
         flood.text("x");
     }
     assert_eq!(flood.recv_close().await, Some(1008), "too many before auth");
+    flood.send(WireFrame::Close(None));
+    assert_eq!(flood.finished().await.cause, CloseCause::PreAuthLimit);
 }
 
 #[tokio::test(start_paused = true)]

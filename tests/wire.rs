@@ -9,7 +9,7 @@ use insta::assert_snapshot;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use ws_lifecycle::core::{
-    CloseCause, CloseClass, CloseEnd, InputKind, MachineState, RejectReason, TransportLoss,
+    CloseCause, CloseClass, CloseEnd, CrateClose, InputKind, MachineState, RejectReason, TransportLoss,
     transition_table,
 };
 use ws_lifecycle::registry::{RegistryError, RegistryState};
@@ -192,9 +192,23 @@ fn close_cause_and_end_wire_forms_g9() {
         CloseCause::NotAdmitted,
         CloseCause::Shutdown,
         CloseCause::TransportLost(TransportLoss::Dropped),
+        // New with the one table of the crate's own closes (deliberate, additive).
+        CloseCause::IdleTimeout,
+        CloseCause::PreAuthLimit,
+        CloseCause::HandlerPanic,
     ];
     round_trips(&causes);
     assert_snapshot!("close_cause", json(&causes));
+    // One source for names: `as_str` is the serde form's tag (G9).
+    for cause in causes {
+        let serde = serde_json::to_value(cause).unwrap();
+        let tag = match &serde {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Object(map) => map.keys().next().unwrap().clone(),
+            other => panic!("unexpected serde form {other}"),
+        };
+        assert_eq!(cause.as_str(), tag, "G9: {cause:?}'s name is its serde tag");
+    }
     let ends = [
         CloseEnd::Clean,
         CloseEnd::TimedOut,
@@ -272,4 +286,34 @@ fn registry_wire_forms_g9() {
     let drain = registry.finish_drain_at(now);
     assert_snapshot!("drain_report", serde_json::to_string(&drain).unwrap());
     drop((r1, r2, r3, ready, waiting, gone));
+}
+
+/// G9: the one table of the closes the crate raises itself — every row's cause, code
+/// and reason, as a snapshot, and the table in `CrateClose`'s documentation agrees
+/// with it row by row.
+#[test]
+fn crate_closes_table_g9() {
+    let rows: Vec<String> = CrateClose::ALL
+        .iter()
+        .map(|close| {
+            format!(
+                "| `{close:?}` | `{}` | {} | {} |",
+                close.cause().as_str(),
+                close.code().as_u16(),
+                close.reason()
+            )
+        })
+        .collect();
+    assert_snapshot!("crate_closes", rows.join("\n"));
+    let doc = include_str!("../src/core/closes.rs");
+    for row in &rows {
+        assert!(
+            doc.contains(&format!("/// {row}")),
+            "the documented table of src/core/closes.rs lacks the row {row}"
+        );
+    }
+    for close in CrateClose::ALL {
+        assert_eq!(close.frame().code(), close.code());
+        assert_eq!(close.frame().reason(), close.reason());
+    }
 }
