@@ -63,7 +63,11 @@ impl Identity {
 
 impl AuthRequest {
     /// A request, as the driver builds it (for testing an authenticator).
-    pub fn new(id: ConnectionId, request: Arc<UpgradeRequest>, first_message: Message) -> AuthRequest {
+    pub fn new(
+        id: ConnectionId,
+        request: Arc<UpgradeRequest>,
+        first_message: Message,
+    ) -> AuthRequest {
         AuthRequest {
             id,
             request,

@@ -7,35 +7,34 @@
 //! targets, then visits them one at a time, never waiting on any of them: a full
 //! outbox is a refusal, not a wait.
 
+mod broadcast;
 mod config;
+mod drain;
 mod error;
 mod index;
 mod registration;
 mod report;
 
 use std::fmt;
-use std::future::{Future, poll_fn};
-use std::pin::pin;
 use std::sync::Arc as Name;
 use std::sync::Arc as StdArc;
-use std::task::Poll;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::{CloseCause, ConnectionId, CrateClose, Input, Message, Phase, TransportLoss};
+use crate::core::{CloseCause, ConnectionId, Phase};
 use crate::handle::{Accepted, Authorized, Connection, Observer};
 use crate::shared::sync::{
     Arc, AtomicBool, AtomicU8, AtomicU64, Mutex, MutexGuard, Ordering, lock,
 };
-use crate::shared::{Delivery, Link, Member, Membership, Shared, Wakeups};
+use crate::shared::{Link, Member, Membership, Shared, Wakeups};
 
 pub use config::{RegistryConfig, StartupPolicy};
 pub use error::RegistryError;
 pub use registration::Registration;
 pub use report::{BroadcastReport, DrainReport, PhaseCounts, RegistrySnapshot, Totals};
 
-use index::{DrainProgress, Index};
+use index::Index;
 
 /// Where a registry is in its own life (**G8**).
 ///
@@ -351,67 +350,6 @@ impl Registry {
         self.core.lock().leave(id, group)
     }
 
-    /// Sends `message` to every connection `Ready` at this call's linearization point
-    /// (**G7**).
-    pub fn broadcast(&self, message: Message) -> BroadcastReport {
-        // Numbered first, listed second: a connection Ready before the number was
-        // registered before it too, so it is in the list (G7).
-        let epoch = self.linearize();
-        let targets = self.core.lock().listed.clone();
-        visit(epoch, &message, targets.iter())
-    }
-
-    /// Sends `message` to the `Ready` connections of `user` (all their devices).
-    pub fn send_to_user(&self, user: &str, message: Message) -> BroadcastReport {
-        self.deliver(&message, |index, out| {
-            let ids = index.users.get(user).into_iter().flatten();
-            out.extend(ids.filter_map(|id| index.shared(id).cloned()));
-        })
-    }
-
-    /// Sends `message` to the `Ready` members of `group`.
-    pub fn send_to_group(&self, group: &str, message: Message) -> BroadcastReport {
-        self.deliver(&message, |index, out| {
-            let ids = index.groups.get(group).into_iter().flatten();
-            out.extend(ids.filter_map(|id| index.shared(id).cloned()));
-        })
-    }
-
-    /// Sends `message` to the `Ready` connections for which `select(id, user)` is
-    /// true. `select` runs without any lock held, so it may call the registry.
-    pub fn broadcast_where(
-        &self,
-        message: Message,
-        mut select: impl FnMut(ConnectionId, Option<&str>) -> bool,
-    ) -> BroadcastReport {
-        let epoch = self.linearize();
-        let candidates = self.core.lock().listed_with_users();
-        let targets = candidates
-            .iter()
-            .filter(|(shared, user)| select(shared.id(), user.as_deref()))
-            .map(|(shared, _)| shared);
-        visit(epoch, &message, targets)
-    }
-
-    /// The linearization point of a broadcast (**G7**): every connection that became
-    /// `Ready` before it is a target, every one after it is not.
-    fn linearize(&self) -> u64 {
-        self.core.epoch.fetch_add(1, Ordering::SeqCst) + 1
-    }
-
-    fn deliver(
-        &self,
-        message: &Message,
-        select: impl FnOnce(&Index, &mut Vec<Arc<Shared>>),
-    ) -> BroadcastReport {
-        // Numbered first, listed second: a connection Ready before the number was
-        // registered before it too, so it is in the list (G7).
-        let epoch = self.linearize();
-        let mut targets = Vec::new();
-        select(&self.core.lock(), &mut targets);
-        visit(epoch, message, &targets)
-    }
-
     /// Whether `id` is listed.
     pub fn contains(&self, id: ConnectionId) -> bool {
         self.core.lock().entries.contains_key(&id)
@@ -479,213 +417,6 @@ impl Registry {
             users: index.users.len(),
             groups: index.groups.len(),
             totals: index.totals.clone(),
-        }
-    }
-
-    /// Begins a graceful drain (**G8**): admits nothing from now on (1001), and
-    /// closes every listed connection with 1001 "going away" — queued messages are
-    /// written first. Returns how many it asked to close (the others were closing
-    /// already). Their drivers finish the close handshakes; wait for that with
-    /// [`drained`](Self::drained), then call [`finish_drain`](Self::finish_drain) —
-    /// or do all three with [`drain`](Self::drain).
-    ///
-    /// Each connection is closed at its own clock (the system's monotonic clock,
-    /// never behind the latest time its driver fed it); [`shutdown_at`](Self::shutdown_at)
-    /// takes the time explicitly, for simulations with virtual time.
-    ///
-    /// ```
-    /// use std::time::Instant;
-    /// use ws_lifecycle::{Config, Connection, ConnectionId, Registry, RegistryConfig};
-    ///
-    /// let registry = Registry::new(RegistryConfig::default());
-    /// registry.open();
-    /// let now = Instant::now();
-    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
-    /// let _registration = registry.register(&conn, now)?;
-    /// assert_eq!(registry.shutdown(), 1); // asked one connection to close with 1001
-    /// assert!(conn.phase().is_closing_or_closed());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn shutdown(&self) -> usize {
-        self.begin_drain(None)
-    }
-
-    /// [`shutdown`](Self::shutdown) at `now`, for every connection.
-    pub fn shutdown_at(&self, now: Instant) -> usize {
-        self.begin_drain(Some(now))
-    }
-
-    fn begin_drain(&self, now: Option<Instant>) -> usize {
-        let targets = {
-            let mut index = self.core.lock();
-            if self.core.state() == RegistryState::Draining {
-                return 0;
-            }
-            self.core
-                .state
-                .store(RegistryState::Draining as u8, Ordering::SeqCst);
-            index.drain = Some(DrainProgress {
-                listed: index.entries.len(),
-                ..DrainProgress::default()
-            });
-            index.listed.clone()
-        };
-        let mut closing = 0;
-        for shared in targets.iter() {
-            let asked = shared.run(|inner, wakeups| {
-                let now = now.unwrap_or_else(|| inner.clock_now());
-                let inner = inner.tick(now, wakeups);
-                let open = !inner.conn.phase().is_closing_or_closed();
-                if open {
-                    inner.conn.raise(CrateClose::Shutdown, now);
-                }
-                open
-            });
-            closing += usize::from(asked);
-        }
-        if let Some(drain) = self.core.lock().drain.as_mut() {
-            drain.closing = closing;
-        }
-        tracing::info!(listed = targets.len(), closing, "registry draining");
-        closing
-    }
-
-    /// Completes once no connection is listed (runtime-agnostic, **G6**).
-    pub fn drained(&self) -> impl Future<Output = ()> + Send + use<> {
-        Drained {
-            core: self.core.clone(),
-            id: 0,
-        }
-    }
-
-    /// Ends the drain at its deadline: every connection still listed is dropped
-    /// ([`TransportLoss::Dropped`]) and unlisted. Returns what the drain did. Begins
-    /// the drain first if [`shutdown`](Self::shutdown) was not called. Each
-    /// connection at its own clock (see `shutdown`).
-    pub fn finish_drain(&self) -> DrainReport {
-        self.finish(None, Shared::drop_transport)
-    }
-
-    /// [`finish_drain`](Self::finish_drain) at `now`, for every connection.
-    pub fn finish_drain_at(&self, now: Instant) -> DrainReport {
-        self.finish(Some(now), |shared| {
-            let _ = shared.handle(Input::TransportLost(TransportLoss::Dropped), now);
-        })
-    }
-
-    /// Drops every connection still listed with `drop_one`, and reports.
-    fn finish(&self, now: Option<Instant>, drop_one: impl Fn(&Shared)) -> DrainReport {
-        self.begin_drain(now);
-        // A plain copy, released from the shared list at once: holding a clone of the
-        // shared list while the drops below unlist connections would make the first
-        // removal copy the whole list under the registry's lock.
-        let rest: Vec<Arc<Shared>> = self.core.lock().listed.to_vec();
-        for shared in &rest {
-            drop_one(shared);
-        }
-        let drain = {
-            let mut index = self.core.lock();
-            let drain = index.drain.get_or_insert_with(DrainProgress::default);
-            drain.dropped += rest.len();
-            *drain
-        };
-        let report = DrainReport {
-            closing: drain.closing,
-            closed: drain.listed.saturating_sub(drain.dropped),
-            dropped: drain.dropped,
-        };
-        tracing::info!(
-            closed = report.closed,
-            dropped = report.dropped,
-            "registry drained"
-        );
-        report
-    }
-
-    /// The whole graceful drain: [`shutdown`](Self::shutdown), wait until
-    /// [`drained`](Self::drained) or until `deadline` completes (any timer future:
-    /// `tokio::time::sleep(d)`, for instance), then drop what is left like
-    /// [`finish_drain`](Self::finish_drain) — each connection at the latest time it
-    /// has seen, so no clock is mixed in. Bounded by `deadline` (**G8**).
-    pub async fn drain<D: Future>(&self, deadline: D) -> DrainReport {
-        self.drain_inner(None, deadline).await
-    }
-
-    /// [`drain`](Self::drain), beginning at `now` (virtual time).
-    pub async fn drain_at<D: Future>(&self, now: Instant, deadline: D) -> DrainReport {
-        self.drain_inner(Some(now), deadline).await
-    }
-
-    async fn drain_inner<D: Future>(&self, now: Option<Instant>, deadline: D) -> DrainReport {
-        self.begin_drain(now);
-        {
-            let mut drained = pin!(self.drained());
-            let mut deadline = pin!(deadline);
-            poll_fn(|cx| {
-                if drained.as_mut().poll(cx).is_ready() || deadline.as_mut().poll(cx).is_ready() {
-                    Poll::Ready(())
-                } else {
-                    Poll::Pending
-                }
-            })
-            .await;
-        }
-        // Each connection left is dropped at the latest time it has seen, so no
-        // deadline of its own fires on the way (the caller's clock may be virtual).
-        self.finish(now, Shared::abandon)
-    }
-}
-
-/// Visits the targets of broadcast `epoch`, one connection lock at a time.
-fn visit<'a>(
-    epoch: u64,
-    message: &Message,
-    targets: impl IntoIterator<Item = &'a Arc<Shared>>,
-) -> BroadcastReport {
-    let mut report = BroadcastReport::default();
-    for shared in targets {
-        match shared.deliver(epoch, message) {
-            Delivery::Delivered => report.delivered += 1,
-            Delivery::NotReady => report.not_ready += 1,
-            Delivery::Closing => report.closing += 1,
-            Delivery::Full => report.full += 1,
-        }
-    }
-    report
-}
-
-/// The future of [`Registry::drained`].
-struct Drained {
-    core: StdArc<Core>,
-    id: u64,
-}
-
-impl Future for Drained {
-    type Output = ();
-
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        let old = {
-            let mut index = this.core.lock();
-            if index.entries.is_empty() {
-                let old = index.unwait(this.id);
-                this.id = 0;
-                drop(index);
-                drop(old);
-                return Poll::Ready(());
-            }
-            index.wait_empty(&mut this.id, cx.waker())
-        };
-        drop(old);
-        Poll::Pending
-    }
-}
-
-impl Drop for Drained {
-    fn drop(&mut self) {
-        if self.id != 0 {
-            let old = self.core.lock().unwait(self.id);
-            drop(old);
         }
     }
 }

@@ -18,7 +18,8 @@ use std::time::Instant;
 
 use crate::core::{CloseCause, ConnectionId};
 
-use super::Wakeups;
+use super::{Inner, WaitFor, Wakeups};
+use crate::core::{CrateClose, Phase};
 
 /// What a registry offers the connections it lists; implemented by the registry.
 /// Called under the connection's lock (the registry's lock may be taken inside,
@@ -115,4 +116,93 @@ pub(crate) enum Delivery {
     Closing,
     /// Its outbox is full (the overflow policy applied).
     Full,
+}
+
+/// The connection's side of its membership, under its lock (**G7**, **G8**).
+impl Inner {
+    /// Lists the connection in `link`'s registry (**G7**): a connection registered
+    /// while closing is stamped as closing at once; `held` is the startup gate's
+    /// (**G8**), whose hold deadline the driver must now feed.
+    pub(crate) fn attach(&mut self, link: Link, held: bool, wakeups: &mut Wakeups) {
+        self.stamps = Stamps::UNSTAMPED;
+        if self.conn.phase().is_closing_or_closed() {
+            self.stamps.closing_at = link.member.epoch();
+        }
+        self.conn.held = held;
+        self.link = Some(link);
+        self.wake_transmit(wakeups);
+    }
+
+    /// True while listed in a registry.
+    pub(crate) fn is_listed(&self) -> bool {
+        self.link.is_some()
+    }
+
+    /// Held by the startup gate right now: admitted before the registry opened, and
+    /// it has not opened since — a drain that begins before `open` does not release
+    /// anyone (**G8**). The hot flag first: most connections were never held.
+    pub(crate) fn is_held(&self) -> bool {
+        self.conn.held && self.link.as_ref().is_some_and(|link| !link.member.opened())
+    }
+
+    /// The registry opened: release the hold, wake whoever waits for admission, and
+    /// the driver, whose hold deadline is gone.
+    pub(crate) fn release_hold(&mut self, wakeups: &mut Wakeups) {
+        self.conn.held = false;
+        self.waiters.wake(WaitFor::State, wakeups);
+        self.wake_transmit(wakeups);
+    }
+
+    /// The startup gate's deadline, while it can still close the connection: held,
+    /// the registry starting, and the connection not closing already (a closing
+    /// connection's driver must sleep until its close deadline, not spin on a hold
+    /// deadline that can no longer fire).
+    pub(super) fn hold_deadline(&self) -> Option<Instant> {
+        if !self.is_held() || self.conn.phase().is_closing_or_closed() {
+            return None;
+        }
+        self.link.as_ref()?.hold_until()
+    }
+
+    /// Closes a held connection whose hold deadline has passed, or — `ready` — that
+    /// the application tries to make ready while the registry is starting: it must
+    /// not be routed to handlers that are not there yet (**G8**). 1013.
+    pub(super) fn enforce_hold(&mut self, now: Instant, ready: bool) {
+        let Some(until) = self.hold_deadline() else {
+            return;
+        };
+        // The hold's close happens at the hold deadline itself, so a late driver sees
+        // the deadlines in the order they passed: one due earlier (readiness, say)
+        // still wins, one due later fires after the hold's close (G5, G8).
+        if until <= now {
+            self.conn.raise(CrateClose::HoldExpired, until);
+        } else if ready {
+            self.conn.raise(CrateClose::ReadyBeforeOpen, now);
+        }
+    }
+
+    /// After a change of state of a registered connection: stamp the epochs, and on
+    /// `Closed` leave the listing (**G7**).
+    pub(super) fn settle_membership(&mut self, wakeups: &mut Wakeups) {
+        let phase = self.conn.phase();
+        let Some(link) = self.link.as_ref() else {
+            return;
+        };
+        if phase == Phase::Ready && self.stamps.ready_at == NEVER {
+            self.stamps.ready_at = link.member.epoch();
+        }
+        if phase.is_closing_or_closed() && self.stamps.closing_at == NEVER {
+            self.stamps.closing_at = link.member.epoch();
+            if std::mem::take(&mut self.conn.held) {
+                // A closing connection no longer takes a place in the hold.
+                link.member.unhold(self.conn.id());
+            }
+        }
+        if phase == Phase::Closed {
+            let cause = self.conn.close_record().map(|r| r.cause);
+            if let Some(link) = self.link.take() {
+                link.member.remove(self.conn.id(), cause, wakeups);
+            }
+        }
+    }
 }
