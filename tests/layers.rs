@@ -90,6 +90,12 @@ fn the_check_sees_an_upward_import() {
         crate_paths(code("use crate::registry::Registry; // crate::driver")),
         ["registry"]
     );
-    assert_eq!(crate_paths(code("/// [`x`](crate::driver::X)")), Vec::<String>::new());
-    assert_eq!(crate_paths(code("let x = crate::Message::text(\"\");")), ["Message"]);
+    assert_eq!(
+        crate_paths(code("/// [`x`](crate::driver::X)")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        crate_paths(code("let x = crate::Message::text(\"\");")),
+        ["Message"]
+    );
 }

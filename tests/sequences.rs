@@ -593,9 +593,7 @@ fn g5_timer_input_before_its_deadline_is_absorbed() {
     let config = config();
     let t0 = Instant::now();
     let ms = Duration::from_millis;
-    let unchanged = |state| -> Result<Step, Rejected> {
-        Ok(Step::new(state, state))
-    };
+    let unchanged = |state| -> Result<Step, Rejected> { Ok(Step::new(state, state)) };
 
     let mut lc = new_lifecycle(&config);
     lc.handle(Input::Accept, t0).unwrap();
@@ -924,7 +922,10 @@ fn g5_duration_max_timeouts_do_not_panic_and_leave_deadlines_unarmed() {
     assert_eq!(lc.handle_timeout(much_later + STEP), None);
     assert_eq!(
         lc.handle(Input::CloseTimeout, much_later + STEP),
-        Ok(Step::new(MachineState::AwaitingPeerClose, MachineState::AwaitingPeerClose))
+        Ok(Step::new(
+            MachineState::AwaitingPeerClose,
+            MachineState::AwaitingPeerClose
+        ))
     );
     lc.handle(Input::PeerClose(None), much_later + STEP)
         .unwrap();

@@ -9,8 +9,8 @@ use insta::assert_snapshot;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use ws_lifecycle::core::{
-    CloseCause, CloseClass, CloseEnd, CrateClose, InputKind, MachineState, RejectReason, TransportLoss,
-    transition_table,
+    CloseCause, CloseClass, CloseEnd, CrateClose, InputKind, MachineState, RejectReason,
+    TransportLoss, transition_table,
 };
 use ws_lifecycle::registry::{RegistryError, RegistryState};
 use ws_lifecycle::{
