@@ -1,67 +1,93 @@
 //! Bounded exhaustive check of the sans-IO connection, [`Conn`], for **G2**
 //! (ready-gating) and **G3** (close-gating).
 //!
-//! Every sequence of up to [`MAX_LEN`] operations over a twelve-letter alphabet
-//! ([`ALPHABET`]: accept, authenticate, services ready, send, emit, take one or two
-//! frames, hand all or the last of the frames just taken back with `requeue`, local
-//! close, the peer's Close, `take_unsent`) is run against a fresh [`Conn`] and, side by
-//! side, against [`Model`], a reference model written in this file from the documented
-//! behaviour (the lifecycle part of it is the flag-based [`Reference`] of
+//! **What runs.** Sequences over the eleven-letter [`ALPHABET`] — accept,
+//! authenticate, services ready, send, emit, take one frame, take two frames, hand the
+//! frames of the last take back with `requeue` (as a write that failed does), local
+//! close, the peer's Close, `take_unsent` — are run against a real [`Conn`] and, side
+//! by side, against [`Model`], a reference model written in this file from the
+//! documented behaviour (its lifecycle part is the flag-based [`Reference`] of
 //! `tests/reference/`, which `tests/sequences.rs` checks against the machine). The
-//! capacities are tiny (outbox 2, pre-ready buffer 2), so a full outbox, a full buffer
-//! and an outbox past its bound (after a `requeue`) are all reached, and the whole
-//! enumeration runs twice: once under [`OverflowPolicy::Reject`], once under
-//! [`OverflowPolicy::slow_consumer`]. With 12 letters and `MAX_LEN = 6` that is
-//! 12 + 12² + … + 12⁶ = 3 257 436 sequences per policy, 6 514 872 in all (each run
-//! from a new connection; the tests print the count and the time).
+//! capacities are tiny (outbox 2, pre-ready buffer 2), so full queues are a few
+//! operations away, and time is one fixed instant plus a millisecond per operation, so
+//! no deadline fires (they keep their defaults, 10 s and 5 s). One rule of the model
+//! is the implementation's rather than the documentation's: `Conn::send` before
+//! `Ready` is refused as `SendErrorKind::Closed`, whose docs speak only of a closing
+//! connection (the typed handles cannot send there at all, G1).
 //!
-//! After **every** step of every sequence:
+//! The sequences are: every sequence of 1 to [`MAX_LEN`] = 5 operations from a new
+//! connection, and every continuation by 1 to 5 operations of each of three longer
+//! starting sequences ([`ROOTS`]: accepted with a full pre-ready buffer; `Ready` with
+//! nothing queued; `Ready` with a full outbox), so that the bound reaches as far past
+//! `Ready` as past the start. That is 4 × (11 + 11² + … + 11⁵) = 708 620 sequences per
+//! overflow policy, and the whole enumeration runs twice, under
+//! [`OverflowPolicy::Reject`] and under [`OverflowPolicy::slow_consumer`]: 1 417 240
+//! sequences, each followed by the end checks below, which take it up to four
+//! operations further (the longest run is 14 operations). The tests print the counts,
+//! what was reached, and the time: 7 to 9 s per policy in a debug build on this
+//! project's two-core machine, the two tests in parallel. (A bound of 6 from a new
+//! connection alone would be 1.9 million sequences per policy, about 25 s each, and
+//! would reach only three operations past `Ready`. `CONN_SEQUENCES_LEN=6` continues
+//! every root by up to 6 operations: 7 794 864 sequences per policy, about three
+//! minutes each.)
 //!
-//! - the model predicts the outcome of the step — `handle`'s step or rejection, the
-//!   `Ok`/`Err` kind of every `send` and `emit`, the exact frames every `next_frames`
-//!   yields (message numbers and our Close frame), what `requeue` puts back and what
-//!   `take_unsent` hands back — and the real `Conn` must agree;
+//! **After every step** of every sequence:
+//!
+//! - the model predicts the outcome of the step and the real `Conn` must agree:
+//!   `handle`'s step or rejection, the `Ok`/`Err` kind of every `send` and `emit`,
+//!   the exact frames every `next_frames` yields (message numbers, and our Close frame
+//!   with its code), how many messages `requeue` puts back, and exactly which messages
+//!   `take_unsent` hands back;
 //! - the observable state must agree: machine state, phase, `check_send`,
-//!   `close_deferred`, `queued`, `has_room` and the close record;
+//!   `close_deferred`, `queued`, `has_room`, and the close record when it changed;
 //! - `take_effects` must be exactly what the documentation of [`Effects`] says:
 //!   `STATE` when the machine changed state, `TRANSMIT` for an accepted send (and a
 //!   slow-consumer close request), `ROOM` when the outbox went from full to not full
-//!   (and when a slow-consumer close shuts the gate), nothing else;
-//! - and, independently of the model, the guarantees themselves are checked on the
-//!   stream of frames actually yielded:
+//!   (and when a slow-consumer close request shuts the gate), nothing else;
+//! - and, independently of the model, the guarantees, on the frames actually yielded:
 //!   - **G2**: no message frame before the connection was `Ready`; events emitted
 //!     before `Ready` are written in emission order, at most once, before any message
-//!     sent after `Ready`;
-//!   - **G3**: nothing follows our Close frame (it is yielded at most once, and it is
-//!     the last frame); once a close was requested (locally, or by the slow-consumer
-//!     policy) or the peer's Close came in, `send` and `emit` are refused with the
-//!     message handed back intact; every message ever handed to `send` or `emit` is in
-//!     exactly one place — written (yielded and not handed back by `requeue`), returned
-//!     in its `SendError`, handed back by `take_unsent`, or still queued — never
-//!     duplicated, never lost; written messages appear in the order they were
-//!     accepted (`requeue` puts them back at the front, in order).
+//!     sent after `Ready`; `take_unsent` hands nothing back before a close;
+//!   - **G3**: nothing follows our Close frame (it is yielded at most once, and last);
+//!     once a close was requested (locally, or by the slow-consumer policy) or the
+//!     peer's Close came in, `send` and `emit` are refused as `Closed`; a refused
+//!     message comes back intact inside its `SendError`; every message ever handed to
+//!     `send` or `emit` is in exactly one place — written (yielded by `next_frames`
+//!     and not handed back by `requeue`), returned in its `SendError`, handed back by
+//!     `take_unsent`, or still queued — never duplicated, never lost; and written
+//!     messages appear in the order they were accepted (`requeue` puts them back at
+//!     the front, in order).
 //!
-//! At the end of each sequence a final `take_unsent` (when closing or closed) must
-//! leave the accounting balanced; then the connection is closed out — a local close,
-//! every frame taken, `take_unsent` — and afterwards nothing may be queued and every
-//! message must have been written, refused or handed back exactly once.
+//! **At the end of every sequence**: a final `take_unsent` when the connection is
+//! closing or closed, after which the accounting must balance; then a close-out — a
+//! local close, every frame taken, `take_unsent` — after which nothing may be queued,
+//! every message must have been written, refused or handed back exactly once, and our
+//! Close must have been yielded exactly once, last (none if the close refused the
+//! upgrade).
 //!
-//! Sequences are enumerated shortest first, so the first failure reported is a
-//! shortest failing sequence. `CONN_SEQUENCES_LEN=<n>` runs a different bound.
+//! **How.** `Conn` cannot be copied, so the search is depth-first over the tree of
+//! sequences, and each node replays its prefix on a new `Conn` (unchecked: the same
+//! calls were checked when the prefix was a node itself) before the checked step; the
+//! model and the bookkeeping are cloned from the parent. A failure is reported with a
+//! shortest failing sequence (the search is rerun with growing bounds).
+//! `CONN_SEQUENCES_LEN=<n>` runs a different bound.
 
 mod reference;
 
 use std::collections::VecDeque;
+use std::fmt::Display;
 use std::time::{Duration, Instant};
 
 use reference::{Expected, OurFrame, Reference};
 use ws_lifecycle::core::{
     CloseCause, CloseFrame, Config, Conn, ConnectionId, CrateClose, Effects, Frame, Input,
-    MachineState, Message, OverflowPolicy, Phase, Rejected, SendErrorKind, SendRefused, Step,
+    MachineState, Message, OverflowPolicy, Phase, Rejected, SendError, SendErrorKind, SendRefused,
+    Step,
 };
 
-/// The longest sequence checked (overridable with `CONN_SEQUENCES_LEN`).
-const MAX_LEN: usize = 6;
+/// The most operations run from a new connection, and after each of the other
+/// [`ROOTS`] (overridable with `CONN_SEQUENCES_LEN`).
+const MAX_LEN: usize = 5;
 
 /// The outbox's bound: small, so that a full outbox is a few sends away.
 const OUTBOX_CAPACITY: usize = 2;
@@ -70,8 +96,7 @@ const OUTBOX_CAPACITY: usize = 2;
 /// is visible, and a third is refused.
 const PENDING_CAPACITY: usize = 2;
 
-/// The most frames the close-out at the end of a sequence takes in one go (more than
-/// any sequence can queue).
+/// The most frames the close-out takes in one go (more than any sequence queues).
 const TAKE_ALL: usize = 64;
 
 /// One operation of a sequence.
@@ -91,11 +116,9 @@ enum Op {
     Take1,
     /// `next_frames(now, out, 2)`.
     Take2,
-    /// `requeue` of every frame the last take yielded (a write that took none).
-    RequeueAll,
-    /// `requeue` of the last frame the last take yielded (a write that took all but
-    /// the last).
-    RequeueLast,
+    /// `requeue` of every frame the last take yielded: the driver's write failed.
+    /// (After a requeue there is nothing left to hand back until the next take.)
+    Requeue,
     /// `handle(Input::Close(CloseFrame::normal()))`.
     Close,
     /// `handle(Input::PeerClose(None))`: the peer's Close, without a status code.
@@ -107,7 +130,7 @@ enum Op {
 }
 
 /// Every operation a sequence is made of.
-const ALPHABET: [Op; 12] = [
+const ALPHABET: [Op; 11] = [
     Op::Accept,
     Op::Auth,
     Op::Ready,
@@ -115,12 +138,35 @@ const ALPHABET: [Op; 12] = [
     Op::Emit,
     Op::Take1,
     Op::Take2,
-    Op::RequeueAll,
-    Op::RequeueLast,
+    Op::Requeue,
     Op::Close,
     Op::PeerClose,
     Op::TakeUnsent,
 ];
+
+impl Op {
+    /// The input an op feeds to `handle`, if it is one.
+    fn input(self) -> Option<Input> {
+        Some(match self {
+            Op::Accept => Input::Accept,
+            Op::Auth => Input::AuthSucceeded { expires_at: None },
+            Op::Ready => Input::ServicesReady,
+            Op::Close => Input::Close(CloseFrame::normal()),
+            Op::PeerClose => Input::PeerClose(None),
+            _ => return None,
+        })
+    }
+
+    /// How many frames a take asks for, if it is one.
+    fn max_frames(self) -> Option<usize> {
+        match self {
+            Op::Take1 => Some(1),
+            Op::Take2 => Some(2),
+            Op::TakeAll => Some(TAKE_ALL),
+            _ => None,
+        }
+    }
+}
 
 fn config(overflow: OverflowPolicy) -> Config {
     let mut config = Config::default();
@@ -130,6 +176,12 @@ fn config(overflow: OverflowPolicy) -> Config {
     config.pending_capacity = PENDING_CAPACITY;
     config.overflow = overflow;
     config
+}
+
+/// The time of the `step`-th operation of a sequence: one fixed instant plus
+/// `step` milliseconds.
+fn at(base: Instant, step: usize) -> Instant {
+    base + Duration::from_millis(step as u64)
 }
 
 /// Message number `n`: its text is the number, so a frame says which message it is.
@@ -146,7 +198,7 @@ fn number(message: &Message) -> u32 {
 }
 
 /// `handle`'s result in the reference model's terms.
-fn outcome(result: Result<Step, Rejected>) -> Expected {
+fn outcome(result: &Result<Step, Rejected>) -> Expected {
     match result {
         Ok(step) if step.changed() => Expected::Transition(step.to),
         Ok(_) => Expected::Unchanged,
@@ -181,8 +233,8 @@ impl Want {
 }
 
 /// The reference model of one [`Conn`]: the lifecycle (the flag-based [`Reference`])
-/// plus two queues of message numbers and the slow-consumer flag, every rule written
-/// from the documentation of `Conn`, `Config`, `OverflowPolicy` and `Effects`:
+/// plus two queues of message numbers and the slow-consumer flag. Every rule is
+/// written from the documentation of `Conn`, `Config`, `OverflowPolicy` and `Effects`:
 ///
 /// - `send` queues at the back of the outbox while the send gate is open and the
 ///   outbox has room; a full outbox hands the message back as `Full` under `Reject`,
@@ -336,7 +388,7 @@ impl Model {
         (Ok(()), Effects::NONE)
     }
 
-    /// `next_frames(now, out, max)`: the frames and the effects other than `STATE`.
+    /// `next_frames(now, out, max)`: the frames, and the effects other than `STATE`.
     fn take(&mut self, now: Instant, max: usize) -> (Vec<Want>, Effects) {
         self.tick(now);
         let mut frames = Vec::new();
@@ -383,28 +435,126 @@ impl Model {
     }
 }
 
-// ── one sequence ───────────────────────────────────────────────────────────────
+// ── the real connection ─────────────────────────────────────────────────────────
 
-/// What the enumeration reached, so that a test can insist that the interesting
-/// paths really were exercised.
+/// The real side of a sequence: the connection, and what a driver keeps between
+/// calls. The same [`Real::apply`] serves the checked step and the unchecked replay
+/// of a prefix, so both make exactly the same calls.
+struct Real {
+    conn: Conn,
+    /// The frames the latest take yielded, for `requeue`.
+    last_take: Vec<Frame>,
+    /// The number of the next message handed to `send` or `emit`.
+    next: u32,
+}
+
+/// What one operation on the real connection returned.
+enum Got {
+    /// `handle`'s result.
+    Handled(Result<Step, Rejected>),
+    /// `send`'s or `emit`'s result, for message `n`.
+    Sent(u32, Result<(), SendError>),
+    /// `next_frames`: what it appended and what it returned.
+    Frames(Vec<Frame>, usize),
+    /// `requeue`: the frames handed back and the count it returned.
+    Requeued(Vec<Frame>, usize),
+    /// `take_unsent`'s messages.
+    Unsent(Vec<Message>),
+}
+
+impl Real {
+    fn new(config: &Config) -> Real {
+        Real {
+            conn: Conn::new(ConnectionId::new(1), config.clone()),
+            last_take: Vec::new(),
+            next: 0,
+        }
+    }
+
+    fn apply(&mut self, op: Op, now: Instant) -> Got {
+        if let Some(input) = op.input() {
+            return Got::Handled(self.conn.handle(input, now));
+        }
+        if let Some(max) = op.max_frames() {
+            let mut frames = Vec::new();
+            let taken = self.conn.next_frames(now, &mut frames, max);
+            self.last_take.clone_from(&frames);
+            return Got::Frames(frames, taken);
+        }
+        match op {
+            Op::Send | Op::Emit => {
+                let n = self.next;
+                self.next += 1;
+                Got::Sent(
+                    n,
+                    if op == Op::Send {
+                        self.conn.send(message(n))
+                    } else {
+                        self.conn.emit(message(n))
+                    },
+                )
+            }
+            Op::Requeue => {
+                let back = std::mem::take(&mut self.last_take);
+                let count = self.conn.requeue(back.clone());
+                Got::Requeued(back, count)
+            }
+            Op::TakeUnsent => Got::Unsent(self.conn.take_unsent()),
+            _ => unreachable!("{op:?} is an input or a take"),
+        }
+    }
+}
+
+// ── the checks ──────────────────────────────────────────────────────────────────
+
+/// A broken rule: its label ([`G2`], [`G3`] or [`MODEL`]) and what happened.
+struct Failure {
+    guarantee: &'static str,
+    what: String,
+}
+
+fn fail(guarantee: &'static str, what: impl Display) -> Failure {
+    Failure {
+        guarantee,
+        what: what.to_string(),
+    }
+}
+
+type Checked = Result<(), Failure>;
+
+/// The label of a broken G2 rule, checked on its own (without the model).
+const G2: &str = "G2 violated";
+
+/// The label of a broken G3 rule, checked on its own (without the model).
+const G3: &str = "G3 violated";
+
+/// The label of a disagreement with the reference model: every rule of the model is
+/// part of what G2 and G3 promise (what is queued, buffered, written, refused or
+/// handed back, and when), or of the effects that wake whoever waits for it.
+const MODEL: &str = "G2/G3: the reference model disagrees";
+
+/// What the enumeration reached, so that the tests can insist that the interesting
+/// paths really were exercised (counted over every checked step, end checks too).
 #[derive(Debug, Default, Clone, Copy)]
 struct Coverage {
     sequences: u64,
-    /// A send or emit refused with `Full` (outbox or buffer).
+    /// A send or emit refused as `Full` (outbox or buffer).
     full: u64,
     /// A send that requested the slow-consumer close.
     overflow_closes: u64,
-    /// A frame taken from an outbox holding more than its bound (after a requeue).
+    /// Messages taken from an outbox holding more than its bound (after a requeue).
     over_bound: u64,
     /// Messages handed back by `requeue`.
     requeued: u64,
     /// A requeue of a batch that ended with our Close.
     requeued_after_close: u64,
-    /// Messages handed back by `take_unsent` within a sequence.
+    /// Messages handed back by `take_unsent`.
     unsent: u64,
-    /// Events emitted before `Ready` that were written.
+    /// Events emitted before `Ready`, written.
     early_events_written: u64,
-    /// A slow-consumer Close frame written.
+    /// Our Close frame, written.
+    closes: u64,
+    /// The slow-consumer Close frame (1013), written.
     slow_consumer_closes: u64,
 }
 
@@ -418,178 +568,144 @@ impl Coverage {
         self.requeued_after_close += other.requeued_after_close;
         self.unsent += other.unsent;
         self.early_events_written += other.early_events_written;
+        self.closes += other.closes;
         self.slow_consumer_closes += other.slow_consumer_closes;
     }
 }
 
-/// One sequence, run on a real [`Conn`] and on the [`Model`], with the bookkeeping
-/// of where every message went.
-struct Run<'a> {
-    /// The sequence (for messages).
-    ops: &'a [Op],
-    /// How many of `ops` ran.
-    done: usize,
-    /// Empty while the sequence runs; then says which end check runs.
-    phase_of_run: &'static str,
-    base: Instant,
-    /// Milliseconds after `base` of the latest operation.
-    tick: u64,
-    conn: Conn,
+/// The checked side of a sequence: the model, and where every message went.
+#[derive(Debug, Clone)]
+struct Checker {
     model: Model,
-    /// The number of the next message handed to `send` or `emit`.
-    next: u32,
     /// Written messages, in order: yielded by `next_frames` and not handed back by
     /// `requeue` (the stream the peer sees).
     written: Vec<u32>,
-    /// Every frame ever yielded, as (message number or `None` for our Close).
+    /// Every frame ever yielded: a message's number, or `None` for our Close.
     yielded: Vec<Option<u32>>,
-    /// The frames of the latest take, for `requeue`.
-    last_take: Vec<Frame>,
     /// Messages returned inside a `SendError`.
     refused: Vec<u32>,
     /// Messages handed back by `take_unsent`.
     unsent: Vec<u32>,
     /// Events accepted by `emit` before the connection was `Ready`.
     early: Vec<u32>,
-    /// Messages accepted while (or after) the connection was `Ready`.
+    /// Messages accepted once the connection was `Ready`.
     late: Vec<u32>,
     /// The real connection has been `Ready`.
     was_ready: bool,
     /// A close was requested (locally or by the overflow policy) or the peer's Close
     /// came in: from then on `send` and `emit` must be refused (G3).
     close_requested: bool,
-    coverage: Coverage,
 }
 
-type Checked = Result<(), String>;
-
-impl<'a> Run<'a> {
-    fn new(ops: &'a [Op], config: &Config, base: Instant) -> Run<'a> {
-        Run {
-            ops,
-            done: 0,
-            phase_of_run: "",
-            base,
-            tick: 0,
-            conn: Conn::new(ConnectionId::new(1), config.clone()),
+impl Checker {
+    fn new(config: &Config) -> Checker {
+        Checker {
             model: Model::new(config),
-            next: 0,
             written: Vec::new(),
             yielded: Vec::new(),
-            last_take: Vec::new(),
             refused: Vec::new(),
             unsent: Vec::new(),
             early: Vec::new(),
             late: Vec::new(),
             was_ready: false,
             close_requested: false,
-            coverage: Coverage::default(),
         }
     }
 
-    /// A failure report: the guarantee, the sequence so far and what went wrong.
-    fn fail(&self, guarantee: &str, what: impl std::fmt::Display) -> String {
-        format!(
-            "{guarantee} violated by the sequence {:?}{} (failed at step {}: {:?}):\n  {what}",
-            &self.ops[..self.done.min(self.ops.len())],
-            self.phase_of_run,
-            self.done,
-            self.ops.get(self.done.wrapping_sub(1)),
-        )
-    }
-
-    /// Runs the whole sequence, checking after every step, then the end checks.
-    fn run(mut self) -> Result<Coverage, String> {
-        for &op in self.ops {
-            self.done += 1;
-            self.step(op)?;
-        }
-        self.finish()?;
-        self.coverage.sequences = 1;
-        Ok(self.coverage)
-    }
-
-    /// One operation on both, the outcome compared, then every observable.
-    fn step(&mut self, op: Op) -> Checked {
-        self.tick += 1;
-        let now = self.base + Duration::from_millis(self.tick);
-        let state_before = self.model.state();
-        let effects = match op {
-            Op::Accept => self.input(Input::Accept, now)?,
-            Op::Auth => self.input(Input::AuthSucceeded { expires_at: None }, now)?,
-            Op::Ready => self.input(Input::ServicesReady, now)?,
-            Op::Close => self.input(Input::Close(CloseFrame::normal()), now)?,
-            Op::PeerClose => self.input(Input::PeerClose(None), now)?,
-            Op::Send | Op::Emit => self.send(op)?,
-            Op::Take1 => self.take(now, 1)?,
-            Op::Take2 => self.take(now, 2)?,
-            Op::TakeAll => self.take(now, TAKE_ALL)?,
-            Op::RequeueAll | Op::RequeueLast => self.requeue(op)?,
-            Op::TakeUnsent => self.take_unsent()?,
+    /// One operation on the real connection and on the model: the outcome compared,
+    /// the guarantees checked, then (when `observe`) every observable.
+    fn step(
+        &mut self,
+        real: &mut Real,
+        op: Op,
+        now: Instant,
+        observe: bool,
+        coverage: &mut Coverage,
+    ) -> Checked {
+        let before = self.model.state();
+        let over_bound = real.conn.queued().0 > OUTBOX_CAPACITY;
+        let effects = match real.apply(op, now) {
+            Got::Handled(result) => self.handled(op, now, &result)?,
+            Got::Sent(n, result) => self.sent(op, n, result, coverage)?,
+            Got::Frames(frames, taken) => {
+                let max = op.max_frames().expect("a take");
+                let effects = self.frames(now, max, &frames, taken, coverage)?;
+                if over_bound {
+                    coverage.over_bound += frames.len() as u64;
+                }
+                effects
+            }
+            Got::Requeued(back, count) => self.requeued(&back, count, coverage)?,
+            Got::Unsent(messages) => self.unsent(real.conn.phase(), &messages, coverage)?,
         };
-        let state_changed = self.model.state() != state_before;
-        self.observe(effects, state_changed)
+        if observe {
+            self.observe(real, effects, self.model.state() != before)?;
+        }
+        Ok(())
     }
 
-    /// `handle(input, now)`: its step or rejection as the model predicts.
-    fn input(&mut self, input: Input, now: Instant) -> Result<Effects, String> {
+    /// `handle`: the step or rejection the model predicts.
+    fn handled(
+        &mut self,
+        op: Op,
+        now: Instant,
+        result: &Result<Step, Rejected>,
+    ) -> Result<Effects, Failure> {
+        let input = op.input().expect("an input");
         let expected = self.model.handle(&input, now);
-        let actual = outcome(self.conn.handle(input.clone(), now));
+        let actual = outcome(result);
         if actual != expected {
-            return Err(self.fail(
-                "model",
+            return Err(fail(
+                MODEL,
                 format_args!("handle({input:?}): expected {expected:?}, got {actual:?}"),
             ));
         }
-        if matches!(input, Input::Close(_) | Input::PeerClose(_))
-            && !matches!(actual, Expected::Rejected { .. })
-        {
+        if matches!(op, Op::Close | Op::PeerClose) && result.is_ok() {
             self.close_requested = true;
         }
         Ok(Effects::NONE)
     }
 
-    /// `send` or `emit` of the next numbered message.
-    fn send(&mut self, op: Op) -> Result<Effects, String> {
-        let n = self.next;
-        self.next += 1;
+    /// `send` or `emit` of message `n`.
+    fn sent(
+        &mut self,
+        op: Op,
+        n: u32,
+        result: Result<(), SendError>,
+        coverage: &mut Coverage,
+    ) -> Result<Effects, Failure> {
+        let name = if op == Op::Send { "send" } else { "emit" };
+        // G3, independently of the model: after a close, always refused as Closed.
+        if self.close_requested && !matches!(&result, Err(e) if e.kind == SendErrorKind::Closed) {
+            return Err(fail(
+                G3,
+                format_args!(
+                    "{name}({n}) after a close was requested or the peer closed must be \
+                     refused as Closed, got {result:?}"
+                ),
+            ));
+        }
         let ready = self.model.phase() == Phase::Ready;
         let (expected, effects) = if op == Op::Send {
             self.model.send(n)
         } else {
             self.model.emit(n)
         };
-        let actual = if op == Op::Send {
-            self.conn.send(message(n))
-        } else {
-            self.conn.emit(message(n))
-        };
-        let name = if op == Op::Send { "send" } else { "emit" };
-        // G3, independently of the model: after a close, always refused as Closed.
-        if self.close_requested && !matches!(&actual, Err(e) if e.kind == SendErrorKind::Closed) {
-            return Err(self.fail(
-                "G3",
-                format_args!(
-                    "{name}({n}) after a close was requested or the peer closed must be \
-                     refused as Closed, got {actual:?}"
-                ),
-            ));
-        }
-        let kind = actual.as_ref().map(|_| ()).map_err(|e| e.kind);
+        let kind = result.as_ref().map(|_| ()).map_err(|e| e.kind);
         if kind != expected {
-            return Err(self.fail(
-                "model",
-                format_args!("{name}({n}): expected {expected:?}, got {actual:?}"),
+            return Err(fail(
+                MODEL,
+                format_args!("{name}({n}): expected {expected:?}, got {result:?}"),
             ));
         }
-        match actual {
+        match result {
             Ok(()) if ready => self.late.push(n),
             Ok(()) => self.early.push(n),
             Err(error) => {
                 // G3: the very message comes back, inside the error.
-                if error.message != message(n) {
-                    return Err(self.fail(
-                        "G3",
+                if number(&error.message) != n {
+                    return Err(fail(
+                        G3,
                         format_args!(
                             "{name}({n}) refused, but the error holds {:?}",
                             error.message
@@ -598,39 +714,42 @@ impl<'a> Run<'a> {
                 }
                 self.refused.push(n);
                 if error.kind == SendErrorKind::Full {
-                    self.coverage.full += 1;
+                    coverage.full += 1;
                 }
                 if effects.contains(Effects::ROOM) {
                     // The overflow policy requested the slow-consumer close.
                     self.close_requested = true;
-                    self.coverage.overflow_closes += 1;
+                    coverage.overflow_closes += 1;
                 }
             }
         }
         Ok(effects)
     }
 
-    /// `next_frames(now, out, max)`: the frames the model predicts, and the
-    /// guarantees on the stream of frames.
-    fn take(&mut self, now: Instant, max: usize) -> Result<Effects, String> {
-        let over_bound = self.conn.queued().0 > OUTBOX_CAPACITY;
-        let (expected, effects) = self.model.take(now, max);
-        let mut frames = Vec::new();
-        let taken = self.conn.next_frames(now, &mut frames, max);
+    /// `next_frames(now, out, max)`: the guarantees on the stream of frames, then the
+    /// frames the model predicts.
+    fn frames(
+        &mut self,
+        now: Instant,
+        max: usize,
+        frames: &[Frame],
+        taken: usize,
+        coverage: &mut Coverage,
+    ) -> Result<Effects, Failure> {
         if taken != frames.len() {
-            return Err(self.fail(
-                "model",
+            return Err(fail(
+                MODEL,
                 format_args!("next_frames returned {taken} but appended {}", frames.len()),
             ));
         }
         // The guarantees first, so that a break is reported by the rule it breaks.
-        for frame in &frames {
-            if self.yielded.last() == Some(&None) {
-                return Err(self.fail(
-                    "G3",
+        for frame in frames {
+            if self.yielded.contains(&None) {
+                return Err(fail(
+                    G3,
                     format_args!(
-                        "{frame:?} yielded after our Close (the Close must be the last frame); \
-                         all yielded before it: {:?}",
+                        "{frame:?} yielded after our Close (the Close must be the last \
+                         frame); yielded before: {:?} (None: our Close)",
                         self.yielded
                     ),
                 ));
@@ -639,43 +758,39 @@ impl<'a> Run<'a> {
                 Frame::Message(m) => {
                     let n = number(m);
                     if !self.was_ready {
-                        return Err(self.fail(
-                            "G2",
+                        return Err(fail(
+                            G2,
                             format_args!("message {n} yielded before the connection was Ready"),
                         ));
                     }
                     self.written.push(n);
                     self.yielded.push(Some(n));
                     if self.early.contains(&n) {
-                        self.coverage.early_events_written += 1;
+                        coverage.early_events_written += 1;
                     }
                 }
-                Frame::Close(frame) => {
+                Frame::Close(close) => {
                     self.yielded.push(None);
-                    if frame.as_ref().map(|f| f.code())
-                        == Some(CrateClose::SlowConsumer.frame().code())
-                    {
-                        self.coverage.slow_consumer_closes += 1;
+                    coverage.closes += 1;
+                    if close.as_ref() == Some(&CrateClose::SlowConsumer.frame()) {
+                        coverage.slow_consumer_closes += 1;
                     }
                 }
             }
         }
         self.check_stream()?;
+        let (expected, effects) = self.model.take(now, max);
         let agree = frames.len() == expected.len()
             && expected
                 .iter()
-                .zip(&frames)
+                .zip(frames)
                 .all(|(want, got)| want.matches(got));
         if !agree {
-            return Err(self.fail(
-                "model",
+            return Err(fail(
+                MODEL,
                 format_args!("next_frames(max {max}): expected {expected:?}, got {frames:?}"),
             ));
         }
-        if over_bound && !frames.is_empty() {
-            self.coverage.over_bound += 1;
-        }
-        self.last_take = frames;
         Ok(effects)
     }
 
@@ -683,14 +798,14 @@ impl<'a> Run<'a> {
     /// at most once, in the order accepted, the early events before any later message.
     fn check_stream(&self) -> Checked {
         // Message numbers are handed out in call order, so "the order accepted" is
-        // "increasing": this also rules out duplicates.
+        // "increasing"; this also rules out duplicates.
         if let Some(pair) = self.written.windows(2).find(|w| w[0] >= w[1]) {
             let guarantee = if self.early.contains(&pair[1]) {
-                "G2"
+                G2
             } else {
-                "G3"
+                G3
             };
-            return Err(self.fail(
+            return Err(fail(
                 guarantee,
                 format_args!(
                     "written out of order or twice: {} after {} (written: {:?})",
@@ -703,8 +818,8 @@ impl<'a> Run<'a> {
                 .iter()
                 .find(|n| self.early.contains(n))
             {
-                return Err(self.fail(
-                    "G2",
+                return Err(fail(
+                    G2,
                     format_args!(
                         "event {early}, emitted before Ready, written after message {}, \
                          sent after Ready (written: {:?})",
@@ -716,14 +831,13 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// `requeue` of all, or the last, of the frames the latest take yielded: what a
-    /// driver does when a write took none, or all but the last, of a batch.
-    fn requeue(&mut self, op: Op) -> Result<Effects, String> {
-        let batch = std::mem::take(&mut self.last_take);
-        let back: Vec<Frame> = match op {
-            Op::RequeueAll => batch,
-            _ => batch.into_iter().last().into_iter().collect(),
-        };
+    /// `requeue` of the frames the latest take yielded.
+    fn requeued(
+        &mut self,
+        back: &[Frame],
+        count: usize,
+        coverage: &mut Coverage,
+    ) -> Result<Effects, Failure> {
         let numbers: Vec<u32> = back
             .iter()
             .filter_map(|frame| match frame {
@@ -732,63 +846,64 @@ impl<'a> Run<'a> {
             })
             .collect();
         if matches!(back.last(), Some(Frame::Close(_))) {
-            self.coverage.requeued_after_close += 1;
+            coverage.requeued_after_close += 1;
         }
-        // They were the last written (nothing was written since the take).
+        // They were the last written: nothing was written since that take.
         let keep = self.written.len() - numbers.len();
-        if self.written[keep..] != numbers[..] {
-            return Err(self.fail(
-                "test",
-                format_args!(
-                    "requeued {numbers:?} are not the last written {:?}",
-                    self.written
-                ),
-            ));
-        }
+        assert_eq!(
+            self.written[keep..],
+            numbers[..],
+            "test bug: the requeued messages are not the last written"
+        );
         self.written.truncate(keep);
-        self.coverage.requeued += numbers.len() as u64;
-        let count = self.conn.requeue(back);
+        coverage.requeued += numbers.len() as u64;
         if count != numbers.len() {
-            return Err(self.fail(
-                "model",
-                format_args!("requeue of {numbers:?} reported {count} messages"),
+            return Err(fail(
+                MODEL,
+                format_args!("requeue of messages {numbers:?} reported {count}"),
             ));
         }
         self.model.requeue(&numbers);
         Ok(Effects::NONE)
     }
 
-    /// `take_unsent()`: exactly what the model hands back, in order.
-    fn take_unsent(&mut self) -> Result<Effects, String> {
-        let phase = self.conn.phase();
-        let expected = self.model.take_unsent();
-        let actual: Vec<u32> = self.conn.take_unsent().iter().map(number).collect();
+    /// `take_unsent()`: nothing before a close (**G2**), exactly what the model hands
+    /// back, in order.
+    fn unsent(
+        &mut self,
+        phase: Phase,
+        messages: &[Message],
+        coverage: &mut Coverage,
+    ) -> Result<Effects, Failure> {
+        let actual: Vec<u32> = messages.iter().map(number).collect();
         if !phase.is_closing_or_closed() && !actual.is_empty() {
-            return Err(self.fail(
-                "G2",
+            return Err(fail(
+                G2,
                 format_args!(
-                    "take_unsent handed back {actual:?} while {phase}: they may still be written"
+                    "take_unsent handed back {actual:?} while {phase}: they may still be \
+                     written (or flushed at Ready)"
                 ),
             ));
         }
+        let expected = self.model.take_unsent();
         if actual != expected {
-            return Err(self.fail(
-                "model",
+            return Err(fail(
+                MODEL,
                 format_args!("take_unsent: expected {expected:?}, got {actual:?}"),
             ));
         }
-        self.coverage.unsent += actual.len() as u64;
+        coverage.unsent += actual.len() as u64;
         self.unsent.extend(actual);
         Ok(Effects::NONE)
     }
 
     /// Every observable after a step: state, gates, queues, close record, effects,
     /// and the accounting of every message.
-    fn observe(&mut self, effects: Effects, state_changed: bool) -> Checked {
-        let (conn, model) = (&self.conn, &self.model);
+    fn observe(&mut self, real: &mut Real, effects: Effects, state_changed: bool) -> Checked {
+        let (conn, model) = (&real.conn, &self.model);
         if conn.state() != model.state() || conn.phase() != model.phase() {
-            return Err(self.fail(
-                "model",
+            return Err(fail(
+                MODEL,
                 format_args!(
                     "state: expected {} ({}), got {} ({})",
                     model.state(),
@@ -799,8 +914,8 @@ impl<'a> Run<'a> {
             ));
         }
         if conn.check_send() != model.check_send() {
-            return Err(self.fail(
-                "G3",
+            return Err(fail(
+                G3,
                 format_args!(
                     "check_send: expected {:?}, got {:?}",
                     model.check_send(),
@@ -809,8 +924,8 @@ impl<'a> Run<'a> {
             ));
         }
         if conn.close_deferred() != model.deferred {
-            return Err(self.fail(
-                "G3",
+            return Err(fail(
+                G3,
                 format_args!(
                     "close_deferred: expected {}, got {}",
                     model.deferred,
@@ -820,32 +935,37 @@ impl<'a> Run<'a> {
         }
         let queued = (model.outbox.len(), model.pending.len());
         if conn.queued() != queued {
-            return Err(self.fail(
-                "model",
+            return Err(fail(
+                MODEL,
                 format_args!(
-                    "queued (outbox, buffer): expected {queued:?} = {:?}, got {:?}",
+                    "queued (outbox, buffer): expected {queued:?}, i.e. {:?}, got {:?}",
                     (&model.outbox, &model.pending),
                     conn.queued()
                 ),
             ));
         }
         if conn.has_room() != (model.outbox.len() < model.outbox_capacity) {
-            return Err(self.fail("model", format_args!("has_room: got {}", conn.has_room())));
+            return Err(fail(
+                MODEL,
+                format_args!("has_room: got {} with {queued:?} queued", conn.has_room()),
+            ));
         }
-        self.check_record()?;
-        // Effects: exactly the documented flags.
+        if state_changed {
+            // The record changes only with the state.
+            self.check_record(conn)?;
+        }
         let mut expected = effects;
         if state_changed {
             expected |= Effects::STATE;
         }
-        let actual = self.conn.take_effects();
+        let actual = real.conn.take_effects();
         if actual != expected {
-            return Err(self.fail(
-                "model",
+            return Err(fail(
+                MODEL,
                 format_args!("take_effects: expected {expected:?}, got {actual:?}"),
             ));
         }
-        if self.conn.phase() == Phase::Ready {
+        if real.conn.phase() == Phase::Ready {
             self.was_ready = true;
         }
         self.check_accounting()
@@ -853,8 +973,8 @@ impl<'a> Run<'a> {
 
     /// The close record: the lifecycle model's, except that a slow-consumer close is
     /// recorded with its own cause and the policy's frame.
-    fn check_record(&self) -> Checked {
-        let record = self.conn.close_record();
+    fn check_record(&self, conn: &Conn) -> Checked {
+        let record = conn.close_record();
         let problem = if self.model.slow_consumer {
             match record {
                 Some(r)
@@ -871,124 +991,211 @@ impl<'a> Run<'a> {
             self.model.life.check_record(record).err()
         };
         match problem {
-            Some(problem) => Err(self.fail("model", format_args!("close record: {problem}"))),
+            Some(problem) => Err(fail(MODEL, format_args!("close record: {problem}"))),
             None => Ok(()),
         }
     }
 
-    /// **G3**: every message ever handed to `send` or `emit` is in exactly one place —
+    /// **G3**: every message ever handed to `send` or `emit` is in exactly one place:
     /// written, refused (in its error), handed back by `take_unsent`, or queued.
     fn check_accounting(&self) -> Checked {
-        let mut places = vec![Vec::new(); self.next as usize];
-        let lists: [(&'static str, &mut dyn Iterator<Item = u32>); 5] = [
-            ("written", &mut self.written.iter().copied()),
-            ("refused", &mut self.refused.iter().copied()),
-            (
-                "handed back by take_unsent",
-                &mut self.unsent.iter().copied(),
-            ),
-            (
-                "queued in the outbox",
-                &mut self.model.outbox.iter().copied(),
-            ),
-            (
-                "buffered before Ready",
-                &mut self.model.pending.iter().copied(),
-            ),
-        ];
-        for (place, numbers) in lists {
-            for n in numbers {
-                places[n as usize].push(place);
-            }
+        let model = &self.model;
+        let mut places = [0u8; 64];
+        assert!(self.refused.len() + self.early.len() + self.late.len() <= places.len());
+        for &n in self
+            .written
+            .iter()
+            .chain(&self.refused)
+            .chain(&self.unsent)
+            .chain(&model.outbox)
+            .chain(&model.pending)
+        {
+            places[n as usize] += 1;
         }
-        for (n, places) in places.iter().enumerate() {
-            if places.len() != 1 {
-                let what = if places.is_empty() {
-                    "lost"
-                } else {
-                    "duplicated"
-                };
-                return Err(self.fail(
-                    "G3",
-                    format_args!(
-                        "message {n} {what}: it is {places:?} (written {:?}, refused {:?}, \
-                         unsent {:?}, queued {:?})",
-                        self.written,
-                        self.refused,
-                        self.unsent,
-                        (&self.model.outbox, &self.model.pending)
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        let next = self.refused.len() + self.early.len() + self.late.len();
+        let Some(n) = (0..next).find(|&n| places[n] != 1) else {
+            return Ok(());
+        };
+        let what = if places[n] == 0 { "lost" } else { "duplicated" };
+        Err(fail(
+            G3,
+            format_args!(
+                "message {n} {what}: written {:?}, refused {:?}, handed back by take_unsent \
+                 {:?}, queued (outbox, buffer) {:?}",
+                self.written,
+                self.refused,
+                self.unsent,
+                (&model.outbox, &model.pending)
+            ),
+        ))
     }
 
-    /// The end of the sequence: a final `take_unsent` when closing or closed, the
-    /// accounting; then the close-out — a local close, every frame, `take_unsent` —
-    /// after which nothing may remain queued and every message is accounted for.
-    fn finish(&mut self) -> Checked {
-        self.phase_of_run = " then the final take_unsent";
-        if self.conn.phase().is_closing_or_closed() {
-            self.step(Op::TakeUnsent)?;
+    /// The end of a sequence of `len` operations: a final `take_unsent` when closing
+    /// or closed, then the close-out (a local close, every frame, `take_unsent`), after
+    /// which nothing may be queued, every message is accounted for, and our Close went
+    /// out exactly once, last. `Err` says which of the two failed.
+    fn finish(
+        mut self,
+        real: &mut Real,
+        base: Instant,
+        len: usize,
+        coverage: &mut Coverage,
+    ) -> Result<(), (&'static str, Failure)> {
+        let mut step = len;
+        if real.conn.phase().is_closing_or_closed() {
+            const STAGE: &str = "the final take_unsent";
+            step += 1;
+            self.step(real, Op::TakeUnsent, at(base, step), true, coverage)
+                .map_err(|f| (STAGE, f))?;
         }
-        self.phase_of_run = " then the close-out (Close, TakeAll, TakeUnsent)";
+        const STAGE: &str = "the close-out (Close, TakeAll, TakeUnsent)";
         for op in [Op::Close, Op::TakeAll, Op::TakeUnsent] {
-            self.step(op)?;
+            step += 1;
+            self.step(real, op, at(base, step), false, coverage)
+                .map_err(|f| (STAGE, f))?;
         }
-        if self.conn.queued() != (0, 0) {
-            return Err(self.fail(
-                "G3",
-                format_args!(
-                    "after the close-out {:?} are still queued: they will never be written \
-                     nor handed back",
-                    self.conn.queued()
+        if real.conn.queued() != (0, 0) {
+            return Err((
+                STAGE,
+                fail(
+                    G3,
+                    format_args!(
+                        "{:?} still queued after the close-out: never to be written nor \
+                         handed back",
+                        real.conn.queued()
+                    ),
                 ),
             ));
         }
-        // Our Close went out iff the handshake was accepted (a close before accept
-        // refuses the upgrade without one), and it was the last frame.
-        let accepted = self
+        self.check_accounting().map_err(|f| (STAGE, f))?;
+        // A close before accept refuses the upgrade: no Close frame at all.
+        let accepted = real
             .conn
             .close_record()
             .is_some_and(|r| r.cause != CloseCause::Refused);
-        let close_frames = self.yielded.iter().filter(|f| f.is_none()).count();
-        let want = usize::from(accepted);
-        if close_frames != want || (accepted && self.yielded.last() != Some(&None)) {
-            return Err(self.fail(
-                "G3",
-                format_args!(
-                    "expected {want} Close frame(s), the last frame; yielded: {:?}",
-                    self.yielded
+        let closes = self.yielded.iter().filter(|f| f.is_none()).count();
+        if closes != usize::from(accepted) || (accepted && self.yielded.last() != Some(&None)) {
+            return Err((
+                STAGE,
+                fail(
+                    G3,
+                    format_args!(
+                        "expected {} Close frame, the last frame; yielded {:?} (None: our Close)",
+                        usize::from(accepted),
+                        self.yielded
+                    ),
                 ),
             ));
         }
-        self.check_accounting()
+        Ok(())
     }
 }
 
 // ── the enumeration ─────────────────────────────────────────────────────────────
 
-/// Runs every sequence of length 1 to `max_len` over [`ALPHABET`], shortest first;
-/// the first failure is thus a shortest failing sequence.
-fn enumerate(config: &Config, max_len: usize) -> Result<Coverage, String> {
-    let base = Instant::now();
-    let mut total = Coverage::default();
-    let mut ops = Vec::with_capacity(max_len);
-    for len in 1..=max_len {
-        let count = ALPHABET.len().pow(len as u32);
-        for code in 0..count {
-            ops.clear();
-            let mut c = code;
-            for _ in 0..len {
-                ops.push(ALPHABET[c % ALPHABET.len()]);
-                c /= ALPHABET.len();
-            }
-            let coverage = Run::new(&ops, config, base).run()?;
-            total.add(&coverage);
+/// Where the enumeration starts: a new connection, and three states a few steps in,
+/// so that the bound reaches as far past `Ready` (and past a full buffer or outbox)
+/// as it reaches past the start. Every prefix of a root is itself checked step by
+/// step on the way in.
+const ROOTS: [&[Op]; 4] = [
+    // A new connection: every sequence of up to `MAX_LEN` operations.
+    &[],
+    // Accepted, the pre-ready buffer full (an event from before the accept, one from
+    // after): the G2 flush at `Ready`.
+    &[Op::Emit, Op::Accept, Op::Emit],
+    // Ready, nothing queued.
+    &[Op::Accept, Op::Auth, Op::Ready],
+    // Ready, the outbox full: an event flushed at `Ready`, then a send.
+    &[Op::Accept, Op::Emit, Op::Auth, Op::Ready, Op::Send],
+];
+
+/// Depth-first over every continuation of `root` by up to `extra` operations.
+struct Search<'a> {
+    config: &'a Config,
+    base: Instant,
+    root: &'static [Op],
+    max_len: usize,
+    path: Vec<Op>,
+    coverage: Coverage,
+}
+
+impl<'a> Search<'a> {
+    fn new(config: &'a Config, root: &'static [Op], extra: usize) -> Search<'a> {
+        Search {
+            config,
+            base: Instant::now(),
+            root,
+            max_len: root.len() + extra,
+            path: Vec::with_capacity(root.len() + extra),
+            coverage: Coverage::default(),
         }
     }
-    Ok(total)
+
+    /// The failure report: the guarantee, the sequence, the failing step.
+    fn report(&self, stage: Option<&str>, failure: Failure) -> String {
+        let at = match stage {
+            Some(stage) => format!("in {stage} after it"),
+            None => format!("at its last step, {:?}", self.path.last()),
+        };
+        format!(
+            "{}: sequence {:?} (policy {:?}), {at}:\n  {}",
+            failure.guarantee, self.path, self.config.overflow, failure.what
+        )
+    }
+
+    /// A new connection with the current path replayed on it, its effects taken.
+    fn replay(&self) -> Real {
+        let mut real = Real::new(self.config);
+        for (i, &op) in self.path.iter().enumerate() {
+            let _ = real.apply(op, at(self.base, i + 1));
+        }
+        let _ = real.conn.take_effects();
+        real
+    }
+
+    /// Every continuation of the current path, whose checked state is `parent`.
+    fn explore(&mut self, parent: &Checker) -> Result<(), String> {
+        let depth = self.path.len();
+        if depth == self.max_len {
+            return Ok(());
+        }
+        for op in ALPHABET {
+            let mut real = self.replay();
+            let mut checker = parent.clone();
+            self.path.push(op);
+            let now = at(self.base, depth + 1);
+            checker
+                .step(&mut real, op, now, true, &mut self.coverage)
+                .map_err(|f| self.report(None, f))?;
+            self.coverage.sequences += 1;
+            self.explore(&checker)?;
+            checker
+                .finish(&mut real, self.base, depth + 1, &mut self.coverage)
+                .map_err(|(stage, f)| self.report(Some(stage), f))?;
+            self.path.pop();
+        }
+        Ok(())
+    }
+
+    /// The root, checked step by step, then every continuation.
+    fn run(&mut self) -> Result<Coverage, String> {
+        let mut checker = Checker::new(self.config);
+        let mut real = Real::new(self.config);
+        for (i, &op) in self.root.iter().enumerate() {
+            self.path.push(op);
+            checker
+                .step(
+                    &mut real,
+                    op,
+                    at(self.base, i + 1),
+                    true,
+                    &mut self.coverage,
+                )
+                .map_err(|f| self.report(None, f))?;
+        }
+        self.explore(&checker)?;
+        Ok(self.coverage)
+    }
 }
 
 fn max_len() -> usize {
@@ -998,45 +1205,67 @@ fn max_len() -> usize {
         .unwrap_or(MAX_LEN)
 }
 
-/// Runs the enumeration under `overflow`, fails with the first (shortest) failing
-/// sequence, and checks that the enumeration reached what it is meant to reach.
+/// Runs the enumeration from every root under `overflow`, fails with a shortest
+/// failing sequence, and checks that the enumeration reached what it is meant to.
 fn check_all(overflow: OverflowPolicy) -> Coverage {
     let started = Instant::now();
-    let max_len = max_len();
-    let coverage = match enumerate(&config(overflow.clone()), max_len) {
-        Ok(coverage) => coverage,
-        Err(failure) => panic!("{failure}"),
-    };
-    let expected: u64 = (1..=max_len as u32)
+    let extra = max_len();
+    let config = config(overflow);
+    let mut total = Coverage::default();
+    for root in ROOTS {
+        let coverage = match Search::new(&config, root, extra).run() {
+            Ok(coverage) => coverage,
+            Err(first) => {
+                // Depth-first finds *a* failing sequence; report a shortest one too.
+                let shortest = (0..=extra)
+                    .find_map(|len| Search::new(&config, root, len).run().err())
+                    .unwrap_or_default();
+                panic!("{shortest}\n\n(first found depth-first: {first})");
+            }
+        };
+        total.add(&coverage);
+    }
+    let per_root: u64 = (1..=extra as u32)
         .map(|len| (ALPHABET.len() as u64).pow(len))
         .sum();
-    assert_eq!(coverage.sequences, expected, "every sequence ran");
+    assert_eq!(
+        total.sequences,
+        per_root * ROOTS.len() as u64,
+        "every sequence ran"
+    );
     println!(
-        "{overflow:?}: checked {} sequences of length 1..={max_len} over {} ops in {:.1?}; \
-         {coverage:?}",
-        coverage.sequences,
+        "{:?}: checked {} sequences ({} roots, each continued by 1..={extra} of {} ops) \
+         in {:.1?}; reached: {total:?}",
+        config.overflow,
+        total.sequences,
+        ROOTS.len(),
         ALPHABET.len(),
         started.elapsed()
     );
     for (count, what) in [
-        (coverage.full, "a send or emit refused as Full"),
-        (coverage.requeued, "a message handed back by requeue"),
+        (total.full, "a send or emit refused as Full"),
+        (total.requeued, "a message handed back by requeue"),
         (
-            coverage.requeued_after_close,
+            total.requeued_after_close,
             "a requeue of a batch ending with our Close",
         ),
-        (coverage.unsent, "a message handed back by take_unsent"),
         (
-            coverage.early_events_written,
-            "an event emitted before Ready written",
+            total.over_bound,
+            "a message taken from an outbox past its bound",
         ),
+        (total.unsent, "a message handed back by take_unsent"),
+        (
+            total.early_events_written,
+            "an event emitted before Ready, written",
+        ),
+        (total.closes, "our Close written"),
     ] {
         assert!(
             count > 0,
             "never reached: {what} (the sequences are too short)"
         );
     }
-    coverage
+    total
 }
 
 /// **G2** and **G3** under [`OverflowPolicy::Reject`]: every sequence of up to
@@ -1047,14 +1276,15 @@ fn g2_g3_every_sequence_up_to_max_len_matches_model_reject() {
     check_all(OverflowPolicy::Reject);
 }
 
-/// **G2** and **G3** under [`OverflowPolicy::slow_consumer`]: as above, and a send to
-/// a full outbox shuts the gate at once, the next timed input applies the close, what
-/// was queued is still written, and the 1013 Close comes last.
+/// **G2** and **G3** under [`OverflowPolicy::slow_consumer`]: as above; besides, a
+/// send to a full outbox shuts the gate at once, the next timed input applies the
+/// close, what was queued is still written, and the 1013 Close comes last.
 #[test]
 fn g2_g3_every_sequence_up_to_max_len_matches_model_slow_consumer() {
     let coverage = check_all(OverflowPolicy::slow_consumer());
     assert!(
-        coverage.overflow_closes > 0,
-        "never reached: a send that requested the slow-consumer close"
+        coverage.overflow_closes > 0 && coverage.slow_consumer_closes > 0,
+        "never reached: a send that requested the slow-consumer close, and its 1013 \
+         Close written"
     );
 }
