@@ -44,7 +44,7 @@
 //! ## Guarantees
 //!
 //! Each is named in the code that upholds it and in the tests that check it
-//! (`grep G3` tells one guarantee's whole story; see `docs/guarantees.md`).
+//! (`grep G3` tells one guarantee's whole story; see [`docs/guarantees.md`]).
 //!
 //! - **G1 accept-first**: nothing is sent before the handshake is accepted; `send`
 //!   does not compile on a handle that is not `Ready`.
@@ -80,7 +80,7 @@
 //! | 5. driver (feature `tokio`) | `driver` | `Service`, `Handler`, `Authenticator`, `Identity`, `Session`, `DriverConfig` *root*; `driver::UpgradeRequest`, `driver::WireFrame`, `driver::AuthRequest` |
 //! | 6. adapters | `axum` (feature `axum`), `tungstenite` (feature `tungstenite`) | the driver behind axum's and tokio-tungstenite's WebSockets |
 //!
-//! The repository's `docs/architecture.md` draws the same map file by file.
+//! The repository's [`docs/architecture.md`] draws the same map file by file.
 //!
 //! ## Many tasks, one connection
 //!
@@ -90,7 +90,7 @@
 //! and enqueue" and "start the close and owe the Close frame" are atomic with respect
 //! to each other, so a send racing a close is written before the Close or handed back
 //! (G3). Built with `--cfg loom`, that lock is loom's, and the races are checked in
-//! `loom_tests/` — and in a user's own loom models (`docs/loom.md`).
+//! `loom_tests/` — and in a user's own loom models ([`docs/loom.md`]).
 //!
 //! ```
 //! use std::time::Instant;
@@ -117,7 +117,12 @@
 //! their devices), by group. It lists a connection from [`Registry::register`] (at
 //! accept) until `Closed`, broadcasts only to connections that are `Ready`, holds or
 //! refuses connections that arrive before [`Registry::open`], and drains everything
-//! with 1001 at shutdown. See [`Registry`] and `docs/registry.md`.
+//! with 1001 at shutdown. See [`Registry`] and [`docs/registry.md`].
+//!
+//! [`docs/guarantees.md`]: https://github.com/ws-lifecycle/ws-lifecycle/blob/main/docs/guarantees.md
+//! [`docs/architecture.md`]: https://github.com/ws-lifecycle/ws-lifecycle/blob/main/docs/architecture.md
+//! [`docs/loom.md`]: https://github.com/ws-lifecycle/ws-lifecycle/blob/main/docs/loom.md
+//! [`docs/registry.md`]: https://github.com/ws-lifecycle/ws-lifecycle/blob/main/docs/registry.md
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -48,6 +48,36 @@ pub fn serve<A: Authenticator, H: Handler>(
 }
 
 /// axum's `WebSocket` as the driver's `Stream + Sink` of [`WireFrame`]s.
+///
+/// [`serve`] wraps it for the driver; it can also be driven by hand, as this echo of one
+/// message does, over a real connection on the loopback interface:
+///
+/// ```
+/// use axum::{Router, extract::WebSocketUpgrade, routing::get};
+/// use futures_util::{SinkExt, StreamExt};
+/// use ws_lifecycle::axum::AxumSocket;
+/// use ws_lifecycle::driver::WireFrame;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let echo_one = |upgrade: WebSocketUpgrade| async move {
+///     upgrade.on_upgrade(|socket| async move {
+///         let mut socket = AxumSocket::new(socket);
+///         if let Some(Ok(WireFrame::Message(message))) = socket.next().await {
+///             let _ = socket.send(WireFrame::Message(message)).await;
+///         }
+///     })
+/// };
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let url = format!("ws://{}/ws", listener.local_addr()?);
+/// tokio::spawn(axum::serve(listener, Router::new().route("/ws", get(echo_one))).into_future());
+/// let (mut client, _) = tokio_tungstenite::connect_async(url).await?;
+/// client.send("hi".into()).await?;
+/// let reply = client.next().await.transpose()?;
+/// assert_eq!(reply, Some("hi".into()));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct AxumSocket {
     inner: WebSocket,

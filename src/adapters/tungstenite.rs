@@ -59,6 +59,31 @@ where
 
 /// A tokio-tungstenite `WebSocketStream` as the driver's `Stream + Sink` of
 /// [`WireFrame`]s.
+///
+/// Over an in-memory stream (a TCP stream in production):
+///
+/// ```
+/// use futures_util::{SinkExt, StreamExt};
+/// use tokio_tungstenite::WebSocketStream;
+/// use tokio_tungstenite::tungstenite::{Message as TMessage, protocol::Role};
+/// use ws_lifecycle::driver::WireFrame;
+/// use ws_lifecycle::tungstenite::TungsteniteSocket;
+/// use ws_lifecycle::{CloseFrame, Message};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (server_io, client_io) = tokio::io::duplex(4096);
+/// let ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+/// let mut socket = TungsteniteSocket::new(ws);
+/// let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+/// client.send(TMessage::text("hi")).await?;
+/// assert_eq!(socket.next().await.transpose()?, Some(WireFrame::Message(Message::text("hi"))));
+/// socket.send(WireFrame::Close(Some(CloseFrame::normal()))).await?;
+/// let close = client.next().await.transpose()?;
+/// assert!(matches!(close, Some(TMessage::Close(Some(f))) if u16::from(f.code) == 1000));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct TungsteniteSocket<S> {
     inner: WebSocketStream<S>,

@@ -121,6 +121,21 @@ impl From<CloseCode> for u16 {
 /// What a client should do after a close, by its code ([`CloseCode::class`]).
 ///
 /// Serde form: the snake-case name, e.g. `"retryable"` (**G9**).
+///
+/// A client's reconnect policy, by the code it was closed with:
+///
+/// ```
+/// use ws_lifecycle::CloseCode;
+/// use ws_lifecycle::core::CloseClass;
+///
+/// let reconnect = |code: CloseCode| code.class() == CloseClass::Retryable;
+/// assert!(reconnect(CloseCode::GOING_AWAY)); // 1001: the server restarts
+/// assert!(reconnect(CloseCode::TRY_AGAIN_LATER)); // 1013: startup not finished (G8)
+/// assert!(!reconnect(CloseCode::POLICY_VIOLATION)); // 1008: fix the credential first
+/// assert_eq!(CloseCode::NORMAL.class(), CloseClass::Normal);
+/// assert_eq!(serde_json::to_string(&CloseClass::Retryable)?, r#""retryable""#); // G9
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -143,6 +158,19 @@ pub enum CloseClass {
 /// [`CloseFrame::MAX_REASON_BYTES`] bytes.
 ///
 /// Serde form: `{"code":1000,"reason":"bye"}` (**G9**).
+///
+/// ```
+/// use ws_lifecycle::{CloseCode, CloseFrame};
+///
+/// let kicked = CloseFrame::new(CloseCode::application(4001)?, "kicked")?;
+/// assert_eq!((kicked.code().as_u16(), kicked.reason()), (4001, "kicked"));
+/// assert_eq!(kicked.to_string(), r#"4001 "kicked""#);
+/// assert!(CloseFrame::new(CloseCode::ABNORMAL, "").is_err()); // 1006 never goes on the wire
+/// assert_eq!(serde_json::to_string(&CloseFrame::normal())?, r#"{"code":1000,"reason":""}"#);
+/// // Deserializing runs the same checks: a peer's frame cannot smuggle in a reserved code.
+/// assert!(serde_json::from_str::<CloseFrame>(r#"{"code":1006}"#).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "RawCloseFrame")]
 pub struct CloseFrame {
@@ -220,6 +248,20 @@ impl fmt::Display for CloseFrame {
 }
 
 /// Why a close code or Close frame was refused.
+///
+/// ```
+/// use ws_lifecycle::{CloseCode, CloseFrame};
+/// use ws_lifecycle::core::InvalidCloseFrame;
+///
+/// // From a peer, either code error is a protocol error: answer with 1002.
+/// assert_eq!(CloseCode::from_wire(1005), Err(InvalidCloseFrame::ReservedCode(1005)));
+/// assert_eq!(CloseCode::from_wire(999), Err(InvalidCloseFrame::CodeOutOfRange(999)));
+/// assert_eq!(CloseCode::application(1000), Err(InvalidCloseFrame::NotApplicationCode(1000)));
+/// let long = "x".repeat(CloseFrame::MAX_REASON_BYTES + 1);
+/// let err = CloseFrame::new(CloseCode::NORMAL, long).unwrap_err();
+/// assert_eq!(err, InvalidCloseFrame::ReasonTooLong { len: 124 });
+/// assert_eq!(err.to_string(), "close reason is 124 bytes; at most 123 fit in a Close frame");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InvalidCloseFrame {

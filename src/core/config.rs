@@ -44,6 +44,27 @@ pub struct Config {
 
 /// What happens when a message meets a full outbox: the peer reads more slowly than
 /// the application writes.
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::core::{OverflowPolicy, SendErrorKind};
+/// use ws_lifecycle::{CloseCode, Config, Connection, ConnectionId, Frame, Message};
+///
+/// let now = Instant::now();
+/// let mut config = Config::default();
+/// assert_eq!(config.overflow, OverflowPolicy::Reject); // the default: hand it back as Full
+/// config.outbox_capacity = 1;
+/// config.overflow = OverflowPolicy::slow_consumer(); // close with 1013 instead
+/// let conn = Connection::new(ConnectionId::new(1), config).accept(now)?;
+/// let mut conn = conn.authenticate(None, now)?.ready(now)?;
+/// conn.send(Message::text("1"))?;
+/// let err = conn.send(Message::text("2")).unwrap_err(); // the peer is too slow
+/// assert_eq!(err.kind, SendErrorKind::Closed); // handed back; the gate is shut (G3)
+/// assert_eq!(conn.poll_transmit(now), Some(Frame::Message(Message::text("1")))); // queued: written
+/// let close = conn.poll_transmit(now);
+/// assert!(matches!(close, Some(Frame::Close(Some(f))) if f.code() == CloseCode::TRY_AGAIN_LATER));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OverflowPolicy {

@@ -478,6 +478,26 @@ impl Conn {
 }
 
 /// Why a message was not sent. The message itself is in [`SendError`].
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::core::SendErrorKind;
+/// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Message};
+///
+/// let now = Instant::now();
+/// let mut config = Config::default();
+/// config.outbox_capacity = 1; // under the default policy, OverflowPolicy::Reject
+/// let conn = Connection::new(ConnectionId::new(1), config).accept(now)?;
+/// let mut conn = conn.authenticate(None, now)?.ready(now)?;
+/// conn.send(Message::text("1"))?;
+/// let full = conn.send(Message::text("2")).unwrap_err();
+/// assert_eq!(full.kind, SendErrorKind::Full); // retry later, or drop it
+/// let sender = conn.sender();
+/// let _closing = conn.close(CloseFrame::normal(), now);
+/// let closed = sender.send(Message::text("3")).unwrap_err();
+/// assert_eq!(closed.kind, SendErrorKind::Closed); // stop sending to it (G3)
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SendErrorKind {
@@ -490,6 +510,22 @@ pub enum SendErrorKind {
 
 /// A message that was not sent, handed back with the reason (**G3**: never silently
 /// dropped).
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::core::SendErrorKind;
+/// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Message};
+///
+/// let now = Instant::now();
+/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+/// let conn = conn.authenticate(None, now)?.ready(now)?;
+/// let sender = conn.sender();
+/// let _closing = conn.close(CloseFrame::normal(), now);
+/// let err = sender.send(Message::text("late")).unwrap_err();
+/// assert_eq!(err.kind, SendErrorKind::Closed);
+/// assert_eq!(err.into_message(), Message::text("late")); // handed back, never lost (G3)
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("message not sent: {}", match .kind {
     SendErrorKind::Closed => "the connection is closing or closed; stop sending to it (the message is returned in the error)",
@@ -515,6 +551,28 @@ impl SendError {
 }
 
 /// Why the driver could not hand an inbound message to the connection.
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::core::InboundError;
+/// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Message};
+///
+/// let now = Instant::now();
+/// let mut config = Config::default();
+/// config.inbound_capacity = 1;
+/// let conn = Connection::new(ConnectionId::new(1), config).accept(now)?;
+/// let conn = conn.authenticate(None, now)?.ready(now)?;
+/// let transport = conn.transport(); // the driver's side
+/// transport.handle_message(Message::text("1"), now)?;
+/// let Err(InboundError::Full(back)) = transport.handle_message(Message::text("2"), now) else {
+///     panic!("the hold takes one message");
+/// };
+/// assert_eq!(conn.receiver().try_recv(), Some(Message::text("1"))); // the application reads
+/// transport.handle_message(back, now)?; // room again: hand it over again
+/// let _closing = conn.close(CloseFrame::normal(), now);
+/// assert_eq!(transport.handle_message(Message::text("3"), now), Err(InboundError::Closed));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InboundError {

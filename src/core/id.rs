@@ -7,6 +7,17 @@ use serde::{Deserialize, Serialize};
 /// A connection's identifier, chosen by the server (a counter is enough).
 ///
 /// Serde form: the bare number, e.g. `42` (**G9**).
+///
+/// ```
+/// use ws_lifecycle::ConnectionId;
+///
+/// let id = ConnectionId::new(42);
+/// assert_eq!(id.get(), 42);
+/// assert_eq!(id.to_string(), "42"); // as logs and spans show it
+/// assert_eq!(serde_json::to_string(&id)?, "42"); // the bare number (G9)
+/// assert!(ConnectionId::new(1) < id); // ordered: a counter is enough
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ConnectionId(u64);

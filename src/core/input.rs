@@ -12,7 +12,27 @@ use crate::core::CloseFrame;
 /// drives a [`Lifecycle`](crate::core::Lifecycle) directly passes them to
 /// [`Lifecycle::handle`](crate::core::Lifecycle::handle). Every (state, input) pair has a
 /// defined outcome — see [`transition_table`](crate::core::transition_table) and
-/// `docs/state-diagram.md`.
+/// [`docs/state-diagram.md`].
+///
+/// [`docs/state-diagram.md`]: https://github.com/ws-lifecycle/ws-lifecycle/blob/main/docs/state-diagram.md
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::core::{Input, Lifecycle, RejectReason};
+/// use ws_lifecycle::{Config, ConnectionId, Phase};
+///
+/// let now = Instant::now();
+/// let mut lc = Lifecycle::new(ConnectionId::new(1), Config::default());
+/// for input in [Input::Accept, Input::AuthSucceeded { expires_at: None }, Input::ServicesReady] {
+///     lc.handle(input, now)?;
+/// }
+/// assert_eq!(lc.phase(), Phase::Ready);
+/// // A second accept has its defined outcome too: refused, and nothing changes.
+/// let rejected = lc.handle(Input::Accept, now).unwrap_err();
+/// assert_eq!(rejected.reason, RejectReason::AlreadyDone);
+/// assert_eq!(lc.phase(), Phase::Ready);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Input {
@@ -47,6 +67,22 @@ pub enum Input {
 }
 
 /// How the transport was lost.
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::core::{CloseCause, CloseEnd, TransportLoss};
+/// use ws_lifecycle::{CloseCode, Config, Connection, ConnectionId};
+///
+/// let now = Instant::now();
+/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+/// conn.transport().handle_transport_lost(TransportLoss::Eof, now)?; // TCP ended, no Close
+/// let record = conn.close_record().unwrap();
+/// assert_eq!(record.cause, CloseCause::TransportLost(TransportLoss::Eof));
+/// assert_eq!(record.end, Some(CloseEnd::TransportLost(TransportLoss::Eof)));
+/// assert_eq!(record.code(), CloseCode::ABNORMAL); // 1006: no Close from the peer
+/// assert_eq!(serde_json::to_string(&TransportLoss::Eof)?, r#""eof""#); // G9
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -65,6 +101,17 @@ crate::core::names::named! {
     /// The kind of an [`Input`], without its payload: the columns of the transition table.
     ///
     /// Serde form: the snake-case name, e.g. `"peer_close"` (**G9**).
+    ///
+    /// ```
+    /// use ws_lifecycle::core::{Input, InputKind};
+    ///
+    /// assert_eq!(Input::PeerClose(None).kind(), InputKind::PeerClose);
+    /// assert_eq!(InputKind::PeerClose.as_str(), "peer_close");
+    /// assert_eq!(serde_json::to_string(&InputKind::PeerClose)?, r#""peer_close""#); // G9
+    /// assert_eq!(InputKind::ALL.len(), 11); // the table's columns
+    /// assert!(InputKind::ALL.iter().all(|kind| kind.example().kind() == *kind));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
     #[non_exhaustive]
     pub enum InputKind {

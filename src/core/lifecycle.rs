@@ -68,6 +68,22 @@ pub struct Lifecycle {
 
 /// The result of an accepted input: the state before and after. `from == to` means
 /// "handled, no change" (a stale timer, a second close, a re-authentication).
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::core::{Input, Lifecycle, MachineState, Step};
+/// use ws_lifecycle::{CloseFrame, Config, ConnectionId};
+///
+/// let now = Instant::now();
+/// let mut lc = Lifecycle::new(ConnectionId::new(1), Config::default());
+/// let step = lc.handle(Input::Accept, now)?;
+/// assert_eq!(step, Step::new(MachineState::Connecting, MachineState::Accepted));
+/// assert!(step.changed());
+/// lc.handle(Input::Close(CloseFrame::normal()), now)?;
+/// let again = lc.handle(Input::Close(CloseFrame::normal()), now)?; // the first close wins (G4)
+/// assert!(!again.changed()); // handled, no change
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Step {
@@ -372,6 +388,21 @@ impl Lifecycle {
 }
 
 /// Why the send gate is shut ([`Lifecycle::check_send`](crate::core::Lifecycle::check_send)).
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::core::SendRefused;
+/// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Phase};
+///
+/// let now = Instant::now();
+/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+/// assert_eq!(conn.check_send(), Err(SendRefused::NotReady(Phase::Accepted))); // G1, G2
+/// let conn = conn.authenticate(None, now)?.ready(now)?;
+/// assert_eq!(conn.check_send(), Ok(()));
+/// let closing = conn.close(CloseFrame::normal(), now);
+/// assert_eq!(closing.check_send(), Err(SendRefused::Closed)); // G3
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendRefused {

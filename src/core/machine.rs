@@ -4,7 +4,7 @@
 //! (blocking flavour). Everything else is derived from it or checked against it: the
 //! public [`MachineState`](crate::core::MachineState) and [`Phase`](crate::core::Phase) views, the
 //! transition table ([`transition_table`](crate::core::transition_table)), the generated
-//! `docs/state-diagram.md`, and the tests that compare it with an independent model.
+//! [`docs/state-diagram.md`], and the tests that compare it with an independent model.
 //!
 //! Hierarchy:
 //!
@@ -23,6 +23,8 @@
 //! handler records its verdict in the per-dispatch [`Dispatch`] context; every handler
 //! chain ends in an exhaustive `match`, so no input can fall off the top unrecorded.
 //! Transitions are detected by comparing the state before and after the dispatch.
+//!
+//! [`docs/state-diagram.md`]: https://github.com/ws-lifecycle/ws-lifecycle/blob/main/docs/state-diagram.md
 
 #![allow(missing_docs)] // statig generates undocumented items; the module is private.
 

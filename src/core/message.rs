@@ -6,6 +6,19 @@ use crate::core::CloseFrame;
 
 /// An application message. Cheap to clone (the payload is shared), so one message
 /// can go to many connections.
+///
+/// ```
+/// use ws_lifecycle::Message;
+///
+/// let hello = Message::text("hello");
+/// assert_eq!(hello.as_text(), Some("hello"));
+/// assert_eq!(hello.len(), 5);
+/// let bytes = Message::binary(vec![0xde, 0xad]);
+/// assert_eq!((bytes.as_text(), bytes.len()), (None, 2));
+/// // A clone shares the payload: one message, many connections, one allocation.
+/// let (Message::Text(a), Message::Text(b)) = (&hello, &hello.clone()) else { unreachable!() };
+/// assert!(std::sync::Arc::ptr_eq(a, b));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Message {
     /// A UTF-8 text message.
@@ -53,6 +66,26 @@ impl Message {
 /// messages and our Close, nothing else — control frames (Ping, Pong) belong to the
 /// driver's [`WireFrame`](crate::driver::WireFrame), which may grow. A driver's
 /// `match` over `Frame` stays complete across releases.
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Frame, Message};
+///
+/// let now = Instant::now();
+/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+/// let mut conn = conn.authenticate(None, now)?.ready(now)?;
+/// conn.send(Message::text("bye"))?;
+/// let mut closing = conn.close(CloseFrame::normal(), now);
+/// let mut written = Vec::new();
+/// while let Some(frame) = closing.poll_transmit(now) {
+///     written.push(match frame { // complete without a `_` arm
+///         Frame::Message(message) => format!("data {}", message.as_text().unwrap_or("<binary>")),
+///         Frame::Close(frame) => format!("close {}", frame.map_or("".into(), |f| f.to_string())),
+///     });
+/// }
+/// assert_eq!(written, ["data bye", "close 1000"]); // our Close last (G3)
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     /// An application message.

@@ -93,6 +93,15 @@ impl fmt::Display for Phase {
 }
 
 /// The error returned when a string names no [`Phase`].
+///
+/// ```
+/// use ws_lifecycle::Phase;
+///
+/// let err = "Ready".parse::<Phase>().unwrap_err(); // the names are lower-case
+/// assert_eq!(err.input(), "Ready");
+/// assert!(err.to_string().starts_with(r#"unknown phase "Ready": expected one of connecting"#));
+/// assert_eq!("ready".parse::<Phase>(), Ok(Phase::Ready));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown phase {input:?}: expected one of connecting, accepted, authenticated, ready, closing, closed"

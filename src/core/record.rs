@@ -10,6 +10,23 @@ crate::core::names::named! {
     ///
     /// Serde form: the snake-case name, e.g. `"readiness_deadline"`, or
     /// `{"transport_lost":"eof"}` (**G9**).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::core::{CloseCause, TransportLoss};
+    /// use ws_lifecycle::{CloseCode, CloseFrame, Config, Connection, ConnectionId};
+    ///
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// conn.transport().handle_peer_close(Some(CloseFrame::normal()), now)?; // the peer leaves first
+    /// let restart = CloseFrame::new(CloseCode::GOING_AWAY, "restart")?;
+    /// let closing = conn.close(restart, now); // too late: the first cause stands (G4)
+    /// assert_eq!(closing.close_record().unwrap().cause, CloseCause::Peer);
+    /// assert_eq!(CloseCause::Peer.as_str(), "peer");
+    /// let lost = CloseCause::TransportLost(TransportLoss::Eof);
+    /// assert_eq!(serde_json::to_string(&lost)?, r#"{"transport_lost":"eof"}"#); // G9
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
     #[non_exhaustive]
     pub enum CloseCause {
@@ -54,6 +71,24 @@ crate::core::names::named! {
 ///
 /// Serde form: `"clean"`, `"timed_out"`, `{"transport_lost":"error"}`,
 /// `"never_opened"` (**G9**).
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::core::CloseEnd;
+/// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId};
+///
+/// let now = Instant::now();
+/// let early = Connection::new(ConnectionId::new(1), Config::default());
+/// let refused = early.close(CloseFrame::normal(), now); // the upgrade is refused
+/// assert_eq!(refused.close_record().unwrap().end, Some(CloseEnd::NeverOpened)); // no Close frame
+/// let conn = Connection::new(ConnectionId::new(2), Config::default()).accept(now)?;
+/// let mut closing = conn.close(CloseFrame::normal(), now);
+/// closing.poll_transmit(now); // our Close is out; the peer never answers
+/// closing.handle_timeout(closing.poll_timeout().unwrap()); // the close timeout (G5)
+/// assert_eq!(closing.close_record().unwrap().end, Some(CloseEnd::TimedOut));
+/// assert!(closing.is_closed());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -71,6 +106,25 @@ pub enum CloseEnd {
 /// The record of a connection's close: why, which frames, how it ended.
 ///
 /// Serde form: an object with the fields below (**G9**).
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::core::CloseCause;
+/// use ws_lifecycle::{CloseCode, CloseFrame, Config, Connection, ConnectionId, Frame};
+///
+/// let now = Instant::now();
+/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+/// let conn = conn.authenticate(None, now)?.ready(now)?;
+/// let mut closing = conn.close(CloseFrame::new(CloseCode::GOING_AWAY, "restart")?, now);
+/// assert!(matches!(closing.poll_transmit(now), Some(Frame::Close(_))));
+/// closing.handle_peer_close(Some(CloseFrame::normal()), now)?; // the peer's acknowledgement
+/// let record = closing.close_record().unwrap();
+/// assert_eq!(record.cause, CloseCause::Local);
+/// assert_eq!(record.frame.as_ref().map(CloseFrame::code), Some(CloseCode::GOING_AWAY)); // ours
+/// assert_eq!(record.code(), CloseCode::NORMAL); // the connection's: the peer's (RFC 6455 §7.1.5)
+/// assert!(record.close_sent && record.peer_closed && record.is_clean());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct CloseRecord {

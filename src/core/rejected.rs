@@ -7,6 +7,19 @@ use super::{InputKind, MachineState};
 /// Why the machine refused an input.
 ///
 /// Serde form: the snake-case name, e.g. `"not_yet"` (**G9**).
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::core::{Input, Lifecycle, RejectReason};
+/// use ws_lifecycle::{Config, ConnectionId};
+///
+/// let mut lc = Lifecycle::new(ConnectionId::new(1), Config::default());
+/// let rejected = lc.handle(Input::ServicesReady, Instant::now()).unwrap_err(); // before accept
+/// assert_eq!(rejected.reason, RejectReason::NotYet);
+/// assert_eq!(rejected.reason.advice(), "too early: perform the missing lifecycle step first");
+/// assert_eq!(serde_json::to_string(&RejectReason::NotYet)?, r#""not_yet""#); // G9
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -60,6 +73,25 @@ impl std::fmt::Display for RejectReason {
 }
 
 /// The machine refused an input; nothing changed.
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::core::{Input, InputKind, Lifecycle, MachineState, RejectReason};
+/// use ws_lifecycle::{Config, ConnectionId};
+///
+/// let now = Instant::now();
+/// let mut lc = Lifecycle::new(ConnectionId::new(1), Config::default());
+/// lc.handle(Input::Accept, now)?;
+/// let rejected = lc.handle(Input::Accept, now).unwrap_err();
+/// assert_eq!(rejected.state, MachineState::Accepted);
+/// assert_eq!((rejected.input, rejected.reason), (InputKind::Accept, RejectReason::AlreadyDone));
+/// assert_eq!(
+///     rejected.to_string(),
+///     "input accept rejected in state accepted: that step already happened: nothing to do"
+/// );
+/// assert_eq!(lc.state(), MachineState::Accepted); // nothing changed
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("input {input} rejected in state {state}: {reason}")]
 #[non_exhaustive]

@@ -14,6 +14,24 @@ crate::core::names::named! {
     /// transition relation itself; a new state would change the table, the SPIN
     /// model and every snapshot, a breaking release whatever the attribute says, and
     /// downstream model checkers rely on matching every state.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::core::MachineState;
+    /// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Phase};
+    ///
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// let mut closing = conn.close(CloseFrame::normal(), now);
+    /// assert_eq!(closing.state(), MachineState::SendingClose); // our Close is owed
+    /// closing.poll_transmit(now);
+    /// assert_eq!(closing.state(), MachineState::AwaitingPeerClose); // it is out
+    /// assert_eq!(closing.state().phase(), Phase::Closing); // both read as Closing
+    /// assert_eq!(MachineState::AwaitingPeerClose.to_string(), "awaiting_peer_close");
+    /// let json = serde_json::to_string(&MachineState::AwaitingPeerClose)?;
+    /// assert_eq!(json, r#""awaiting_peer_close""#); // G9
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
     pub enum MachineState {
         /// [`Phase::Connecting`].

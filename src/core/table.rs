@@ -1,7 +1,10 @@
 //! The transition table, read off the machine: every (state, input) pair and its
-//! outcome. Tests compare it with a written expectation, the state diagram in `docs/`
-//! is generated from it, and the formal model (`model/`, to come) is to be generated
-//! from it too.
+//! outcome. Tests compare it with a written expectation, the state diagram
+//! ([`docs/state-diagram.md`]) is generated from it, and so is the step relation of
+//! the formal model that SPIN checks ([`docs/model.md`]).
+//!
+//! [`docs/state-diagram.md`]: https://github.com/ws-lifecycle/ws-lifecycle/blob/main/docs/state-diagram.md
+//! [`docs/model.md`]: https://github.com/ws-lifecycle/ws-lifecycle/blob/main/docs/model.md
 
 use std::time::Instant;
 
@@ -38,6 +41,22 @@ impl InputKind {
 ///
 /// Deliberately exhaustive: an input is taken with a change of state, taken without
 /// one, or refused — the three outcomes of `Result<Step, Rejected>`, which cannot grow.
+///
+/// ```
+/// use ws_lifecycle::core::{InputKind, MachineState, Outcome, RejectReason, transition_table};
+/// use MachineState::*;
+///
+/// let table = transition_table();
+/// let outcome = |state, input| {
+///     table.iter().find(|row| (row.state, row.input) == (state, input)).unwrap().outcome
+/// };
+/// assert_eq!(outcome(Authenticated, InputKind::ServicesReady), Outcome::Transition(Ready));
+/// assert_eq!(outcome(Ready, InputKind::AuthSucceeded), Outcome::Unchanged); // re-authentication
+/// let too_early = Outcome::Rejected(RejectReason::NotYet);
+/// assert_eq!(outcome(Connecting, InputKind::ServicesReady), too_early);
+/// assert_eq!(serde_json::to_string(&Outcome::Transition(Ready))?, r#"{"transition":"ready"}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -50,6 +69,23 @@ pub enum Outcome {
 }
 
 /// One row of the transition table.
+///
+/// ```
+/// use ws_lifecycle::core::{InputKind, MachineState, Outcome, TableRow, transition_table};
+///
+/// // An expected row, written by hand and checked against the machine:
+/// let row = TableRow::new(
+///     MachineState::ReplyingClose,
+///     InputKind::CloseSent, // our answer to the peer's Close is out
+///     Outcome::Transition(MachineState::Closed),
+/// );
+/// assert!(transition_table().contains(&row));
+/// let json = serde_json::to_value(row)?; // G9
+/// assert_eq!(json, serde_json::json!({
+///     "state": "replying_close", "input": "close_sent", "outcome": {"transition": "closed"}
+/// }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct TableRow {

@@ -43,6 +43,54 @@ pub use wire::{UpgradeRequest, WireFrame};
 /// Runs connections: the registry they are listed in, the configuration, the
 /// authenticator and the handler, shared by every connection of a server. Wrap it in
 /// an `Arc` and call [`run`](Service::run) once per accepted socket.
+///
+/// One connection, end to end, over an in-memory stream (a TCP stream in production):
+///
+/// ```
+/// use futures_util::{SinkExt, StreamExt};
+/// use tokio_tungstenite::WebSocketStream;
+/// use tokio_tungstenite::tungstenite::{Message as TMessage, protocol::Role};
+/// use ws_lifecycle::driver::{AuthRequest, UpgradeRequest};
+/// use ws_lifecycle::tungstenite::TungsteniteSocket;
+/// use ws_lifecycle::{CloseFrame, DriverConfig, Handler, Identity, Message};
+/// use ws_lifecycle::{Registry, Sender, Service, Session};
+///
+/// struct Echo;
+/// impl Handler for Echo {
+///     async fn on_message(
+///         &self,
+///         _: &Session,
+///         sender: &Sender,
+///         message: Message,
+///     ) -> Result<(), CloseFrame> {
+///         let _ = sender.send(message);
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let anyone = |_: AuthRequest| async { Ok::<_, String>(Identity::user("ada")) };
+/// let service = Service::new(Registry::default(), DriverConfig::default(), anyone, Echo);
+/// service.registry().open();
+/// let (server_io, client_io) = tokio::io::duplex(4096);
+/// let ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+/// let socket = TungsteniteSocket::new(ws);
+/// let client = async {
+///     let mut ws = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+///     ws.send(TMessage::text("hello")).await?; // the first message goes to the authenticator
+///     ws.send(TMessage::text("echo?")).await?;
+///     let echo = ws.next().await.transpose()?;
+///     ws.close(None).await?;
+///     while let Some(Ok(_)) = ws.next().await {} // until the server's answer
+///     Ok::<_, Box<dyn std::error::Error>>(echo)
+/// };
+/// let (record, echo) = tokio::join!(service.run(socket, UpgradeRequest::default()), client);
+/// assert_eq!(echo?, Some(TMessage::text("echo?")));
+/// assert!(record.is_clean());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Service<A, H> {
     registry: Registry,
@@ -54,6 +102,29 @@ pub struct Service<A, H> {
 
 impl<A: Authenticator, H: Handler> Service<A, H> {
     /// A service listing its connections in `registry`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ws_lifecycle::driver::AuthRequest;
+    /// use ws_lifecycle::registry::RegistryState;
+    /// use ws_lifecycle::{CloseFrame, DriverConfig, Handler, Identity, Message};
+    /// use ws_lifecycle::{Registry, Sender, Service, Session};
+    ///
+    /// struct Quiet; // reads everything, answers nothing
+    /// impl Handler for Quiet {
+    ///     async fn on_message(&self, _: &Session, _: &Sender, _: Message) -> Result<(), CloseFrame> {
+    ///         Ok(())
+    ///     }
+    /// }
+    /// let by_name = |request: AuthRequest| async move {
+    ///     request.first_message.as_text().map(Identity::user).ok_or_else(|| "send a name".to_owned())
+    /// };
+    /// let registry = Registry::default(); // starting: early connections are held (G8)
+    /// let service = Arc::new(Service::new(registry.clone(), DriverConfig::default(), by_name, Quiet));
+    /// // ...the rest of the application starts, then:
+    /// registry.open();
+    /// assert_eq!(service.registry().state(), RegistryState::Open); // one registry, shared
+    /// ```
     pub fn new(registry: Registry, config: DriverConfig, authenticator: A, handler: H) -> Self {
         Service {
             registry,
@@ -79,6 +150,45 @@ impl<A: Authenticator, H: Handler> Service<A, H> {
     ///
     /// `socket` is any `Stream<Item = Result<WireFrame, E>> + Sink<WireFrame>`; the
     /// adapters (`axum`, `tungstenite` features) wrap their library's socket.
+    ///
+    /// ```
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # use tokio_tungstenite::WebSocketStream;
+    /// # use tokio_tungstenite::tungstenite::{Message as TMessage, protocol::Role};
+    /// # use ws_lifecycle::core::CloseCause;
+    /// # use ws_lifecycle::driver::{AuthRequest, UpgradeRequest};
+    /// # use ws_lifecycle::tungstenite::TungsteniteSocket;
+    /// # use ws_lifecycle::{CloseCode, CloseFrame, DriverConfig, Handler, Identity, Message};
+    /// # use ws_lifecycle::{Registry, Sender, Service, Session};
+    /// # struct Quiet;
+    /// # impl Handler for Quiet {
+    /// #     async fn on_message(&self, _: &Session, _: &Sender, _: Message) -> Result<(), CloseFrame> {
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tokens = |request: AuthRequest| async move {
+    ///     match request.first_message.as_text() {
+    ///         Some("token:ada") => Ok(Identity::user("ada")),
+    ///         _ => Err("bad token".to_owned()), // logged, not sent
+    ///     }
+    /// };
+    /// let service = Service::new(Registry::default(), DriverConfig::default(), tokens, Quiet);
+    /// service.registry().open();
+    /// let (server_io, client_io) = tokio::io::duplex(4096); // a TCP stream in production
+    /// let ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+    /// let socket = TungsteniteSocket::new(ws);
+    /// let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+    /// client.send(TMessage::text("token:eve")).await?;
+    /// let peer = async { while let Some(Ok(_)) = client.next().await {} }; // reads; answers the Close
+    /// let (record, ()) = tokio::join!(service.run(socket, UpgradeRequest::default()), peer);
+    /// assert_eq!(record.cause, CloseCause::AuthFailed);
+    /// assert_eq!(record.frame.as_ref().map(CloseFrame::code), Some(CloseCode::POLICY_VIOLATION));
+    /// assert!(record.is_clean());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn run<S, E>(&self, socket: S, request: UpgradeRequest) -> CloseRecord
     where
         S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin + Send,

@@ -15,6 +15,28 @@ use crate::handle::{Connection, Observer, Transport};
 /// Deliberately exhaustive (not `#[non_exhaustive]`): one variant per sealed type
 /// state, which no release adds without changing the lifecycle itself (see
 /// [`MachineState`]); a `match` over it stays complete.
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::handle::AnyConnection;
+/// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Phase};
+///
+/// let now = Instant::now();
+/// let mut table: Vec<AnyConnection> = vec![
+///     Connection::new(ConnectionId::new(1), Config::default()).into_any(),
+///     Connection::new(ConnectionId::new(2), Config::default()).accept(now)?.into_any(),
+/// ];
+/// assert_eq!(table[1].phase(), Phase::Accepted);
+/// // Match to get the typed handle back...
+/// let ready = match table.pop() {
+///     Some(AnyConnection::Accepted(conn)) => conn.authenticate(None, now)?.ready(now)?,
+///     other => panic!("unexpected {other:?}"),
+/// };
+/// // ...or close whatever the state (a shutdown): a closing connection comes back as is.
+/// let closing = ready.into_any().close(CloseFrame::normal(), now);
+/// assert_eq!(closing.phase(), Phase::Closing);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub enum AnyConnection {
     /// See [`Connecting`].

@@ -70,6 +70,24 @@ pub struct Connection<S: TypeState> {
 }
 
 /// Type states from which the owner may still close: every state but [`Closing`].
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::handle::Live;
+/// use ws_lifecycle::{CloseCode, CloseFrame, Closing, Config, Connection, ConnectionId};
+///
+/// /// Ends a connection at any step of its lifecycle: the server restarts.
+/// fn restart<S: Live>(conn: Connection<S>, now: Instant) -> Connection<Closing> {
+///     conn.close(CloseFrame::new(CloseCode::SERVICE_RESTART, "restart").unwrap(), now)
+/// }
+/// let now = Instant::now();
+/// let refused = restart(Connection::new(ConnectionId::new(1), Config::default()), now);
+/// assert!(refused.is_closed()); // never accepted: no Close frame is owed
+/// let conn = Connection::new(ConnectionId::new(2), Config::default()).accept(now)?;
+/// let closing = restart(conn, now);
+/// assert_eq!(closing.close_record().unwrap().frame.unwrap().code(), CloseCode::SERVICE_RESTART);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Live: TypeState {}
 impl Live for Connecting {}
 impl Live for Accepted {}
@@ -78,11 +96,51 @@ impl Live for Ready {}
 
 /// Type states after accept and before ready, where events are buffered for the
 /// transition to `Ready` (**G2**): [`Accepted`] and [`Authenticated`].
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::handle::PreReady;
+/// use ws_lifecycle::{Config, Connection, ConnectionId, Frame, Message, SendError};
+///
+/// /// Replays history as soon as the connection is accepted, before it is ready.
+/// fn replay<S: PreReady>(conn: &Connection<S>, event: &str) -> Result<(), SendError> {
+///     conn.emitter().emit(Message::text(event))
+/// }
+/// let now = Instant::now();
+/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+/// replay(&conn, "1")?; // Accepted
+/// let conn = conn.authenticate(None, now)?;
+/// replay(&conn, "2")?; // Authenticated
+/// let mut conn = conn.ready(now)?; // both flushed, in order, at Ready (G2)
+/// assert_eq!(conn.poll_transmit(now), Some(Frame::Message(Message::text("1"))));
+/// assert_eq!(conn.poll_transmit(now), Some(Frame::Message(Message::text("2"))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait PreReady: TypeState {}
 impl PreReady for Accepted {}
 impl PreReady for Authenticated {}
 
 /// Type states in which the peer is authenticated: [`Authenticated`] and [`Ready`].
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use ws_lifecycle::core::Rejected;
+/// use ws_lifecycle::handle::Authorized;
+/// use ws_lifecycle::{Config, Connection, ConnectionId};
+///
+/// /// A refreshed token: the credential now lapses in an hour.
+/// fn renew<S: Authorized>(conn: &mut Connection<S>, now: Instant) -> Result<(), Rejected> {
+///     conn.reauthenticate(Some(now + Duration::from_secs(3600)), now)
+/// }
+/// let now = Instant::now();
+/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+/// let mut conn = conn.authenticate(Some(now + Duration::from_secs(60)), now)?;
+/// renew(&mut conn, now)?; // Authenticated
+/// let mut conn = conn.ready(now)?;
+/// renew(&mut conn, now)?; // Ready
+/// assert_eq!(conn.poll_timeout(), Some(now + Duration::from_secs(3600))); // G5
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Authorized: TypeState {}
 impl Authorized for Authenticated {}
 impl Authorized for Ready {}
@@ -176,6 +234,22 @@ impl<S: TypeState> Connection<S> {
     /// [`take_unsent`](Self::take_unsent). Our Close is always the last frame
     /// (**G3**), and there is at most one (**G4**). A driver task uses
     /// [`Transport::poll_transmit`](crate::handle::Transport::poll_transmit), which also waits.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Frame, Message};
+    ///
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// let mut conn = conn.authenticate(None, now)?.ready(now)?;
+    /// conn.send(Message::text("queued"))?;
+    /// // The peer's Close arrives first: our answer goes at once, the message is not written.
+    /// conn.handle_peer_close(Some(CloseFrame::normal()), now)?;
+    /// assert_eq!(conn.poll_transmit(now), Some(Frame::Close(Some(CloseFrame::normal()))));
+    /// assert_eq!(conn.poll_transmit(now), None); // nothing ever follows our Close (G3)
+    /// assert_eq!(conn.take_unsent(), [Message::text("queued")]); // handed back instead
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Frame> {
         self.shared
             .run(|inner, wakeups| inner.next_frame(now, wakeups))
@@ -186,6 +260,19 @@ impl<S: TypeState> Connection<S> {
     /// that skips the outbox (see [`poll_transmit`](Self::poll_transmit)), or closed,
     /// the queued messages; once it is closing or closed, the events emitted before
     /// `Ready`, which can no longer be flushed. Empty while they may still be written.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Message};
+    ///
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// conn.emitter().emit(Message::text("history"))?; // buffered for Ready (G2)
+    /// let mut closing = conn.close(CloseFrame::normal(), now); // ...which never comes
+    /// assert_eq!(closing.take_unsent(), [Message::text("history")]); // handed back (G3)
+    /// assert!(closing.take_unsent().is_empty()); // handed back once
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn take_unsent(&mut self) -> Vec<Message> {
         self.shared.run(|inner, _| inner.conn.take_unsent())
     }
@@ -228,12 +315,41 @@ impl<S: TypeState> Connection<S> {
 
     /// A handle for the task that drives the transport: frames out, frames in,
     /// timers. Usable from any thread; see [`Transport`].
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::{Config, Connection, ConnectionId, Frame, Message};
+    ///
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default());
+    /// let transport = conn.transport(); // in any state: hand it to the driver task
+    /// let mut conn = conn.accept(now)?.authenticate(None, now)?.ready(now)?;
+    /// conn.send(Message::text("hi"))?;
+    /// let driver = std::thread::spawn(move || transport.next_frame(now));
+    /// assert_eq!(driver.join().unwrap(), Some(Frame::Message(Message::text("hi"))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn transport(&self) -> Transport {
         Transport::new(self.shared.clone())
     }
 
     /// A handle for tasks that only watch: the phase without a lock, and futures
     /// that complete when the connection is ready or closed (**G6**).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::core::CloseCause;
+    /// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Phase};
+    ///
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default());
+    /// let observer = conn.observer(); // read-only, for any task or thread
+    /// let conn = conn.accept(now)?;
+    /// assert_eq!(observer.phase(), Phase::Accepted);
+    /// let _closing = conn.close(CloseFrame::normal(), now);
+    /// assert_eq!(observer.close_record().unwrap().cause, CloseCause::Local);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn observer(&self) -> Observer {
         Observer::new(self.shared.clone())
     }
@@ -255,6 +371,25 @@ impl<S: Live> Connection<S> {
     /// connection was already closing (the peer or a deadline was first), the first
     /// close stands and this one changes nothing; [`Connection::close_record`] says
     /// what happened.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::{CloseCode, CloseFrame, Config, Connection, ConnectionId, Frame, Message};
+    ///
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// let mut conn = conn.authenticate(None, now)?.ready(now)?;
+    /// conn.send(Message::text("bye"))?;
+    /// let mut closing = conn.close(CloseFrame::new(CloseCode::GOING_AWAY, "restart")?, now);
+    /// assert_eq!(closing.poll_transmit(now), Some(Frame::Message(Message::text("bye"))));
+    /// let ours = closing.poll_transmit(now); // then our Close, last (G3)
+    /// assert!(matches!(ours, Some(Frame::Close(Some(f))) if f.code() == CloseCode::GOING_AWAY));
+    /// // Before accept, a close refuses the upgrade: closed at once, no Close frame.
+    /// let early = Connection::new(ConnectionId::new(2), Config::default());
+    /// let mut refused = early.close(CloseFrame::normal(), now);
+    /// assert!(refused.is_closed() && refused.poll_transmit(now).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn close(self, frame: CloseFrame, now: Instant) -> Connection<Closing> {
         // Close is never rejected: in a closing or closed state it is absorbed (G4).
         let _ = self.shared.handle(Input::Close(frame), now);
@@ -264,6 +399,15 @@ impl<S: Live> Connection<S> {
 
 impl Connection<Connecting> {
     /// A new connection whose upgrade request has arrived.
+    ///
+    /// ```
+    /// use ws_lifecycle::{Config, Connection, ConnectionId, Phase};
+    ///
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default());
+    /// assert_eq!(conn.phase(), Phase::Connecting);
+    /// assert_eq!(conn.poll_timeout(), None); // no deadline runs before accept
+    /// assert!(conn.check_send().is_err()); // and nothing can be sent (G1)
+    /// ```
     pub fn new(id: ConnectionId, config: Config) -> Connection<Connecting> {
         Connection {
             shared: Arc::new(Shared::new(id, config)),
@@ -272,6 +416,17 @@ impl Connection<Connecting> {
     }
 
     /// Accepts the WebSocket handshake; the readiness deadline starts (**G5**).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::{Config, Connection, ConnectionId, Phase};
+    ///
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// assert_eq!(conn.phase(), Phase::Accepted);
+    /// assert_eq!(conn.poll_timeout(), Some(now + Config::default().readiness_timeout)); // G5
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn accept(self, now: Instant) -> Result<Connection<Accepted>, Gone> {
         self.transition(Input::Accept, Phase::Accepted, now)
     }
@@ -280,6 +435,21 @@ impl Connection<Connecting> {
 impl Connection<Accepted> {
     /// The peer's credential checked out. `expires_at`: when it lapses, if it does;
     /// the connection is then closed with 1008 (**G5**) unless re-authenticated.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ws_lifecycle::core::CloseCause;
+    /// use ws_lifecycle::{Config, Connection, ConnectionId};
+    ///
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// let expiry = now + Duration::from_secs(60); // the token's lifetime
+    /// let mut conn = conn.authenticate(Some(expiry), now)?.ready(now)?;
+    /// assert_eq!(conn.poll_timeout(), Some(expiry));
+    /// conn.handle_timeout(expiry); // not re-authenticated in time: closed with 1008 (G5)
+    /// assert_eq!(conn.close_record().unwrap().cause, CloseCause::CredentialExpired);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn authenticate(
         self,
         expires_at: Option<Instant>,
@@ -303,6 +473,20 @@ impl<S: PreReady> Connection<S> {
     /// A handle for components that produce events before the connection is ready:
     /// they are buffered and flushed, in order and exactly once, when it becomes
     /// `Ready`, before anything sent later (**G2**). See [`Emitter`].
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::{Config, Connection, ConnectionId, Frame, Message};
+    ///
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// conn.emitter().emit(Message::text("history"))?; // before Ready: buffered
+    /// let mut conn = conn.authenticate(None, now)?.ready(now)?;
+    /// conn.send(Message::text("live"))?;
+    /// assert_eq!(conn.poll_transmit(now), Some(Frame::Message(Message::text("history")))); // G2
+    /// assert_eq!(conn.poll_transmit(now), Some(Frame::Message(Message::text("live"))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn emitter(&self) -> Emitter {
         Emitter::new(self.shared.clone())
     }
@@ -311,6 +495,24 @@ impl<S: PreReady> Connection<S> {
 impl Connection<Authenticated> {
     /// The application's services for this connection are ready: from now on
     /// messages may flow (**G2**).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::core::CloseCause;
+    /// use ws_lifecycle::{Config, Connection, ConnectionId, Phase};
+    ///
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// let conn = conn.authenticate(None, now)?.ready(now)?;
+    /// assert_eq!(conn.phase(), Phase::Ready);
+    /// assert_eq!(conn.poll_timeout(), None); // the readiness deadline is disarmed
+    /// // Time decides a race with the deadline (G5): ready at the deadline is too late.
+    /// let slow = Connection::new(ConnectionId::new(2), Config::default()).accept(now)?;
+    /// let late = now + Config::default().readiness_timeout;
+    /// let gone = slow.authenticate(None, now)?.ready(late).unwrap_err();
+    /// assert_eq!(gone.record().unwrap().cause, CloseCause::ReadinessDeadline);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ready(self, now: Instant) -> Result<Connection<Ready>, Gone> {
         self.transition(Input::ServicesReady, Phase::Ready, now)
     }
@@ -322,12 +524,41 @@ impl Connection<Ready> {
     /// Fails, handing the message back, when the connection is closing or closed
     /// (**G3**: nothing follows our Close, nothing is silently dropped) or when the
     /// outbox is full ([`Config::outbox_capacity`]).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::{Config, Connection, ConnectionId, Frame, Message};
+    ///
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// let mut conn = conn.authenticate(None, now)?.ready(now)?;
+    /// conn.send(Message::text("hi"))?;
+    /// assert_eq!(conn.poll_transmit(now), Some(Frame::Message(Message::text("hi"))));
+    /// conn.handle_peer_close(None, now)?; // the peer left meanwhile: the type is still Ready
+    /// let err = conn.send(Message::text("too late")).unwrap_err();
+    /// assert_eq!(err.into_message(), Message::text("too late")); // handed back (G3)
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
         self.shared.run(|inner, _| inner.conn.send(message))
     }
 
     /// A cloneable handle that sends from any thread or task (**G3**: atomic with
     /// respect to close). See [`Sender`].
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::{Config, Connection, ConnectionId, Frame, Message};
+    ///
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// let conn = conn.authenticate(None, now)?.ready(now)?;
+    /// let sender = conn.sender();
+    /// std::thread::spawn(move || sender.send(Message::text("from a thread"))).join().unwrap()?;
+    /// let frame = conn.transport().next_frame(now);
+    /// assert_eq!(frame, Some(Frame::Message(Message::text("from a thread"))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn sender(&self) -> Sender {
         Sender::new(self.shared.clone())
     }
@@ -335,6 +566,21 @@ impl Connection<Ready> {
     /// A handle that reads the application messages the peer sent, in order,
     /// including those held while the connection was not ready yet (**G2**). See
     /// [`Receiver`].
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::{Config, Connection, ConnectionId, Message};
+    ///
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// let transport = conn.transport();
+    /// transport.handle_message(Message::text("early"), now)?; // nobody reads yet: held (G2)
+    /// let conn = conn.authenticate(None, now)?.ready(now)?;
+    /// let receiver = conn.receiver();
+    /// assert_eq!(receiver.try_recv(), Some(Message::text("early")));
+    /// assert_eq!(receiver.try_recv(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn receiver(&self) -> Receiver {
         Receiver::new(self.shared.clone())
     }

@@ -17,6 +17,25 @@ use crate::shared::sync::Arc;
 /// `emit` hands the event back, and the buffered ones come back from
 /// [`Connection::take_unsent`](crate::handle::Connection::take_unsent) or
 /// [`Transport::take_unsent`](crate::handle::Transport::take_unsent).
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::{Config, Connection, ConnectionId, Frame, Message};
+///
+/// let now = Instant::now();
+/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+/// let emitter = conn.emitter(); // a subscription that starts before Ready
+/// emitter.emit(Message::text("history 1"))?;
+/// let conn = conn.authenticate(None, now)?;
+/// emitter.emit(Message::text("history 2"))?;
+/// let mut conn = conn.ready(now)?;
+/// conn.send(Message::text("live"))?;
+/// emitter.emit(Message::text("update"))?; // from Ready on, exactly `send`
+/// let written: Vec<Frame> = std::iter::from_fn(|| conn.poll_transmit(now)).collect();
+/// let expected = ["history 1", "history 2", "live", "update"]; // buffered first, once (G2)
+/// assert_eq!(written, expected.map(|t| Frame::Message(Message::text(t))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Emitter {
     shared: Arc<Shared>,

@@ -8,6 +8,22 @@ use crate::core::CloseRecord;
 ///
 /// It carries the connection in its closing state, so the close handshake can still
 /// be driven to the end (`poll_transmit`, `handle_*`); [`Gone::record`] says why.
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::core::CloseCause;
+/// use ws_lifecycle::{Config, Connection, ConnectionId, Frame};
+///
+/// let now = Instant::now();
+/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+/// conn.transport().handle_peer_close(None, now)?; // the peer leaves during authentication
+/// let gone = conn.authenticate(None, now).unwrap_err();
+/// assert_eq!(gone.record().unwrap().cause, CloseCause::Peer);
+/// let mut closing = gone.into_connection(); // `?` would drop it: finish the handshake instead
+/// assert_eq!(closing.poll_transmit(now), Some(Frame::Close(None))); // our answer
+/// assert!(closing.is_closed());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[error(
     "connection {} is gone ({}); take it back with `Gone::into_connection` and drive its close to the end",

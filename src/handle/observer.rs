@@ -21,6 +21,26 @@ use crate::shared::{Shared, WaitFor};
 /// input passes `deadline`; the deadline joins
 /// [`Transport::poll_timeout`](crate::handle::Transport::poll_timeout), so the driver wakes
 /// for it.
+///
+/// The futures need no runtime; here one is polled by hand:
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::pin;
+/// use std::task::{Context, Poll, Waker};
+/// use std::time::Instant;
+/// use ws_lifecycle::{Config, Connection, ConnectionId};
+///
+/// let now = Instant::now();
+/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+/// let observer = conn.observer();
+/// let mut ready = pin!(observer.wait_ready());
+/// let mut cx = Context::from_waker(Waker::noop());
+/// assert!(ready.as_mut().poll(&mut cx).is_pending());
+/// let _conn = conn.authenticate(None, now)?.ready(now)?; // wakes the waiter (G6)
+/// assert_eq!(ready.poll(&mut cx), Poll::Ready(Ok(())));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Observer {
     shared: Arc<Shared>,
@@ -121,6 +141,26 @@ impl Observer {
     }
 }
 /// Why a wait with a timeout ended without what it waited for.
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::pin;
+/// use std::task::{Context, Poll, Waker};
+/// use std::time::{Duration, Instant};
+/// use ws_lifecycle::handle::WaitError;
+/// use ws_lifecycle::{Config, Connection, ConnectionId};
+///
+/// let t0 = Instant::now();
+/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(t0)?;
+/// let (observer, transport) = (conn.observer(), conn.transport());
+/// let mut wait = pin!(observer.wait_ready_until(t0 + Duration::from_secs(1)));
+/// let mut cx = Context::from_waker(Waker::noop());
+/// assert!(wait.as_mut().poll(&mut cx).is_pending());
+/// assert_eq!(transport.poll_timeout(), Some(t0 + Duration::from_secs(1))); // the driver wakes for it
+/// transport.handle_timeout(t0 + Duration::from_secs(1));
+/// assert_eq!(wait.poll(&mut cx), Poll::Ready(Err(WaitError::TimedOut)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WaitError {

@@ -11,6 +11,27 @@ use crate::shared::{Shared, WaitFor};
 /// from [`Connection<Ready>::receiver`](crate::handle::Connection::receiver): messages that
 /// arrived before `Ready` were held, and are read first, so none is routed to a
 /// handler that did not exist yet (**G2**).
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::{Config, Connection, ConnectionId, Message};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let now = Instant::now();
+/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+/// let transport = conn.transport(); // the driver's side
+/// transport.handle_message(Message::text("early"), now)?; // held until Ready (G2)
+/// let conn = conn.authenticate(None, now)?.ready(now)?;
+/// let receiver = conn.receiver();
+/// transport.handle_message(Message::text("later"), now)?;
+/// assert_eq!(receiver.recv().await, Some(Message::text("early")));
+/// assert_eq!(receiver.recv().await, Some(Message::text("later")));
+/// transport.handle_peer_close(None, now)?;
+/// assert_eq!(receiver.recv().await, None); // closing, and every message read
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Receiver {
     shared: Arc<Shared>,

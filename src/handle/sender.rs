@@ -18,6 +18,26 @@ use crate::shared::{Shared, WaitFor};
 /// produce one Close frame; the first code wins, and every caller sees the same cause
 /// and frame in the [`CloseRecord`] it gets back (the record's progress fields —
 /// `close_sent`, `peer_closed`, `end` — are a snapshot of the moment of the call).
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Frame, Message};
+///
+/// let now = Instant::now();
+/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+/// let conn = conn.authenticate(None, now)?.ready(now)?;
+/// let (sender, transport) = (conn.sender(), conn.transport());
+/// let racer = sender.clone();
+/// let racing = std::thread::spawn(move || racer.send(Message::text("racing")));
+/// sender.close(CloseFrame::normal()); // races the send
+/// let sent = racing.join().unwrap();
+/// let mut frames = Vec::new();
+/// transport.next_frames(now, &mut frames, 10);
+/// // Written before our Close, or handed back: never after it, never lost (G3).
+/// assert_eq!(frames.len(), if sent.is_ok() { 2 } else { 1 });
+/// assert!(matches!(frames.last(), Some(Frame::Close(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Sender {
     shared: Arc<Shared>,
@@ -32,6 +52,25 @@ impl Sender {
     /// [`OverflowPolicy::Reject`](crate::core::OverflowPolicy::Reject) (with
     /// [`OverflowPolicy::Close`](crate::core::OverflowPolicy::Close) the connection is
     /// closed instead and the message comes back as `Closed`).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::core::SendErrorKind;
+    /// use ws_lifecycle::{Config, Connection, ConnectionId, Frame, Message};
+    ///
+    /// let now = Instant::now();
+    /// let mut config = Config::default();
+    /// config.outbox_capacity = 1;
+    /// let conn = Connection::new(ConnectionId::new(1), config).accept(now)?;
+    /// let conn = conn.authenticate(None, now)?.ready(now)?;
+    /// let (sender, transport) = (conn.sender(), conn.transport());
+    /// sender.send(Message::text("1"))?;
+    /// let full = sender.send(Message::text("2")).unwrap_err();
+    /// assert_eq!(full.kind, SendErrorKind::Full); // the peer reads slowly
+    /// assert_eq!(transport.next_frame(now), Some(Frame::Message(Message::text("1"))));
+    /// sender.send(full.into_message())?; // room again: retry
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send(&self, message: Message) -> Result<(), SendError> {
         self.shared.send(message)
     }
@@ -41,6 +80,28 @@ impl Sender {
     /// closes first (**G3**, **G6**). Dropping the future before it completes drops
     /// the message unqueued: nothing is half-sent, but the message is gone — to bound
     /// the wait and keep the message, use `send` and retry on `Full`.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::{Config, Connection, ConnectionId, Frame, Message};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let now = Instant::now();
+    /// let mut config = Config::default();
+    /// config.outbox_capacity = 1;
+    /// let conn = Connection::new(ConnectionId::new(1), config).accept(now)?;
+    /// let conn = conn.authenticate(None, now)?.ready(now)?;
+    /// let (sender, transport) = (conn.sender(), conn.transport());
+    /// sender.send(Message::text("1"))?; // the outbox is full now
+    /// let waiting = tokio::spawn(sender.send_async(Message::text("2")));
+    /// tokio::task::yield_now().await; // it waits for room
+    /// assert_eq!(transport.next_frame(now), Some(Frame::Message(Message::text("1")))); // wakes it (G6)
+    /// waiting.await??;
+    /// assert_eq!(transport.next_frame(now), Some(Frame::Message(Message::text("2"))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn send_async(
         &self,
         message: Message,

@@ -33,6 +33,31 @@ use crate::shared::sync::Arc;
 /// One task drives a connection: `poll_transmit` and `poll_inbound_room` each keep a
 /// single waker, the last poller's (as `AtomicWaker` does). Clones are for the
 /// non-waiting calls (`next_frame`, `handle_*`, `close`) from other threads.
+///
+/// One turn of each step, by hand:
+///
+/// ```
+/// use std::task::{Context, Poll, Waker};
+/// use std::time::Instant;
+/// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Frame, Message, Phase};
+///
+/// let now = Instant::now();
+/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+/// let conn = conn.authenticate(None, now)?.ready(now)?;
+/// let transport = conn.transport();
+/// conn.sender().send(Message::text("hi"))?;
+/// let mut batch = Vec::new(); // 1. write
+/// assert_eq!(transport.next_frames(now, &mut batch, 64), 1);
+/// transport.handle_message(Message::text("hello"), now)?; // 2. feed what was read
+/// transport.handle_peer_close(Some(CloseFrame::normal()), now)?;
+/// assert_eq!(transport.poll_timeout(), Some(now + Config::default().close_timeout)); // 3. timers
+/// let frame = transport.next_frame(now); // 1. our answer, last (G3)
+/// assert_eq!(frame, Some(Frame::Close(Some(CloseFrame::normal()))));
+/// assert_eq!(transport.phase(), Phase::Closed);
+/// let mut cx = Context::from_waker(Waker::noop());
+/// assert_eq!(transport.poll_transmit(&mut cx, now), Poll::Ready(None)); // drop the socket
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Transport {
     shared: Arc<Shared>,
@@ -168,8 +193,6 @@ impl Transport {
         self.shared.handle(Input::Close(frame), now)
     }
 
-    /// Fires a due deadline (**G5**); see
-    /// [`Lifecycle::handle_timeout`](crate::core::Lifecycle::handle_timeout).
     /// Closes with one of the closes the crate raises itself — an idle timeout, a
     /// pre-authentication limit, a handler's panic — with its cause, code and reason
     /// from the one table, [`CrateClose`]. Like every close, the first one stands

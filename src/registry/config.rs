@@ -40,6 +40,27 @@ pub struct RegistryConfig {
 /// The startup gate (**G8**): what a [`Registry`](crate::registry::Registry) does with a
 /// connection registered before the application called
 /// [`Registry::open`](crate::registry::Registry::open).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use ws_lifecycle::registry::{RegistryError, StartupPolicy};
+/// use ws_lifecycle::{CloseCode, Config, Connection, ConnectionId, Registry, RegistryConfig};
+///
+/// let mut config = RegistryConfig::default();
+/// config.startup = StartupPolicy::Hold { capacity: 1, timeout: Duration::from_secs(5) };
+/// let registry = Registry::new(config);
+/// let now = Instant::now();
+/// let first = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+/// let second = Connection::new(ConnectionId::new(2), Config::default()).accept(now)?;
+/// let held = registry.register(&first, now)?; // keep it: dropping it unlists `first`
+/// assert!(held.is_held());
+/// assert_eq!(registry.register(&second, now).unwrap_err(), RegistryError::HoldFull); // 1013
+/// // Not opened within the timeout: the held connection is closed with 1013 too.
+/// first.transport().handle_timeout(now + Duration::from_secs(5));
+/// let frame = first.close_record().unwrap().frame.unwrap();
+/// assert_eq!(frame.code(), CloseCode::TRY_AGAIN_LATER);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StartupPolicy {

@@ -85,6 +85,28 @@ impl Registry {
     }
 
     /// Completes once no connection is listed (runtime-agnostic, **G6**).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::{CloseCode, Config, Connection, ConnectionId, Frame, Registry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let registry = Registry::default();
+    /// registry.open();
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// let (_registration, transport) = (registry.register(&conn, now)?, conn.transport());
+    /// registry.shutdown();
+    /// // The connection's driver writes our Close (1001) and the peer answers:
+    /// let frame = transport.next_frame(now);
+    /// assert!(matches!(frame, Some(Frame::Close(Some(f))) if f.code() == CloseCode::GOING_AWAY));
+    /// transport.handle_peer_close(None, now)?; // Closed, hence unlisted (G7)
+    /// registry.drained().await;
+    /// assert!(registry.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn drained(&self) -> impl Future<Output = ()> + Send + use<> {
         Drained {
             core: self.core.clone(),
@@ -96,6 +118,25 @@ impl Registry {
     /// ([`TransportLoss::Dropped`]) and unlisted. Returns what the drain did. Begins
     /// the drain first if [`shutdown`](Self::shutdown) was not called. Each
     /// connection at its own clock (see `shutdown`).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::core::{CloseEnd, TransportLoss};
+    /// use ws_lifecycle::{Config, Connection, ConnectionId, Registry};
+    ///
+    /// let registry = Registry::default();
+    /// registry.open();
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// let _registration = registry.register(&conn, now)?;
+    /// registry.shutdown(); // the peer never answers our Close...
+    /// let report = registry.finish_drain(); // ...and the drain's deadline has come
+    /// assert_eq!((report.closing, report.closed, report.dropped), (1, 0, 1));
+    /// assert!(registry.is_empty());
+    /// let end = conn.close_record().unwrap().end;
+    /// assert_eq!(end, Some(CloseEnd::TransportLost(TransportLoss::Dropped)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn finish_drain(&self) -> DrainReport {
         self.finish(None, Shared::drop_transport)
     }
@@ -141,6 +182,25 @@ impl Registry {
     /// `tokio::time::sleep(d)`, for instance), then drop what is left like
     /// [`finish_drain`](Self::finish_drain) — each connection at the latest time it
     /// has seen, so no clock is mixed in. Bounded by `deadline` (**G8**).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ws_lifecycle::{Config, Connection, ConnectionId, Registry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let registry = Registry::default();
+    /// registry.open();
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// let _registration = registry.register(&conn, now)?;
+    /// // Nobody drives this connection's close: the deadline bounds the drain (G8).
+    /// let report = registry.drain(tokio::time::sleep(Duration::from_millis(10))).await;
+    /// assert_eq!((report.closing, report.dropped), (1, 1));
+    /// assert!(registry.is_empty() && conn.phase().is_closing_or_closed());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn drain<D: Future>(&self, deadline: D) -> DrainReport {
         self.drain_inner(None, deadline).await
     }

@@ -9,6 +9,23 @@ crate::core::names::named! {
     /// refusal closed the connection, [`close_code`](Self::close_code) says with what.
     ///
     /// Serde form: the snake-case name, e.g. `"at_capacity"` (**G9**).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::registry::RegistryError;
+    /// use ws_lifecycle::{CloseCode, Config, Connection, ConnectionId, Registry};
+    ///
+    /// let registry = Registry::default();
+    /// registry.shutdown(); // draining: admits nothing
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// let err = registry.register(&conn, now).unwrap_err();
+    /// assert_eq!(err, RegistryError::ShuttingDown);
+    /// assert_eq!(err.close_code(), Some(CloseCode::GOING_AWAY)); // `conn` was closed with 1001
+    /// assert_eq!(registry.snapshot().totals.refused["shutting_down"], 1); // counted by name (G9)
+    /// assert_eq!(RegistryError::NotRegistered.close_code(), None); // a refusal that closes nothing
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
     #[non_exhaustive]
     pub enum RegistryError {

@@ -39,6 +39,21 @@ use index::Index;
 /// Where a registry is in its own life (**G8**).
 ///
 /// Serde form: `"starting"`, `"open"`, `"draining"` (**G9**).
+///
+/// ```
+/// use ws_lifecycle::Registry;
+/// use ws_lifecycle::registry::RegistryState;
+///
+/// let registry = Registry::default();
+/// assert_eq!(registry.state(), RegistryState::Starting); // connections held or refused
+/// registry.open();
+/// assert_eq!(registry.state(), RegistryState::Open);
+/// registry.shutdown();
+/// assert_eq!(registry.state(), RegistryState::Draining);
+/// registry.open(); // does nothing once draining
+/// assert_eq!(serde_json::to_string(&registry.state())?, r#""draining""#); // G9
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[repr(u8)]
@@ -184,6 +199,21 @@ impl Registry {
     /// The startup gate opens (**G8**): from now on connections are admitted, and the
     /// held ones may become `Ready` ([`Registration::admitted`] completes). Does
     /// nothing once draining.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::{Config, Connection, ConnectionId, Registry};
+    ///
+    /// let registry = Registry::default(); // StartupPolicy::Hold by default
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// let registration = registry.register(&conn, now)?;
+    /// assert!(registration.is_held()); // arrived early: listed, but not to be made Ready
+    /// registry.open(); // the handlers are in place (G8)
+    /// assert!(!registration.is_held());
+    /// let _conn = conn.authenticate(None, now)?.ready(now)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(&self) {
         let released: Vec<Arc<Shared>> = {
             let mut index = self.core.lock();
@@ -211,6 +241,26 @@ impl Registry {
     /// Errors that close nothing: [`RegistryError::AlreadyRegistered`],
     /// [`RegistryError::DuplicateId`] (another listed connection has this id) and
     /// [`RegistryError::Closed`].
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::registry::{RegistryError, StartupPolicy};
+    /// use ws_lifecycle::{CloseCode, Config, Connection, ConnectionId, Registry, RegistryConfig};
+    ///
+    /// let mut config = RegistryConfig::default();
+    /// config.startup = StartupPolicy::Refuse;
+    /// let registry = Registry::new(config);
+    /// let now = Instant::now();
+    /// let early = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// assert_eq!(registry.register(&early, now).unwrap_err(), RegistryError::NotOpen);
+    /// let frame = early.close_record().unwrap().frame.unwrap();
+    /// assert_eq!(frame.code(), CloseCode::TRY_AGAIN_LATER); // closed with 1013 (G8)
+    /// registry.open();
+    /// let conn = Connection::new(ConnectionId::new(2), Config::default()).accept(now)?;
+    /// let _registration = registry.register(&conn, now)?; // keep it beside the connection
+    /// assert!(registry.contains(conn.id())); // listed until Closed (G7)
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn register(
         &self,
         conn: &Connection<Accepted>,
@@ -289,6 +339,28 @@ impl Registry {
     /// when the user already holds [`RegistryConfig::max_connections_per_user`]
     /// connections; with [`RegistryError::NotRegistered`] when the connection is not
     /// listed here (never registered, or closed since: it is then not indexed, **G7**).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::registry::RegistryError;
+    /// use ws_lifecycle::{CloseCode, Config, Connection, ConnectionId, Registry, RegistryConfig};
+    ///
+    /// let mut config = RegistryConfig::default();
+    /// config.max_connections_per_user = Some(1);
+    /// let registry = Registry::new(config);
+    /// registry.open();
+    /// let now = Instant::now();
+    /// let (phone, laptop) = (ConnectionId::new(1), ConnectionId::new(2));
+    /// let phone = Connection::new(phone, Config::default()).accept(now)?;
+    /// let laptop = Connection::new(laptop, Config::default()).accept(now)?;
+    /// let _registrations = (registry.register(&phone, now)?, registry.register(&laptop, now)?);
+    /// let (phone, laptop) = (phone.authenticate(None, now)?, laptop.authenticate(None, now)?);
+    /// registry.identify(&phone, "ada")?;
+    /// assert_eq!(registry.identify(&laptop, "ada"), Err(RegistryError::UserLimit));
+    /// assert_eq!(laptop.close_record().unwrap().frame.unwrap().code(), CloseCode::POLICY_VIOLATION);
+    /// assert_eq!(registry.connections_of("ada"), [phone.id()]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn identify<S: Authorized>(
         &self,
         conn: &Connection<S>,
@@ -337,6 +409,23 @@ impl Registry {
     /// Adds the listed connection `id` to `group`. It leaves every group when it
     /// closes (**G7**). Errors with [`RegistryError::NotRegistered`] if `id` is not
     /// listed.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::registry::RegistryError;
+    /// use ws_lifecycle::{Config, Connection, ConnectionId, Registry};
+    ///
+    /// let registry = Registry::default();
+    /// registry.open();
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// let _registration = registry.register(&conn, now)?;
+    /// registry.join(conn.id(), "room:42")?;
+    /// assert_eq!(registry.members("room:42"), [conn.id()]);
+    /// let unknown = ConnectionId::new(99);
+    /// assert_eq!(registry.join(unknown, "room:42"), Err(RegistryError::NotRegistered));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn join(&self, id: ConnectionId, group: &str) -> Result<(), RegistryError> {
         if self.core.lock().join(id, group) {
             Ok(())
@@ -403,6 +492,24 @@ impl Registry {
     }
 
     /// Counts and totals, serializable (a `/stats` endpoint's body).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::registry::RegistryState;
+    /// use ws_lifecycle::{Config, Connection, ConnectionId, Registry};
+    ///
+    /// let registry = Registry::default(); // not open yet: arrivals are held (G8)
+    /// let now = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+    /// let _registration = registry.register(&conn, now)?;
+    /// let snapshot = registry.snapshot();
+    /// assert_eq!(snapshot.state, RegistryState::Starting);
+    /// assert_eq!((snapshot.open, snapshot.held, snapshot.by_phase.accepted), (1, 1, 1));
+    /// assert_eq!(snapshot.totals.registered, 1);
+    /// let body = serde_json::to_value(&snapshot)?; // a `/stats` endpoint's body (G9)
+    /// assert_eq!(body["state"], "starting");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn snapshot(&self) -> RegistrySnapshot {
         let index = self.core.lock();
         let mut by_phase = PhaseCounts::default();

@@ -19,6 +19,25 @@ use crate::shared::{Shared, WaitFor};
 /// registry with it; nothing accumulates.
 ///
 /// [`TransportLoss::Dropped`]: crate::core::TransportLoss::Dropped
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::core::{CloseCause, TransportLoss};
+/// use ws_lifecycle::{Config, Connection, ConnectionId, Registry};
+///
+/// let registry = Registry::default();
+/// registry.open();
+/// let now = Instant::now();
+/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+/// let registration = registry.register(&conn, now)?;
+/// assert_eq!(registration.id(), conn.id());
+/// assert!(registry.contains(conn.id()));
+/// drop(registration); // the driver task was dropped, aborted or panicked
+/// assert!(!registry.contains(conn.id())); // unlisted at once (G7)
+/// let cause = conn.close_record().unwrap().cause;
+/// assert_eq!(cause, CloseCause::TransportLost(TransportLoss::Dropped));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use = "keep the Registration for as long as the connection lives (in its driver task, beside the connection): dropping it closes and unlists the connection at once"]
 pub struct Registration {
     shared: Arc<Shared>,

@@ -11,6 +11,26 @@ use crate::registry::RegistryState;
 /// whole: every selected connection lands in exactly one count.
 ///
 /// Serde form: `{"delivered":2,"not_ready":1,"closing":0,"full":0}` (**G9**).
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Message, Registry};
+///
+/// let registry = Registry::default();
+/// registry.open();
+/// let now = Instant::now();
+/// let conns = [1, 2, 3].map(|id| Connection::new(ConnectionId::new(id), Config::default()));
+/// let [a, b, c] = conns.map(|conn| conn.accept(now).expect("accepted"));
+/// let _registrations = [&a, &b, &c].map(|conn| registry.register(conn, now).expect("listed"));
+/// let _ready = b.authenticate(None, now)?.ready(now)?;
+/// let _closing = c.close(CloseFrame::normal(), now);
+/// let report = registry.broadcast(Message::text("news")); // `a` is still in its handshake
+/// assert_eq!((report.delivered, report.not_ready, report.closing, report.full), (1, 1, 1, 0));
+/// assert_eq!(report.selected(), 3); // each selected connection in exactly one count
+/// let json = serde_json::to_string(&report)?; // G9
+/// assert_eq!(json, r#"{"delivered":1,"not_ready":1,"closing":1,"full":0}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct BroadcastReport {
@@ -38,6 +58,26 @@ impl BroadcastReport {
 /// What a drain did (**G8**).
 ///
 /// Serde form: `{"closing":3,"closed":2,"dropped":1}` (**G9**).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use ws_lifecycle::{Config, Connection, ConnectionId, Registry};
+///
+/// let registry = Registry::default();
+/// registry.open();
+/// let now = Instant::now();
+/// let conns = [1, 2].map(|id| Connection::new(ConnectionId::new(id), Config::default()));
+/// let [a, b] = conns.map(|conn| conn.accept(now).expect("accepted"));
+/// let _registrations = [&a, &b].map(|conn| registry.register(conn, now).expect("listed"));
+/// assert_eq!(registry.shutdown_at(now), 2); // both asked to close with 1001
+/// let transport = a.transport(); // `a`'s peer answers; `b`'s never does
+/// transport.next_frame(now);
+/// transport.handle_peer_close(None, now)?;
+/// let report = registry.finish_drain_at(now + Duration::from_secs(1));
+/// assert_eq!((report.closing, report.closed, report.dropped), (2, 1, 1));
+/// assert_eq!(serde_json::to_string(&report)?, r#"{"closing":2,"closed":1,"dropped":1}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct DrainReport {
@@ -56,6 +96,23 @@ pub struct DrainReport {
 /// listed (**G7**).
 ///
 /// Serde form: an object keyed by phase name (**G9**).
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::{Config, Connection, ConnectionId, Registry};
+///
+/// let registry = Registry::default();
+/// registry.open();
+/// let now = Instant::now();
+/// let conns = [1, 2].map(|id| Connection::new(ConnectionId::new(id), Config::default()));
+/// let [a, b] = conns.map(|conn| conn.accept(now).expect("accepted"));
+/// let _registrations = [&a, &b].map(|conn| registry.register(conn, now).expect("listed"));
+/// let _b = b.authenticate(None, now)?.ready(now)?;
+/// let counts = registry.snapshot().by_phase;
+/// assert_eq!((counts.accepted, counts.authenticated, counts.ready), (1, 0, 1));
+/// assert_eq!(serde_json::to_value(counts)?["ready"], 1); // keyed by phase name (G9)
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct PhaseCounts {
@@ -88,6 +145,28 @@ impl PhaseCounts {
 ///
 /// Serde form: `{"registered":5,"refused":{"not_open":1},"closed":4,
 /// "closed_by_cause":{"peer":3,"shutdown":1}}` (**G9**).
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::core::TransportLoss;
+/// use ws_lifecycle::{Config, Connection, ConnectionId, Registry, RegistryConfig};
+///
+/// let mut config = RegistryConfig::default();
+/// config.max_connections = Some(1);
+/// let registry = Registry::new(config);
+/// registry.open();
+/// let now = Instant::now();
+/// let conns = [1, 2].map(|id| Connection::new(ConnectionId::new(id), Config::default()));
+/// let [a, b] = conns.map(|conn| conn.accept(now).expect("accepted"));
+/// let _registration = registry.register(&a, now)?;
+/// assert!(registry.register(&b, now).is_err()); // at the cap: closed with 1013
+/// a.transport().handle_transport_lost(TransportLoss::Eof, now)?;
+/// let totals = registry.snapshot().totals;
+/// assert_eq!((totals.registered, totals.closed), (1, 1));
+/// assert_eq!(totals.refused["at_capacity"], 1);
+/// assert_eq!(totals.closed_by_cause["transport_lost"], 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Totals {
@@ -134,6 +213,20 @@ fn cause_name(cause: Option<CloseCause>) -> &'static str {
 ///
 /// Serde form (**G9**):
 /// `{"state":"open","open":3,"by_phase":{...},"held":0,"users":2,"groups":1,"totals":{...}}`.
+///
+/// ```
+/// use ws_lifecycle::Registry;
+///
+/// let registry = Registry::default();
+/// registry.open();
+/// let snapshot = registry.snapshot();
+/// assert_eq!((snapshot.open, snapshot.held, snapshot.users), (0, 0, 0));
+/// let stats = serde_json::to_value(&snapshot)?; // what a `/stats` endpoint serves
+/// assert_eq!(stats["state"], "open");
+/// assert_eq!(stats["by_phase"]["ready"], 0);
+/// assert_eq!(stats["totals"]["registered"], 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RegistrySnapshot {

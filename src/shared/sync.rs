@@ -4,7 +4,9 @@
 //! `Arc`, which guards nothing, comes from `std`), so a build with
 //! `RUSTFLAGS="--cfg loom"` runs every lock and atomic of the shared state on loom's
 //! model — ours in `loom_tests/`, and a downstream crate's own loom models that drive
-//! ws-lifecycle handles (see `docs/loom.md`).
+//! ws-lifecycle handles (see [`docs/loom.md`]).
+//!
+//! [`docs/loom.md`]: https://github.com/ws-lifecycle/ws-lifecycle/blob/main/docs/loom.md
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
