@@ -10,10 +10,9 @@
 //! `tests/reference/`, which `tests/sequences.rs` checks against the machine). The
 //! capacities are tiny (outbox 2, pre-ready buffer 2), so full queues are a few
 //! operations away, and time is one fixed instant plus a millisecond per operation, so
-//! no deadline fires (they keep their defaults, 10 s and 5 s). One rule of the model
-//! is the implementation's rather than the documentation's: `Conn::send` before
-//! `Ready` is refused as `SendErrorKind::Closed`, whose docs speak only of a closing
-//! connection (the typed handles cannot send there at all, G1).
+//! no deadline fires (they keep their defaults, 10 s and 5 s). `Conn::send` before
+//! `Ready` is refused as `SendErrorKind::NotReady` (the typed handles cannot send
+//! there at all, G1).
 //!
 //! The sequences are: every sequence of 1 to [`MAX_LEN`] = 5 operations from a new
 //! connection, and every continuation by 1 to 5 operations of each of three longer
@@ -350,11 +349,12 @@ impl Model {
 
     /// `send(n)`: the outcome and the effects it records.
     fn send(&mut self, n: u32) -> (Result<(), SendErrorKind>, Effects) {
-        if self.check_send().is_err() {
-            // Closing or closed (G3), a slow-consumer close requested, or — not
-            // documented on `Conn::send`; what the implementation reports — not yet
-            // ready (the typed handles cannot send there at all, G1).
-            return (Err(SendErrorKind::Closed), Effects::NONE);
+        match self.check_send() {
+            // Not yet ready (the typed handles cannot send there at all, G1).
+            Err(SendRefused::NotReady(_)) => return (Err(SendErrorKind::NotReady), Effects::NONE),
+            // Closing or closed (G3), or a slow-consumer close requested.
+            Err(_) => return (Err(SendErrorKind::Closed), Effects::NONE),
+            Ok(()) => {}
         }
         if self.outbox.len() < self.outbox_capacity {
             self.outbox.push_back(n);

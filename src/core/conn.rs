@@ -297,8 +297,12 @@ impl Conn {
             }
             Err(message) => message,
         };
-        if self.check_send().is_err() {
-            return Err(SendError::new(SendErrorKind::Closed, message));
+        match self.check_send() {
+            Err(SendRefused::NotReady(_)) => {
+                return Err(SendError::new(SendErrorKind::NotReady, message));
+            }
+            Err(SendRefused::Closed) => return Err(SendError::new(SendErrorKind::Closed, message)),
+            Ok(()) => {}
         }
         // The gate is open, so the outbox is full.
         if self.overflow_close.is_some() {
@@ -503,6 +507,11 @@ impl Conn {
 pub enum SendErrorKind {
     /// The connection is closing or closed (**G3**): stop sending to it.
     Closed,
+    /// The connection is not `Ready` yet (**G1**, **G2**): [`emit`](Conn::emit) the
+    /// message instead (buffered until ready), or send once it is ready. Only a
+    /// [`Conn`] driven directly meets this: the handles that send exist only from
+    /// `Ready`.
+    NotReady,
     /// The outbox is full: the peer is not reading fast enough. Retry later, drop the
     /// message, or close the connection.
     Full,
@@ -529,6 +538,7 @@ pub enum SendErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("message not sent: {}", match .kind {
     SendErrorKind::Closed => "the connection is closing or closed; stop sending to it (the message is returned in the error)",
+    SendErrorKind::NotReady => "the connection is not ready yet; emit the message to have it buffered until ready, or send once ready (the message is returned in the error)",
     SendErrorKind::Full => "the outbox is full because the peer reads slowly; retry later, drop the message or close the connection (the message is returned in the error)",
 })]
 #[non_exhaustive]

@@ -18,6 +18,11 @@ use crate::shared::{Shared, WaitFor};
 /// So a task that is dropped, aborted or panics takes its connection out of the
 /// registry with it; nothing accumulates.
 ///
+/// Bind it before you ask it anything: `registry.register(&conn, now)?.is_held()`
+/// calls the method on a temporary, which is dropped at the end of that statement —
+/// and the connection with it (`#[must_use]` cannot warn about a value that was
+/// used).
+///
 /// [`TransportLoss::Dropped`]: crate::core::TransportLoss::Dropped
 ///
 /// ```
