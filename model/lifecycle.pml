@@ -1,7 +1,7 @@
 /*
  * model/lifecycle.pml: the ws-lifecycle connection protocol, for SPIN.
  *
- * One connection as the crate runs it (src/lifecycle.rs, src/shared.rs), the
+ * One connection as the crate runs it (src/core/, src/shared/), the
  * application's concurrent handles, the deadlines, and a peer across a bounded wire
  * in both directions. The connection's transition relation is NOT written here: it is
  * generated from the Rust table (ws_lifecycle::transition_table) into

@@ -1,10 +1,10 @@
-/* Generated from ws_lifecycle::transition_table() by tests/model_table.rs: do not edit.
+/* Generated from ws_lifecycle::core::transition_table() by tests/model_table.rs: do not edit.
  * Regenerate with `UPDATE_MODEL=1 cargo test --test model_table`.
  * 8 states x 11 inputs = 88 cells, 31 of them transitions.
  * The numbering below is pinned: state n is MachineState::ALL[n], input n is
  * InputKind::ALL[n]; tests/model_traces.rs reads the same names. */
 
-/* Machine states (ws_lifecycle::MachineState), in MachineState::ALL order. */
+/* Machine states (ws_lifecycle::core::MachineState), in MachineState::ALL order. */
 #define S_CONNECTING           0  /* MachineState::Connecting = "connecting", phase connecting */
 #define S_ACCEPTED             1  /* MachineState::Accepted = "accepted", phase accepted */
 #define S_AUTHENTICATED        2  /* MachineState::Authenticated = "authenticated", phase authenticated */
@@ -15,7 +15,7 @@
 #define S_CLOSED               7  /* MachineState::Closed = "closed", phase closed */
 #define N_STATES 8
 
-/* Inputs (ws_lifecycle::InputKind), in InputKind::ALL order. */
+/* Inputs (ws_lifecycle::core::InputKind), in InputKind::ALL order. */
 #define I_ACCEPT               0  /* InputKind::Accept = "accept" */
 #define I_AUTH_SUCCEEDED       1  /* InputKind::AuthSucceeded = "auth_succeeded" */
 #define I_AUTH_FAILED          2  /* InputKind::AuthFailed = "auth_failed" */
@@ -29,7 +29,7 @@
 #define I_TRANSPORT_LOST       10  /* InputKind::TransportLost = "transport_lost" */
 #define N_INPUTS 11
 
-/* Outcomes (ws_lifecycle::Outcome) and reject reasons (RejectReason). */
+/* Outcomes (ws_lifecycle::core::Outcome) and reject reasons (RejectReason). */
 #define O_TRANSITION 0  /* Outcome::Transition */
 #define O_UNCHANGED  1  /* Outcome::Unchanged */
 #define O_REJECTED   2  /* Outcome::Rejected */

@@ -117,7 +117,8 @@ impl Registry {
     /// Ends the drain at its deadline: every connection still listed is dropped
     /// ([`TransportLoss::Dropped`]) and unlisted. Returns what the drain did. Begins
     /// the drain first if [`shutdown`](Self::shutdown) was not called. Each
-    /// connection at its own clock (see `shutdown`).
+    /// connection is dropped at the latest time it has seen, so no deadline of its
+    /// own fires on the way.
     ///
     /// ```
     /// use std::time::Instant;
@@ -138,7 +139,7 @@ impl Registry {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn finish_drain(&self) -> DrainReport {
-        self.finish(None, Shared::drop_transport)
+        self.finish(None, Shared::abandon)
     }
 
     /// [`finish_drain`](Self::finish_drain) at `now`, for every connection.

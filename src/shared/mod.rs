@@ -268,17 +268,6 @@ impl Shared {
         })
     }
 
-    /// Drops the transport of a connection at its own clock (a drain's deadline).
-    pub(crate) fn drop_transport(&self) {
-        self.run(|inner, wakeups| {
-            let now = inner.clock_now();
-            inner.tick(now, wakeups);
-            let _ = inner
-                .conn
-                .handle(Input::TransportLost(TransportLoss::Dropped), now);
-        });
-    }
-
     /// Ends a connection nobody will drive any more (its registration was dropped):
     /// straight to `Closed`, which unlists it (**G7**). Uses the latest time the
     /// connection has seen, so no deadline fires early.
