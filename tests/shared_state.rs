@@ -1017,6 +1017,38 @@ fn g6_waits_with_a_timeout_return_when_the_time_input_passes_them() {
     ));
 }
 
+/// G6: the driver's fast path for a `Ready` connection advances the clock too; a wait
+/// whose timeout that time passes is woken all the same — the fast path steps aside
+/// while any wait has a timeout (seen failing with the flag left unset on register).
+#[test]
+fn g6_a_timed_wait_is_woken_when_the_drivers_batch_passes_its_deadline() {
+    let (conn, transport) = ready_with(config());
+    let observer = conn.observer();
+    let sender = conn.sender();
+    let (counter, waker) = counting();
+    let mut wait = Box::pin(observer.wait_closed_until(at(5)));
+    assert!(poll_with(wait.as_mut(), &waker).is_pending());
+    send_numbered(&sender, 1);
+    // The driver takes the message at a time past the wait's deadline.
+    let mut batch = Vec::new();
+    assert_eq!(transport.next_frames(at(10), &mut batch, 8), 1);
+    assert_eq!(messages(&batch), ["m0"]);
+    assert_eq!(
+        counter.count(),
+        1,
+        "G6: the timed wait is woken by the time input"
+    );
+    assert_eq!(
+        poll_with(wait.as_mut(), &waker),
+        Poll::Ready(Err(ws_lifecycle::handle::WaitError::TimedOut))
+    );
+    // With no timed wait left, the next batch takes the fast path again.
+    send_numbered(&sender, 1);
+    batch.clear();
+    assert_eq!(transport.next_frames(at(11), &mut batch, 8), 1);
+    drop(conn);
+}
+
 /// G3: `Transport::next_frames` takes what is queued in order, at most `max` at a
 /// time, and a batch ends with our Close: nothing follows it, even with room left.
 #[test]

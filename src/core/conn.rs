@@ -87,6 +87,11 @@ pub struct Conn {
     /// (**G8**) — which sets and clears it; the core only keeps it, beside its other
     /// flags, on the hot cache line (the driver's fast path reads it).
     pub(crate) held: bool,
+    /// Set by the layer above while it has waits with a timeout (it may be left set
+    /// longer, never cleared early): taking frames advances the clock, which may pass
+    /// one of them, so [`take_ready`](Conn::take_ready) leaves that to the general
+    /// path. Beside `held`, in the byte before the lifecycle, on the hot line.
+    pub(crate) timed_waits: bool,
     /// Its first field, the machine state, is the last hot byte.
     lifecycle: Lifecycle,
     pending_capacity: u32,
@@ -127,6 +132,7 @@ impl Conn {
             deferred_close: false,
             effects: Effects::NONE,
             held: false,
+            timed_waits: false,
             pending_capacity: bound(config.pending_capacity).min(outbox_capacity),
             inbound_capacity: bound(config.inbound_capacity),
             pending: VecDeque::new(),
@@ -147,11 +153,13 @@ impl Conn {
     }
 
     /// The current phase.
+    #[inline]
     pub fn phase(&self) -> Phase {
         self.lifecycle.phase()
     }
 
     /// The current fine-grained machine state.
+    #[inline]
     pub fn state(&self) -> MachineState {
         self.lifecycle.state()
     }
@@ -168,6 +176,7 @@ impl Conn {
 
     /// The send gate (**G1**, **G3**): the lifecycle's, shut early by a requested
     /// slow-consumer close.
+    #[inline]
     pub fn check_send(&self) -> Result<(), SendRefused> {
         if self.deferred_close {
             return Err(SendRefused::Closed);
@@ -186,6 +195,7 @@ impl Conn {
     }
 
     /// True while the outbox has room for one more message.
+    #[inline]
     pub fn has_room(&self) -> bool {
         self.outbox.len() < self.outbox_capacity as usize
     }
@@ -198,6 +208,7 @@ impl Conn {
     }
 
     /// The latest time an input carried; `None` before the first.
+    #[inline]
     pub fn clock(&self) -> Option<Instant> {
         self.clock
     }
@@ -218,6 +229,7 @@ impl Conn {
     }
 
     /// What changed since the last call, and forget it.
+    #[inline]
     pub fn take_effects(&mut self) -> Effects {
         std::mem::take(&mut self.effects)
     }
@@ -317,6 +329,7 @@ impl Conn {
     /// The send gate and the enqueue without the overflow policy: queued if the gate
     /// is open and there is room, else handed back. Records nothing: the hot paths
     /// wake the driver themselves.
+    #[inline]
     pub(crate) fn try_enqueue(&mut self, message: Message) -> Result<(), Message> {
         if self.check_send().is_err() || !self.has_room() {
             return Err(message);
@@ -407,16 +420,22 @@ impl Conn {
     }
 
     /// The frames a `Ready` connection can hand over with nothing else happening —
-    /// nothing deferred, the outbox not full (so taking frees no room anyone waits
-    /// for): up to `max` messages appended to `out`, or `None` when
-    /// [`next_frames`](Self::next_frames) must run instead. Records nothing.
+    /// nothing deferred, not held, no wait with a timeout above, the outbox not full
+    /// (so taking frees no room anyone waits for): up to `max` messages appended to
+    /// `out`, or `None` when [`next_frames`](Self::next_frames) must run instead.
+    /// Records nothing.
+    #[inline]
     pub(crate) fn take_ready(
         &mut self,
         now: Instant,
         out: &mut Vec<Frame>,
         max: usize,
     ) -> Option<usize> {
-        if self.lifecycle.state() != MachineState::Ready || self.deferred_close || !self.has_room()
+        if self.lifecycle.state() != MachineState::Ready
+            || self.deferred_close
+            || self.held
+            || self.timed_waits
+            || !self.has_room()
         {
             return None;
         }

@@ -58,16 +58,19 @@ impl Effects {
     ];
 
     /// True when every flag of `other` is set in `self`.
+    #[inline]
     pub const fn contains(self, other: Effects) -> bool {
         self.0 & other.0 == other.0
     }
 
     /// True when no flag is set.
+    #[inline]
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }
 
     /// Both sets together.
+    #[inline]
     pub const fn union(self, other: Effects) -> Effects {
         Effects(self.0 | other.0)
     }

@@ -154,11 +154,13 @@ impl Lifecycle {
     }
 
     /// The current phase.
+    #[inline]
     pub fn phase(&self) -> Phase {
         self.state().phase()
     }
 
     /// The current fine-grained machine state.
+    #[inline]
     pub fn state(&self) -> MachineState {
         debug_assert_eq!(
             self.state,
@@ -176,6 +178,7 @@ impl Lifecycle {
     /// The send gate (**G1**, **G3**): `Ok` only in [`Phase::Ready`]. Before `Ready`
     /// nothing may reach the peer; once a close is requested, received or forced,
     /// nothing may follow it.
+    #[inline]
     pub fn check_send(&self) -> Result<(), SendRefused> {
         match self.phase() {
             Phase::Ready => Ok(()),
@@ -189,6 +192,7 @@ impl Lifecycle {
     /// queued before our Close (**G3**). After the peer's Close, an authentication failure, an expired
     /// credential or a missed deadline, our Close goes next and nothing queued is
     /// written: the peer would drop it, or must not receive it.
+    #[inline]
     pub fn may_write_messages(&self) -> bool {
         match self.state() {
             MachineState::Ready => true,

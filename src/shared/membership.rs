@@ -94,6 +94,7 @@ impl Stamps {
     /// became `Ready` before the broadcast and had not started closing; `Some` with
     /// the refusal otherwise. An unlisted connection was stamped closing before it
     /// left the listing; one never listed is never visited.
+    #[inline]
     pub(crate) fn refusal(&self, epoch: u64) -> Option<Delivery> {
         if self.closing_at < epoch {
             return Some(Delivery::Closing);
@@ -150,6 +151,7 @@ impl Inner {
     pub(crate) fn release_hold(&mut self, wakeups: &mut Wakeups) {
         self.conn.held = false;
         self.waiters.wake(WaitFor::State, wakeups);
+        self.conn.timed_waits = self.waiters.any_timed();
         self.wake_transmit(wakeups);
     }
 

@@ -194,11 +194,7 @@ impl Shared {
         }
         let (taken, old_waker) = {
             let mut inner = self.lock();
-            let plain = !inner.conn.held && !inner.waiters.any_timed();
-            match plain
-                .then(|| inner.conn.take_ready(now, out, max))
-                .flatten()
-            {
+            match inner.conn.take_ready(now, out, max) {
                 Some(taken) => {
                     // Emptied what was ready: the driver may wait without polling
                     // again (G6), as on the general path.
@@ -315,6 +311,7 @@ impl Inner {
                 wakeups.push(waker);
             }
             self.waiters.wake_all(wakeups);
+            self.conn.timed_waits = false;
             self.settle_membership(wakeups);
             return;
         }
@@ -329,6 +326,7 @@ impl Inner {
         for wants in wants_of(effects) {
             self.waiters.wake(wants, wakeups);
         }
+        self.conn.timed_waits = self.waiters.any_timed();
     }
 
     /// The time input: the core's, then the startup gate's hold deadline (**G8**),
@@ -338,6 +336,7 @@ impl Inner {
         self.enforce_hold(now, false);
         if let Some(clock) = self.conn.clock() {
             self.waiters.expire(clock, wakeups);
+            self.conn.timed_waits = self.waiters.any_timed();
         }
         self
     }
@@ -467,6 +466,7 @@ impl Inner {
         wakeups: &mut Wakeups,
     ) {
         if self.waiters.register(id, wants, until, waker, wakeups) {
+            self.conn.timed_waits = true;
             self.wake_transmit(wakeups);
         }
     }
@@ -474,7 +474,9 @@ impl Inner {
     /// Forgets the waiting future `id`; its waker is handed back, to be dropped after
     /// the lock is released.
     pub(crate) fn unregister(&mut self, id: u32) -> Option<Waker> {
-        self.waiters.unregister(id)
+        let waker = self.waiters.unregister(id);
+        self.conn.timed_waits = self.waiters.any_timed();
+        waker
     }
 
     /// How the connection is closing or closed.

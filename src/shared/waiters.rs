@@ -42,6 +42,7 @@ pub(crate) struct Waiters {
 
 impl Waiters {
     /// True when some wait has a timeout.
+    #[inline]
     pub(crate) fn any_timed(&self) -> bool {
         self.timed > 0
     }
