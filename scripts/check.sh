@@ -36,6 +36,9 @@ step loom env RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTION
 step model bash model/check.sh
 step model-broken bash model/check.sh --broken
 step doc env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
+# The core alone, as a dependent without features builds its docs: no link into a
+# feature-gated layer.
+step doc-core env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 # The declared minimum Rust version (`rust-version` in Cargo.toml), with no and with
 # every feature (.ci/run installs the 1.85.0 toolchain when missing; its own target
 # directory, as the loom build has).

@@ -64,7 +64,7 @@ impl Message {
 ///
 /// Deliberately exhaustive (not `#[non_exhaustive]`): the core yields application
 /// messages and our Close, nothing else — control frames (Ping, Pong) belong to the
-/// driver's [`WireFrame`](crate::driver::WireFrame), which may grow. A driver's
+/// driver's `WireFrame` (feature `tokio`), which may grow. A driver's
 /// `match` over `Frame` stays complete across releases.
 ///
 /// ```
