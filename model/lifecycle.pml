@@ -116,7 +116,9 @@
 #endif
 
 /* Lifecycle::may_write_messages: queued messages are written while Ready, and while
- * sending the Close of a close the application asked for (G3). */
+ * sending the Close of a close our side asked for (G3; CloseCause::flushes_queue —
+ * the application's handles here; the driver's idle timeout and a handler's panic
+ * are such closes too). */
 #define local_cause(c) ((c) == C_OWNER || (c) == C_H1 || (c) == C_H2)
 #ifdef BREAK_G3_SEND_WHILE_CLOSING
 /* BROKEN: whatever is queued is written until the connection is closed. */

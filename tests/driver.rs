@@ -122,6 +122,10 @@ impl Handler for Echo {
     ) -> Result<(), CloseFrame> {
         match message.as_text() {
             Some("panic") => panic!("the handler panicked on purpose"),
+            Some("last words") => {
+                let _ = sender.send(Message::text("last words"));
+                panic!("the handler panicked after a send");
+            }
             Some("bye") => Err(CloseFrame::new(
                 ws_lifecycle::CloseCode::application(4000).unwrap(),
                 "bye",
@@ -415,4 +419,46 @@ fn an_idle_peer_that_never_answers_our_close_is_waited_for_without_spinning() {
         "G5: the close timeout"
     );
     assert_eq!(waited, Duration::from_secs(5), "the default close timeout");
+}
+
+/// G3: a handler's panic closes with 1011 after what it sent before panicking — its
+/// last words are written before our Close, not dropped (seen failing when the
+/// handler-panic cause did not flush the queue).
+#[tokio::test(start_paused = true)]
+async fn g3_a_panicking_handlers_last_sends_go_out_before_the_1011() {
+    let service = service(DriverConfig::default(), open_registry());
+    let mut peer = connect(&service);
+    login(&mut peer, "ada").await;
+    peer.text("last words");
+    assert_eq!(peer.recv_text().await, "last words");
+    assert_eq!(peer.recv_close().await, Some(1011));
+    peer.send(WireFrame::Close(None));
+    assert_eq!(peer.finished().await.cause, CloseCause::HandlerPanic);
+}
+
+/// G5: a drain the application starts without a time is stamped on the driver's
+/// clock, even a paused one long after the connection was last fed: the peer that
+/// answers at once ends the handshake cleanly, the close timeout does not fire early
+/// (seen failing with the system clock).
+#[tokio::test(start_paused = true)]
+async fn g5_a_drain_without_a_time_uses_the_drivers_clock() {
+    let mut config = DriverConfig::default();
+    config.idle_timeout = None;
+    let service = service(config, open_registry());
+    let mut peer = connect(&service);
+    login(&mut peer, "ada").await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let registry = service.registry().clone();
+    let drain = tokio::spawn(async move {
+        registry
+            .drain(tokio::time::sleep(Duration::from_secs(30)))
+            .await
+    });
+    assert_eq!(peer.recv_close().await, Some(1001));
+    peer.send(WireFrame::Close(None));
+    let record = peer.finished().await;
+    assert_eq!(record.cause, CloseCause::Shutdown);
+    assert_eq!(record.end, Some(CloseEnd::Clean), "{record:?}");
+    let report = drain.await.unwrap();
+    assert_eq!((report.closing, report.dropped), (1, 0));
 }

@@ -297,10 +297,15 @@ fn crate_closes_table_g9() {
         .iter()
         .map(|close| {
             format!(
-                "| `{close:?}` | `{}` | {} | {} |",
+                "| `{close:?}` | `{}` | {} | {} | {} |",
                 close.cause().as_str(),
                 close.code().as_u16(),
-                close.reason()
+                close.reason(),
+                if close.cause().flushes_queue() {
+                    "yes"
+                } else {
+                    "no"
+                }
             )
         })
         .collect();

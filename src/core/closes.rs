@@ -7,26 +7,29 @@ use super::{CloseCause, CloseCode, CloseFrame};
 
 /// A close the crate raises itself. [`CrateClose::ALL`] is the whole table:
 ///
-/// | close | cause | code | reason |
-/// |---|---|---|---|
-/// | `ReadinessDeadline` | `readiness_deadline` | 1008 | not ready before the deadline |
-/// | `AuthFailed` | `auth_failed` | 1008 | authentication failed |
-/// | `CredentialExpired` | `credential_expired` | 1008 | credential expired |
-/// | `InboundOverflow` | `inbound_overflow` | 1008 | too many messages before ready |
-/// | `PreAuthTooBig` | `pre_auth_limit` | 1008 | message too big before authentication |
-/// | `PreAuthTooMany` | `pre_auth_limit` | 1008 | too many messages before authentication |
-/// | `SlowConsumer` | `slow_consumer` | 1013 | slow consumer |
-/// | `IdleTimeout` | `idle_timeout` | 1001 | idle timeout |
-/// | `HandlerPanic` | `handler_panic` | 1011 | internal error |
-/// | `Shutdown` | `shutdown` | 1001 | server shutting down |
-/// | `NotOpen` | `not_admitted` | 1013 | server starting |
-/// | `HoldFull` | `not_admitted` | 1013 | server starting |
-/// | `HoldExpired` | `not_admitted` | 1013 | server still starting |
-/// | `ReadyBeforeOpen` | `not_admitted` | 1013 | made ready before the server opened |
-/// | `AtCapacity` | `not_admitted` | 1013 | server at capacity |
-/// | `UserLimit` | `not_admitted` | 1008 | too many connections |
+/// | close | cause | code | reason | queued messages first |
+/// |---|---|---|---|---|
+/// | `ReadinessDeadline` | `readiness_deadline` | 1008 | not ready before the deadline | no |
+/// | `AuthFailed` | `auth_failed` | 1008 | authentication failed | no |
+/// | `CredentialExpired` | `credential_expired` | 1008 | credential expired | no |
+/// | `InboundOverflow` | `inbound_overflow` | 1008 | too many messages before ready | no |
+/// | `PreAuthTooBig` | `pre_auth_limit` | 1008 | message too big before authentication | no |
+/// | `PreAuthTooMany` | `pre_auth_limit` | 1008 | too many messages before authentication | no |
+/// | `SlowConsumer` | `slow_consumer` | 1013 | slow consumer | yes |
+/// | `IdleTimeout` | `idle_timeout` | 1001 | idle timeout | yes |
+/// | `HandlerPanic` | `handler_panic` | 1011 | internal error | yes |
+/// | `Shutdown` | `shutdown` | 1001 | server shutting down | yes |
+/// | `NotOpen` | `not_admitted` | 1013 | server starting | no |
+/// | `HoldFull` | `not_admitted` | 1013 | server starting | no |
+/// | `HoldExpired` | `not_admitted` | 1013 | server still starting | no |
+/// | `ReadyBeforeOpen` | `not_admitted` | 1013 | made ready before the server opened | no |
+/// | `AtCapacity` | `not_admitted` | 1013 | server at capacity | no |
+/// | `UserLimit` | `not_admitted` | 1008 | too many connections | no |
 ///
-/// (`tests/wire.rs` checks this table against [`CrateClose::ALL`].) A slow-consumer
+/// "Queued messages first": whether what was queued before the close is still
+/// written before our Close ([`CloseCause::flushes_queue`]); otherwise it comes back
+/// from `take_unsent`. (`tests/wire.rs` checks this table against
+/// [`CrateClose::ALL`].) A slow-consumer
 /// close under [`OverflowPolicy::Close`](crate::core::OverflowPolicy::Close) carries
 /// the frame the policy names; [`OverflowPolicy::slow_consumer`](crate::core::OverflowPolicy::slow_consumer)
 /// names the one above.

@@ -188,20 +188,18 @@ impl Lifecycle {
     }
 
     /// True while application messages may still be written: in `Ready`, and while a
-    /// close the application asked for (or a slow-consumer close) flushes what was
-    /// queued before our Close (**G3**). After the peer's Close, an authentication failure, an expired
+    /// close whose cause [flushes the queue](CloseCause::flushes_queue) — one the
+    /// application or the server side asked for — writes what was queued before our
+    /// Close (**G3**). After the peer's Close, an authentication failure, an expired
     /// credential or a missed deadline, our Close goes next and nothing queued is
     /// written: the peer would drop it, or must not receive it.
     #[inline]
     pub fn may_write_messages(&self) -> bool {
         match self.state() {
             MachineState::Ready => true,
-            MachineState::SendingClose => self.close_record().is_some_and(|r| {
-                matches!(
-                    r.cause,
-                    CloseCause::Local | CloseCause::SlowConsumer | CloseCause::Shutdown
-                )
-            }),
+            MachineState::SendingClose => {
+                self.close_record().is_some_and(|r| r.cause.flushes_queue())
+            }
             _ => false,
         }
     }

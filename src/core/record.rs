@@ -67,6 +67,35 @@ crate::core::names::named! {
     }
 }
 
+impl CloseCause {
+    /// True when messages queued before our Close are still written before it
+    /// (**G3**): the closes our side asks for — the application's (`Local`), a drain
+    /// (`Shutdown`), the slow-consumer policy, the driver's idle timeout and a
+    /// handler's panic (its last sends go out before the 1011). False when the peer
+    /// closed first or the connection failed a check (authentication, a deadline, a
+    /// limit): our Close goes next, and what is queued comes back from
+    /// `take_unsent`.
+    ///
+    /// ```
+    /// use ws_lifecycle::core::CloseCause;
+    ///
+    /// assert!(CloseCause::Local.flushes_queue());
+    /// assert!(CloseCause::HandlerPanic.flushes_queue());
+    /// assert!(!CloseCause::Peer.flushes_queue());
+    /// assert!(!CloseCause::ReadinessDeadline.flushes_queue());
+    /// ```
+    pub const fn flushes_queue(self) -> bool {
+        matches!(
+            self,
+            CloseCause::Local
+                | CloseCause::SlowConsumer
+                | CloseCause::Shutdown
+                | CloseCause::IdleTimeout
+                | CloseCause::HandlerPanic
+        )
+    }
+}
+
 /// How a closed connection ended.
 ///
 /// Serde form: `"clean"`, `"timed_out"`, `{"transport_lost":"error"}`,

@@ -126,6 +126,9 @@ impl<A: Authenticator, H: Handler> Service<A, H> {
     /// assert_eq!(service.registry().state(), RegistryState::Open); // one registry, shared
     /// ```
     pub fn new(registry: Registry, config: DriverConfig, authenticator: A, handler: H) -> Self {
+        // Calls without a time (`Sender::close`, `Registry::shutdown`, `drain`) read
+        // the clock the driver feeds its connections: tokio's, paused or not.
+        registry.adopt_clock(now);
         Service {
             registry,
             config,

@@ -128,10 +128,12 @@ impl Sender {
     /// wins, and every caller gets the same record of it. Queued messages are still
     /// written before the Close; from now on every send is refused (**G3**).
     ///
-    /// The close is stamped with the connection's clock (the system's monotonic
-    /// clock, never behind the latest time its driver fed it), which arms the close
-    /// handshake's timeout; [`close_at`](Self::close_at) takes the time explicitly,
-    /// for simulations with virtual time.
+    /// The close is stamped with the connection's clock, which arms the close
+    /// handshake's timeout: its registry's — the driver's, when a
+    /// `Service` (feature `tokio`) runs it (tokio's, paused or not) — else the
+    /// system's monotonic clock; never behind the latest time the connection has
+    /// seen. [`close_at`](Self::close_at) takes the time explicitly, for simulations
+    /// with virtual time.
     ///
     /// ```
     /// use std::time::Instant;

@@ -23,9 +23,11 @@ impl Registry {
     /// [`drained`](Self::drained), then call [`finish_drain`](Self::finish_drain) —
     /// or do all three with [`drain`](Self::drain).
     ///
-    /// Each connection is closed at its own clock (the system's monotonic clock,
-    /// never behind the latest time its driver fed it); [`shutdown_at`](Self::shutdown_at)
-    /// takes the time explicitly, for simulations with virtual time.
+    /// Each connection is closed at its own clock: the driver's when a
+    /// `Service` (feature `tokio`) runs the registry's connections (tokio's,
+    /// paused or not), else the system's monotonic clock — never behind the latest
+    /// time the connection has seen. [`shutdown_at`](Self::shutdown_at) takes the time
+    /// explicitly, for simulations with virtual time.
     ///
     /// ```
     /// use std::time::Instant;

@@ -18,6 +18,7 @@ mod report;
 use std::fmt;
 use std::sync::Arc as Name;
 use std::sync::Arc as StdArc;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,10 @@ pub(crate) struct Core {
     /// Set once by `open`: the startup gate's only release (**G8**).
     opened: AtomicBool,
     index: Mutex<Index>,
+    /// The clock of the calls that carry no time (`Sender::close`, `shutdown`,
+    /// `drain`), when its connections' driver brought one (tokio's, which a test may
+    /// pause); the system's monotonic clock otherwise. Set once.
+    clock: OnceLock<fn() -> Instant>,
 }
 
 impl Core {
@@ -119,6 +124,13 @@ impl Membership for CoreRef {
 
     fn opened(&self) -> bool {
         self.0.opened()
+    }
+
+    fn now(&self) -> Instant {
+        self.0
+            .clock
+            .get()
+            .map_or_else(Instant::now, |clock| clock())
     }
 
     fn unhold(&self, id: ConnectionId) {
@@ -186,9 +198,18 @@ impl Registry {
             epoch: AtomicU64::new(0),
             opened: AtomicBool::new(false),
             index: Mutex::new(Index::default()),
+            clock: OnceLock::new(),
         });
         let member: Member = StdArc::new(Box::new(CoreRef(core.clone())));
         Registry { core, member }
+    }
+
+    /// Makes `clock` the clock of its connections' calls that carry no time, if none
+    /// was set: the driver brings its own (tokio's), so that a close an application
+    /// asks for without a time is stamped on the clock the driver feeds.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn adopt_clock(&self, clock: fn() -> Instant) {
+        let _ = self.core.clock.set(clock);
     }
 
     /// Where the registry is in its life.

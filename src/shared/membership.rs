@@ -29,6 +29,8 @@ pub(crate) trait Membership: Send + Sync {
     fn epoch(&self) -> u64;
     /// True once the registry has opened: the startup gate's release (**G8**).
     fn opened(&self) -> bool;
+    /// The time now, on the clock of the registry's connections (the driver's).
+    fn now(&self) -> Instant;
     /// The connection `id`, closing, no longer takes a place in the startup hold.
     fn unhold(&self, id: ConnectionId);
     /// The connection `id` reached `Closed`: unlist it (**G7**); wake whoever waits

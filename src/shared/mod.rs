@@ -347,10 +347,14 @@ impl Inner {
     }
 
     /// The time for a call that carries none (an application's close, a drain): the
-    /// system's monotonic clock, never behind the latest time the connection has
-    /// seen — so an application cannot stamp a close in the future or the past.
+    /// clock of the connection's registry — the driver's, when a driver runs it, so a
+    /// close is stamped on the clock that fires its timeout — or the system's
+    /// monotonic clock; never behind the latest time the connection has seen.
     pub(crate) fn clock_now(&self) -> Instant {
-        let now = Instant::now();
+        let now = match &self.link {
+            Some(link) => link.member.now(),
+            None => Instant::now(),
+        };
         self.conn.clock().map_or(now, |clock| clock.max(now))
     }
 
