@@ -226,6 +226,33 @@ fn g8_hold_capacity_refuses_the_overflow_with_1013() {
     drop(held);
 }
 
+/// G8: a connection that is closing already takes no place in the startup hold when
+/// it is registered (again) while the registry starts — the hold's capacity stays
+/// for connections that can still become ready. Found by the registry proptest in a
+/// fresh CI clone (its case is in the regressions file); seen failing before the fix.
+#[test]
+fn g8_a_closing_connection_registered_while_starting_is_not_held() {
+    let registry = Registry::new(hold(2, 1_000));
+    let (first, _) = accepted(1);
+    let first_registration = registry.register(&first, at(0)).unwrap();
+    // The peer closes before the owner registers it: the owner still holds the
+    // `Connection<Accepted>`, the connection is closing.
+    let (closing, transport) = accepted(2);
+    transport.handle_peer_close(None, at(0)).unwrap();
+    let registration = registry.register(&closing, at(0)).unwrap();
+    assert_eq!(
+        registry.snapshot().held,
+        1,
+        "only the open connection is held"
+    );
+    assert!(!registration.is_held());
+    // The hold still has room for a second open connection.
+    let (second, _) = accepted(3);
+    let second_registration = registry.register(&second, at(0)).unwrap();
+    assert_eq!(registry.snapshot().held, 2);
+    drop((first_registration, registration, second_registration));
+}
+
 // ── listing and indexes (G7) ────────────────────────────────────────────────
 
 #[test]

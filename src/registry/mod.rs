@@ -335,7 +335,10 @@ impl Registry {
                 }
                 return Err(refusal);
             }
+            // A connection that is closing already takes no place in the hold (G8):
+            // nothing could release it before it closes, and it can never be routed.
             let (held, hold_until) = match (&core.config.startup, state) {
+                _ if phase.is_closing_or_closed() => (false, None),
                 (StartupPolicy::Hold { timeout, .. }, RegistryState::Starting) => {
                     // A deadline too far to represent means "no hold deadline": the
                     // readiness deadline still bounds the connection (G5).
