@@ -374,9 +374,9 @@ impl Conn {
     /// A close with `frame`, recorded with `cause` (the crate's own closes; a
     /// slow-consumer close carries the frame its policy names).
     pub(crate) fn close_with(&mut self, frame: CloseFrame, cause: CloseCause, now: Instant) {
-        let before = (self.lifecycle.state(), self.lifecycle.poll_timeout());
+        let before = self.lifecycle.state();
         self.lifecycle.close_as(frame, cause, now);
-        self.settle(before);
+        self.settle_state(before);
     }
 
     // --- outputs -------------------------------------------------------------------
@@ -395,9 +395,9 @@ impl Conn {
                 return Some(Frame::Message(message));
             }
         }
-        let before = (self.lifecycle.state(), self.lifecycle.poll_timeout());
+        let before = self.lifecycle.state();
         let frame = self.lifecycle.poll_transmit(now);
-        self.settle(before);
+        self.settle_state(before);
         frame
     }
 
@@ -489,14 +489,24 @@ impl Conn {
     /// `Ready`, so the buffered events go first, in emission order, exactly once); a
     /// deadline that moved without a change of state is recorded too (**G5**).
     fn settle(&mut self, (state, deadline): (MachineState, Option<Instant>)) {
-        if self.lifecycle.state() != state {
-            if self.lifecycle.phase() == Phase::Ready {
-                self.outbox.extend(self.pending.drain(..));
-            }
-            self.effects |= Effects::STATE;
-        } else if self.lifecycle.poll_timeout() != deadline {
+        if !self.settle_state(state) && self.lifecycle.poll_timeout() != deadline {
             self.effects |= Effects::DEADLINE;
         }
+    }
+
+    /// [`settle`](Self::settle) for the operations that cannot move a deadline
+    /// without changing the state (a close, taking our Close): no walk over the
+    /// deadlines before and after — the driver's every poll of an empty outbox comes
+    /// here. Returns whether the state changed.
+    fn settle_state(&mut self, state: MachineState) -> bool {
+        if self.lifecycle.state() == state {
+            return false;
+        }
+        if self.lifecycle.phase() == Phase::Ready {
+            self.outbox.extend(self.pending.drain(..));
+        }
+        self.effects |= Effects::STATE;
+        true
     }
 }
 
