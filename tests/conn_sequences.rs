@@ -196,18 +196,6 @@ fn number(message: &Message) -> u32 {
         .unwrap_or_else(|| panic!("not a numbered message: {message:?}"))
 }
 
-/// `handle`'s result in the reference model's terms.
-fn outcome(result: &Result<Step, Rejected>) -> Expected {
-    match result {
-        Ok(step) if step.changed() => Expected::Transition(step.to),
-        Ok(_) => Expected::Unchanged,
-        Err(rejected) => Expected::Rejected {
-            state: rejected.state,
-            reason: rejected.reason,
-        },
-    }
-}
-
 // ── the reference model ─────────────────────────────────────────────────────────
 
 /// A frame as the model predicts it.
@@ -653,7 +641,7 @@ impl Checker {
     ) -> Result<Effects, Failure> {
         let input = op.input().expect("an input");
         let expected = self.model.handle(&input, now);
-        let actual = outcome(result);
+        let actual = Expected::of(result);
         if actual != expected {
             return Err(fail(
                 MODEL,

@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
 use reference::{Expected, OurFrame, Reference, frame_matches};
-use ws_lifecycle::core::{
-    CloseCause, Input, MachineState, Rejected, SendErrorKind, Step, TransportLoss,
-};
+use ws_lifecycle::core::{CloseCause, Input, MachineState, SendErrorKind, TransportLoss};
 use ws_lifecycle::handle::AnyConnection;
 use ws_lifecycle::{
     CloseCode, CloseFrame, CloseRecord, Config, Connection, ConnectionId, Frame, Message, Phase,
@@ -469,17 +467,6 @@ impl Sut {
     }
 }
 
-fn outcome(result: &Result<Step, Rejected>) -> Expected {
-    match result {
-        Ok(step) if step.changed() => Expected::Transition(step.to),
-        Ok(_) => Expected::Unchanged,
-        Err(rejected) => Expected::Rejected {
-            state: rejected.state,
-            reason: rejected.reason,
-        },
-    }
-}
-
 /// The handle after a typed transition: the next one, or the closing one from `Gone`.
 fn next_handle<S: ws_lifecycle::handle::TypeState>(
     result: Result<Connection<S>, ws_lifecycle::Gone>,
@@ -593,12 +580,16 @@ impl StateMachineTest for Sut {
             }
             (Op::PeerClose(code), Expect::Step(expected)) => {
                 let result = sut.conn_mut().handle_peer_close(code.map(close_frame), now);
-                assert_eq!(outcome(&result), *expected, "handle_peer_close: {result:?}");
+                assert_eq!(
+                    Expected::of(&result),
+                    *expected,
+                    "handle_peer_close: {result:?}"
+                );
             }
             (Op::TransportLost(loss), Expect::Step(expected)) => {
                 let result = sut.conn_mut().handle_transport_lost(loss, now);
                 assert_eq!(
-                    outcome(&result),
+                    Expected::of(&result),
                     *expected,
                     "handle_transport_lost: {result:?}"
                 );
@@ -619,7 +610,7 @@ impl StateMachineTest for Sut {
                 sut.now_ms += ms;
                 let later = at(sut.now_ms);
                 let step = sut.conn_mut().handle_timeout(later);
-                let actual = step.map(|step| outcome(&Ok(step)));
+                let actual = step.map(|step| Expected::of(&Ok(step)));
                 assert_eq!(actual, *expected, "handle_timeout at {} ms", sut.now_ms);
             }
             (Op::TakeUnsent, Expect::Unsent(expected)) => {

@@ -20,7 +20,9 @@
 
 use std::time::{Duration, Instant};
 
-use ws_lifecycle::core::{CloseCause, CloseEnd, Input, MachineState, RejectReason, TransportLoss};
+use ws_lifecycle::core::{
+    CloseCause, CloseEnd, Input, MachineState, RejectReason, Rejected, Step, TransportLoss,
+};
 use ws_lifecycle::{CloseCode, CloseFrame, CloseRecord, Config, Phase};
 
 /// What the model expects `Lifecycle::handle` to return for one input.
@@ -40,6 +42,20 @@ pub enum Expected {
         /// Why.
         reason: RejectReason,
     },
+}
+
+impl Expected {
+    /// What `handle` returned, in the model's terms.
+    pub fn of(result: &Result<Step, Rejected>) -> Expected {
+        match result {
+            Ok(step) if step.changed() => Expected::Transition(step.to),
+            Ok(_) => Expected::Unchanged,
+            Err(rejected) => Expected::Rejected {
+                state: rejected.state,
+                reason: rejected.reason,
+            },
+        }
+    }
 }
 
 /// What our Close frame is expected to carry.
