@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{HeaderMap, Uri};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -127,12 +126,12 @@ impl Handler for Chat {
         // Both are emitted before Ready and delivered first, in this order (G2).
         let _ = emitter.emit(text(json!({
             "type": "ready",
-            "user": &*session.user,
+            "user": session.user(),
             "conn": session.id.to_string(),
         })));
         let _ = emitter.emit(text(json!({
             "type": "welcome",
-            "text": format!("welcome, {}", session.user),
+            "text": format!("welcome, {}", session.user().unwrap_or_default()),
             // Open connections, this one included: O(1), where counting the
             // `Ready` ones would walk every connection on every connect.
             "online": session.registry.len(),
@@ -159,7 +158,7 @@ impl Handler for Chat {
         let Ok(value) = serde_json::from_str::<Value>(body) else {
             return error("malformed JSON");
         };
-        let from = &*session.user;
+        let from = session.user().unwrap_or_default();
         match (value["type"].as_str(), value["text"].as_str()) {
             (Some("say"), Some(said)) => {
                 let out = text(json!({"type": "said", "from": from, "text": said}));
@@ -249,10 +248,11 @@ async fn stats(
 async fn ws(
     State(service): State<Arc<ChatService>>,
     upgrade: WebSocketUpgrade,
-    uri: Uri,
-    headers: HeaderMap,
+    request: UpgradeRequest,
 ) -> Response {
-    ws_lifecycle::axum::serve(upgrade, UpgradeRequest::new(uri, headers), service).into_response()
+    ws_lifecycle::axum::serve(upgrade, request, service)
+        .await
+        .into_response()
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.

@@ -158,7 +158,9 @@ fn open_registry() -> Registry {
     registry
 }
 
-fn connect<A: ws_lifecycle::Authenticator, H: Handler>(service: &Arc<Service<A, H>>) -> Peer {
+fn connect<A: ws_lifecycle::Authenticator + 'static, H: Handler<A::State>>(
+    service: &Arc<Service<A, H>>,
+) -> Peer {
     let (to_server, inbound) = unbounded_channel();
     let (outbound, from_server) = unbounded_channel();
     let ended = Arc::new(AtomicBool::new(false));
@@ -168,7 +170,8 @@ fn connect<A: ws_lifecycle::Authenticator, H: Handler>(service: &Arc<Service<A, 
         closed: ended.clone(),
     };
     let service = service.clone();
-    let task = tokio::spawn(async move { service.run(socket, UpgradeRequest::default()).await });
+    let task =
+        tokio::spawn(async move { service.run(socket, UpgradeRequest::default()).await.record });
     Peer {
         to_server: Some(to_server),
         from_server,

@@ -65,9 +65,11 @@ async fn start() -> (std::net::SocketAddr, Registry) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
+        while let Ok((stream, peer)) = listener.accept().await {
             let service = service.clone();
-            tokio::spawn(async move { ws_lifecycle::tungstenite::accept(stream, &service).await });
+            tokio::spawn(async move {
+                ws_lifecycle::tungstenite::accept(stream, Some(peer), &service).await
+            });
         }
     });
     (addr, registry)

@@ -1,381 +1,315 @@
-//! What the application plugs into the driver: an [`Authenticator`] and a [`Handler`].
+//! One connection's run: the pump and the application side side by side, then the
+//! end (the unsent messages taken back, `on_close` once).
+//!
+//! The application side authenticates (at the upgrade, already done, or from the
+//! first message), lists the connection under its user, calls the handler, waits
+//! for the registry's startup gate (**G8**), makes the connection `Ready`, and hands
+//! the handler every message in order. Every handler call is bounded once the
+//! connection is closing ([`DriverConfig::handler_grace`](super::DriverConfig::handler_grace)).
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
-use crate::core::{CloseFrame, CloseRecord, ConnectionId, Message};
-use crate::handle::{Emitter, Sender};
-use crate::registry::Registry;
+use futures_util::{FutureExt, Sink, Stream};
+use tokio::sync::oneshot;
 
-use super::UpgradeRequest;
+use crate::core::{CloseCode, CloseFrame, CrateClose, Message};
+use crate::handle::{Accepted, Authenticated, Connection, Observer, Sender, Transport};
+use crate::registry::Registration;
 
-/// What the authenticator sees: the upgrade request and the client's first message.
-///
-/// ```
-/// use std::sync::Arc;
-/// use ws_lifecycle::driver::{AuthRequest, UpgradeRequest};
-/// use ws_lifecycle::{ConnectionId, Message};
-///
-/// let upgrade = UpgradeRequest::new("/ws?room=42".parse()?, Default::default());
-/// let request = AuthRequest::new(ConnectionId::new(1), Arc::new(upgrade), Message::text("token:ada"));
-/// assert_eq!(request.request.query(), Some("room=42"));
-/// let token = request.first_message.as_text().and_then(|t| t.strip_prefix("token:"));
-/// assert_eq!(token, Some("ada"));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct AuthRequest {
-    /// The connection's id.
-    pub id: ConnectionId,
-    /// The upgrade request's URI and headers.
-    pub request: Arc<UpgradeRequest>,
-    /// The first message the client sent.
-    pub first_message: Message,
+use super::{
+    AuthRequest, Authenticator, Closed, Handler, Identity, Refusal, Service, Session,
+    UpgradeRequest, WireFrame, closed, now, pump,
+};
+
+/// What was decided about a connection before its WebSocket opened.
+#[derive(Debug)]
+pub(super) enum Verdict<S> {
+    /// Authenticated at the upgrade.
+    Accepted(Identity<S>),
+    /// The first message decides.
+    AwaitFirstMessage,
+    /// Refused at the upgrade after the handshake was done (`Service::run`): the
+    /// connection is closed with 1008.
+    Refused(Refusal),
 }
 
-/// A successful authentication.
-///
-/// ```
-/// use std::time::{Duration, Instant};
-/// use ws_lifecycle::Identity;
-///
-/// let forever = Identity::user("ada");
-/// assert_eq!(forever.expires_at, None);
-/// let hour = Identity::user("ada").expiring_at(Instant::now() + Duration::from_secs(3600));
-/// assert!(hour.expires_at.is_some());
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Identity {
-    /// Who the client is: the registry indexes the connection under this user.
-    pub user: String,
-    /// When the credential lapses, if it does: the connection is then closed with
-    /// 1008 (**G5**).
-    pub expires_at: Option<Instant>,
+/// How a bounded handler call ended.
+enum Guarded<T> {
+    Done(T),
+    Panicked,
+    /// Still pending `handler_grace` after the connection started closing: dropped.
+    Cut,
 }
 
-impl Identity {
-    /// An identity whose credential does not expire.
-    pub fn user(user: impl Into<String>) -> Identity {
-        Identity {
-            user: user.into(),
-            expires_at: None,
-        }
-    }
-
-    /// The same identity, with a credential that lapses at `at` (**G5**).
-    pub fn expiring_at(self, at: Instant) -> Identity {
-        Identity {
-            expires_at: Some(at),
-            ..self
-        }
-    }
-}
-
-impl AuthRequest {
-    /// A request, as the driver builds it (for testing an authenticator).
-    pub fn new(
-        id: ConnectionId,
-        request: Arc<UpgradeRequest>,
-        first_message: Message,
-    ) -> AuthRequest {
-        AuthRequest {
-            id,
-            request,
-            first_message,
-        }
-    }
-}
-
-/// Checks a client's credential. The driver calls it once per connection, with the
-/// first message the client sent; `Err` closes the connection with 1008. The
-/// connection's readiness deadline bounds it (**G5**): a slow authenticator loses to
-/// the deadline, and its answer is then ignored.
-///
-/// Implemented for closures `Fn(AuthRequest) -> impl Future<Output = Result<Identity, String>>`.
-///
-/// ```
-/// use std::sync::Arc;
-/// use ws_lifecycle::driver::{AuthRequest, UpgradeRequest};
-/// use ws_lifecycle::{Authenticator, ConnectionId, Identity, Message};
-///
-/// /// The first message is `token:<user>`.
-/// struct Tokens;
-///
-/// impl Authenticator for Tokens {
-///     async fn authenticate(&self, request: AuthRequest) -> Result<Identity, String> {
-///         match request.first_message.as_text().and_then(|t| t.strip_prefix("token:")) {
-///             Some(user) => Ok(Identity::user(user)),
-///             None => Err("expected token:<user>".into()), // closes with 1008
-///         }
-///     }
-/// }
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let first = |text: &str| {
-///     AuthRequest::new(ConnectionId::new(1), Arc::new(UpgradeRequest::default()), Message::text(text))
-/// };
-/// assert_eq!(Tokens.authenticate(first("token:ada")).await, Ok(Identity::user("ada")));
-/// assert!(Tokens.authenticate(first("hello")).await.is_err());
-/// # }
-/// ```
-pub trait Authenticator: Send + Sync + 'static {
-    /// Checks `request`. `Err(reason)`: refused (the reason is logged, not sent).
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use ws_lifecycle::driver::{AuthRequest, UpgradeRequest};
-    /// use ws_lifecycle::{Authenticator, ConnectionId, Identity, Message};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// // A closure is an authenticator: here, a token in the upgrade request's query.
-    /// let by_query = |request: AuthRequest| async move {
-    ///     match request.request.query() {
-    ///         Some("token=secret") => Ok(Identity::user("ada")),
-    ///         _ => Err("bad or missing token".to_owned()),
-    ///     }
-    /// };
-    /// let upgrade = UpgradeRequest::new("/ws?token=secret".parse()?, Default::default());
-    /// let request = AuthRequest::new(ConnectionId::new(1), Arc::new(upgrade), Message::text("hi"));
-    /// assert_eq!(by_query.authenticate(request).await?.user, "ada");
-    /// # Ok(())
-    /// # }
-    /// ```
-    fn authenticate(
-        &self,
-        request: AuthRequest,
-    ) -> impl Future<Output = Result<Identity, String>> + Send;
-}
-
-impl<F, Fut> Authenticator for F
+/// Runs one connection to its end (see the module docs).
+pub(super) async fn run<A, H, S, E>(
+    service: &Service<A, H>,
+    socket: S,
+    admission: super::Admission<A::State>,
+    answer_pings: bool,
+) -> Closed
 where
-    F: Fn(AuthRequest) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Identity, String>> + Send,
+    A: Authenticator,
+    H: Handler<A::State>,
+    S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin + Send,
+    E: std::fmt::Display,
 {
-    fn authenticate(
-        &self,
-        request: AuthRequest,
-    ) -> impl Future<Output = Result<Identity, String>> + Send {
-        self(request)
+    let (registry, config, _, handler) = service.parts();
+    let super::Admission {
+        id,
+        request,
+        verdict,
+        ..
+    } = admission;
+    let now = now();
+    let conn = Connection::new(id, config.connection.clone());
+    let transport = conn.transport();
+    let observer = conn.observer();
+    // The handshake is done before we get the socket: accept at once.
+    let conn = match conn.accept(now) {
+        Ok(conn) => conn,
+        Err(gone) => {
+            let mut conn = gone.into_connection();
+            let record = conn.close_record().unwrap_or_else(closed);
+            return Closed::new(record, conn.take_unsent());
+        }
+    };
+    let registration = match registry.register(&conn, now) {
+        Ok(registration) => Some(registration),
+        Err(error) => {
+            // Counted in the registry's snapshot; never silent.
+            tracing::warn!(%id, %error, reason = error.as_str(), "registration refused");
+            if error.close_code().is_none() {
+                // A refusal that closed nothing (e.g. an id listed twice): an
+                // unlisted connection is never routed, so end it now.
+                let frame = CloseFrame::new(CloseCode::INTERNAL_ERROR, "not listed")
+                    .expect("a valid close frame");
+                let _ = transport.close(frame, now);
+            }
+            None
+        }
+    };
+    let (first_tx, first_rx) = match verdict {
+        Verdict::AwaitFirstMessage => {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        }
+        _ => (None, None),
+    };
+    let pump = pump::run(socket, transport.clone(), config, first_tx, answer_pings);
+    let app = async {
+        let registration = registration.as_ref()?;
+        application(service, conn, registration, request, verdict, first_rx).await
+    };
+    let ((), session) = tokio::join!(pump, app);
+    // The registration lived until the pump was done, i.e. until the connection was
+    // `Closed`: dropping it earlier would cut the close handshake short (G7).
+    drop(registration);
+    // G3 end to end: what was never written is handed to the application.
+    let ended = Closed::new(
+        observer.close_record().unwrap_or_else(closed),
+        transport.take_unsent(),
+    );
+    if let Some(session) = session {
+        let grace = config.handler_grace;
+        let closing = AssertUnwindSafe(handler.on_close(&session, &ended)).catch_unwind();
+        match tokio::time::timeout(grace, closing).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_panic)) => tracing::error!(%id, "on_close panicked"),
+            Err(_) => {
+                tracing::warn!(%id, ?grace, "on_close did not finish within handler_grace; dropped")
+            }
+        }
     }
+    ended
 }
 
-/// One connection as the handler sees it.
-///
-/// ```
-/// use std::time::Instant;
-/// use ws_lifecycle::{Config, Connection, ConnectionId, Registry, Session};
-///
-/// let registry = Registry::default();
-/// registry.open();
-/// let now = Instant::now();
-/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
-/// let _registration = registry.register(&conn, now)?;
-/// let session = Session::new(conn.id(), "ada", registry.clone()); // as the driver builds it
-/// session.registry.join(session.id, "lobby")?; // what a handler does with it
-/// assert_eq!(registry.members("lobby"), [conn.id()]); // clones share one registry
-/// assert_eq!(&*session.user, "ada");
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Session {
-    /// The connection's id.
-    pub id: ConnectionId,
-    /// The authenticated user.
-    pub user: Arc<str>,
-    /// The registry the connection is listed in: broadcast, route to a user or a
-    /// group, join groups.
-    pub registry: Registry,
+/// The application's side of one connection; the session if the connection reached
+/// the handler (then `on_close` is owed).
+async fn application<A, H>(
+    service: &Service<A, H>,
+    conn: Connection<Accepted>,
+    registration: &Registration,
+    request: Arc<UpgradeRequest>,
+    verdict: Verdict<A::State>,
+    first: Option<oneshot::Receiver<Message>>,
+) -> Option<Session<A::State>>
+where
+    A: Authenticator,
+    H: Handler<A::State>,
+{
+    let (registry, config, authenticator, handler) = service.parts();
+    let observer = conn.observer();
+    let transport = conn.transport();
+    let id = conn.id();
+    let (identity, handed_on) = match verdict {
+        Verdict::Accepted(identity) => (identity, None),
+        Verdict::Refused(refusal) => {
+            tracing::info!(%id, %refusal, "refused at the upgrade; closing with 1008");
+            let _ = conn.reject(now());
+            return None;
+        }
+        Verdict::AwaitFirstMessage => {
+            // The first message, or the end (the readiness deadline closes a client
+            // that never sends one, G5).
+            let first = first.expect("a first-message channel in this mode");
+            let first_message = until_closed(&observer, async { first.await.ok() })
+                .await
+                .flatten()?;
+            let handed_on = config.hand_on_first_message.then(|| first_message.clone());
+            let request = AuthRequest::new(id, request.clone(), first_message);
+            let auth = authenticator.authenticate(request);
+            match until_closed(&observer, AssertUnwindSafe(auth).catch_unwind()).await? {
+                Ok(Ok(identity)) => (identity, handed_on),
+                Ok(Err(refusal)) => {
+                    tracing::info!(%id, %refusal, "authentication refused");
+                    let _ = conn.reject(now());
+                    return None;
+                }
+                Err(_panic) => {
+                    tracing::error!(%id, "the authenticator panicked; closing with 1011");
+                    transport.raise(CrateClose::HandlerPanic, now());
+                    return None;
+                }
+            }
+        }
+    };
+    // A credential that lapsed already closes the connection here (G5).
+    let conn: Connection<Authenticated> = conn.authenticate(identity.expires_at, now()).ok()?;
+    if let Some(user) = &identity.user {
+        if let Err(error) = registry.identify(&conn, user) {
+            tracing::info!(%id, %error, "the registry refused the user"); // closed by it (per-user cap)
+            return None;
+        }
+    }
+    let session = Session {
+        id,
+        user: identity.user.map(Arc::from),
+        registry: registry.clone(),
+        request,
+        state: identity.state,
+    };
+    let grace = config.handler_grace;
+    let emitter = conn.emitter();
+    let greeted = guarded(
+        &observer,
+        grace,
+        handler.on_authenticated(&session, &emitter),
+    )
+    .await;
+    if !settle(greeted.map(Ok), "on_authenticated", &transport, None, id) {
+        return Some(session);
+    }
+    // Admitted by the startup gate (G8), or already closed: `ready` says which.
+    if until_closed(&observer, registration.admitted())
+        .await
+        .is_none()
+    {
+        return Some(session);
+    }
+    let Ok(conn) = conn.ready(now()) else {
+        return Some(session);
+    };
+    let (receiver, sender) = (conn.receiver(), conn.sender());
+    let mut next = handed_on;
+    loop {
+        let message = match next.take() {
+            Some(message) => message,
+            None => match receiver.recv().await {
+                Some(message) => message,
+                None => break,
+            },
+        };
+        let handled = guarded(
+            &observer,
+            grace,
+            handler.on_message(&session, &sender, message),
+        )
+        .await;
+        if !settle(handled, "on_message", &transport, Some(&sender), id) {
+            break;
+        }
+    }
+    drop(conn);
+    Some(session)
 }
 
-impl Session {
-    /// A session, as the driver builds it (for testing a handler).
-    pub fn new(id: ConnectionId, user: impl Into<Arc<str>>, registry: Registry) -> Session {
-        Session {
-            id,
-            user: user.into(),
-            registry,
+/// Acts on how a handler call ended; false once the connection should be left to
+/// close (the call panicked or was cut).
+fn settle(
+    ended: Guarded<Result<(), CloseFrame>>,
+    call: &'static str,
+    transport: &Transport,
+    sender: Option<&Sender>,
+    id: crate::core::ConnectionId,
+) -> bool {
+    match ended {
+        Guarded::Done(Ok(())) => true,
+        Guarded::Done(Err(frame)) => {
+            if let Some(sender) = sender {
+                sender.close_at(frame, now());
+            }
+            true
+        }
+        Guarded::Panicked => {
+            tracing::error!(%id, call, "the handler panicked; closing with 1011");
+            transport.raise(CrateClose::HandlerPanic, now());
+            false
+        }
+        Guarded::Cut => {
+            tracing::warn!(%id, call, "the handler call outlived its closed connection by handler_grace; dropped");
+            false
         }
     }
 }
 
-/// The application's side of a connection. The driver calls, in order:
-/// [`on_authenticated`](Handler::on_authenticated) (before `Ready`: what it emits is
-/// delivered first, **G2**), then [`on_message`](Handler::on_message) for every
-/// message in order — the ones that arrived before `Ready` first — and
-/// [`on_close`](Handler::on_close) once. A panic in any of them touches no other
-/// connection: in the first two it closes this one with 1011; in `on_close`, which
-/// runs once the connection is closed, it is caught and logged.
-///
-/// A chat room, tested without a socket ([`Session::new`] builds what the driver would):
-///
-/// ```
-/// use std::time::Instant;
-/// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Frame, Handler};
-/// use ws_lifecycle::{Message, Registry, Sender, Session};
-///
-/// /// Every message goes to every Ready connection (G7), signed by its author.
-/// struct Chat;
-///
-/// impl Handler for Chat {
-///     async fn on_message(
-///         &self,
-///         session: &Session,
-///         _: &Sender,
-///         message: Message,
-///     ) -> Result<(), CloseFrame> {
-///         let text = format!("{}: {}", session.user, message.as_text().unwrap_or("<binary>"));
-///         session.registry.broadcast(Message::text(text));
-///         Ok(())
-///     }
-/// }
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let (registry, now) = (Registry::default(), Instant::now());
-/// registry.open();
-/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
-/// let _registration = registry.register(&conn, now)?;
-/// let conn = conn.authenticate(None, now)?.ready(now)?;
-/// let session = Session::new(conn.id(), "ada", registry.clone());
-/// Chat.on_message(&session, &conn.sender(), Message::text("hi")).await.unwrap();
-/// assert_eq!(conn.transport().next_frame(now), Some(Frame::Message(Message::text("ada: hi"))));
-/// # Ok(())
-/// # }
-/// ```
-pub trait Handler: Send + Sync + 'static {
-    /// The connection is authenticated and listed under its user, not `Ready` yet:
-    /// events emitted here reach the client before anything sent later (**G2**).
-    ///
-    /// ```
-    /// use std::time::Instant;
-    /// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Emitter, Frame, Handler};
-    /// use ws_lifecycle::{Message, Registry, Sender, Session};
-    ///
-    /// struct Welcome;
-    ///
-    /// impl Handler for Welcome {
-    ///     async fn on_authenticated(&self, session: &Session, emitter: &Emitter) {
-    ///         let _ = emitter.emit(Message::text(format!("welcome, {}", session.user)));
-    ///     }
-    ///     async fn on_message(&self, _: &Session, _: &Sender, _: Message) -> Result<(), CloseFrame> {
-    ///         Ok(())
-    ///     }
-    /// }
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let now = Instant::now();
-    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
-    /// let conn = conn.authenticate(None, now)?;
-    /// let session = Session::new(conn.id(), "ada", Registry::default());
-    /// Welcome.on_authenticated(&session, &conn.emitter()).await;
-    /// let mut conn = conn.ready(now)?;
-    /// conn.send(Message::text("live"))?;
-    /// let first = conn.poll_transmit(now); // the welcome, before anything sent later (G2)
-    /// assert_eq!(first, Some(Frame::Message(Message::text("welcome, ada"))));
-    /// # Ok(())
-    /// # }
-    /// ```
-    fn on_authenticated(
-        &self,
-        session: &Session,
-        emitter: &Emitter,
-    ) -> impl Future<Output = ()> + Send {
-        let _ = (session, emitter);
-        async {}
+impl<T> Guarded<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Guarded<U> {
+        match self {
+            Guarded::Done(value) => Guarded::Done(f(value)),
+            Guarded::Panicked => Guarded::Panicked,
+            Guarded::Cut => Guarded::Cut,
+        }
     }
+}
 
-    /// A message from the client. `Err(frame)` closes the connection with `frame`.
-    ///
-    /// ```
-    /// use std::time::Instant;
-    /// use ws_lifecycle::{CloseFrame, Config, Connection, ConnectionId, Frame, Handler};
-    /// use ws_lifecycle::{Message, Registry, Sender, Session};
-    ///
-    /// /// Echoes; "bye" ends the session with 1000.
-    /// struct Echo;
-    ///
-    /// impl Handler for Echo {
-    ///     async fn on_message(
-    ///         &self,
-    ///         _: &Session,
-    ///         sender: &Sender,
-    ///         message: Message,
-    ///     ) -> Result<(), CloseFrame> {
-    ///         if message.as_text() == Some("bye") {
-    ///             return Err(CloseFrame::normal());
-    ///         }
-    ///         let _ = sender.send(message); // Full or Closed: the message comes back; an echo drops it
-    ///         Ok(())
-    ///     }
-    /// }
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let now = Instant::now();
-    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
-    /// let conn = conn.authenticate(None, now)?.ready(now)?;
-    /// let (session, sender) = (Session::new(conn.id(), "ada", Registry::default()), conn.sender());
-    /// assert_eq!(Echo.on_message(&session, &sender, Message::text("hi")).await, Ok(()));
-    /// assert_eq!(conn.transport().next_frame(now), Some(Frame::Message(Message::text("hi"))));
-    /// let bye = Echo.on_message(&session, &sender, Message::text("bye")).await;
-    /// assert_eq!(bye, Err(CloseFrame::normal())); // the driver closes with it
-    /// # Ok(())
-    /// # }
-    /// ```
-    fn on_message(
-        &self,
-        session: &Session,
-        sender: &Sender,
-        message: Message,
-    ) -> impl Future<Output = Result<(), CloseFrame>> + Send;
+/// Runs a handler call, catching a panic, and drops it if it is still pending
+/// `grace` after the connection started closing.
+async fn guarded<T>(
+    observer: &Observer,
+    grace: Duration,
+    call: impl Future<Output = T>,
+) -> Guarded<T> {
+    let call = AssertUnwindSafe(call).catch_unwind();
+    let cut = async {
+        closing(observer).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        biased;
+        out = call => match out {
+            Ok(value) => Guarded::Done(value),
+            Err(_panic) => Guarded::Panicked,
+        },
+        () = cut => Guarded::Cut,
+    }
+}
 
-    /// The connection is closed. Called once, for connections that reached
-    /// [`on_authenticated`](Handler::on_authenticated).
-    ///
-    /// ```
-    /// use std::sync::Mutex;
-    /// use std::time::Instant;
-    /// use ws_lifecycle::{CloseFrame, CloseRecord, Config, Connection, ConnectionId, Handler};
-    /// use ws_lifecycle::{Message, Registry, Sender, Session};
-    ///
-    /// /// Keeps an audit log of who left, and why.
-    /// #[derive(Default)]
-    /// struct Audit(Mutex<Vec<String>>);
-    ///
-    /// impl Handler for Audit {
-    ///     async fn on_message(&self, _: &Session, _: &Sender, _: Message) -> Result<(), CloseFrame> {
-    ///         Ok(())
-    ///     }
-    ///     async fn on_close(&self, session: &Session, record: &CloseRecord) {
-    ///         let cause = record.cause.as_str();
-    ///         let line = format!("{} left: {cause} ({})", session.user, record.code());
-    ///         self.0.lock().unwrap().push(line);
-    ///     }
-    /// }
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let now = Instant::now();
-    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
-    /// let mut closing = conn.authenticate(None, now)?.ready(now)?.close(CloseFrame::normal(), now);
-    /// closing.poll_transmit(now);
-    /// closing.handle_peer_close(Some(CloseFrame::normal()), now)?;
-    /// let audit = Audit::default();
-    /// let session = Session::new(closing.id(), "ada", Registry::default());
-    /// audit.on_close(&session, &closing.close_record().unwrap()).await;
-    /// assert_eq!(*audit.0.lock().unwrap(), ["ada left: local (1000)"]);
-    /// # Ok(())
-    /// # }
-    /// ```
-    fn on_close(&self, session: &Session, record: &CloseRecord) -> impl Future<Output = ()> + Send {
-        let _ = (session, record);
-        async {}
+/// Runs `fut` until it completes or the connection starts closing (`None`).
+async fn until_closed<T>(observer: &Observer, fut: impl Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        out = fut => Some(out),
+        () = closing(observer) => None,
+    }
+}
+
+/// Completes once the connection is closing or closed.
+async fn closing(observer: &Observer) {
+    let mut phase = observer.phase();
+    while !phase.is_closing_or_closed() {
+        phase = observer.changed(phase).await;
     }
 }

@@ -1,4 +1,5 @@
-//! [`DriverConfig`]: what the async driver adds to a connection's [`Config`].
+//! [`DriverConfig`]: what the async driver adds to a connection's [`Config`], and
+//! [`SocketConfig`], what it asks of the WebSocket library's socket.
 
 use std::time::Duration;
 
@@ -30,10 +31,69 @@ pub struct DriverConfig {
     /// Before authentication succeeds, more than this many messages (the first, which
     /// the authenticator sees, included) close the connection with 1008. Default: 8.
     pub max_pre_auth_messages: usize,
-    /// Answer each Ping with a Pong. Libraries that already do it themselves
-    /// (tungstenite, and axum on top of it) need not; the adapters turn this off.
-    /// Default: `true`.
+    /// Answer each Ping with a Pong, for a socket of your own passed to
+    /// [`Service::run`](super::Service::run) whose library does not. The sockets of
+    /// the `axum` and `tungstenite` adapters answer pings themselves (tungstenite
+    /// queues the Pong as it reads the Ping), so there the driver never adds one,
+    /// whatever this says. Default: `true`.
     pub answer_pings: bool,
+    /// The subprotocols this server speaks, in order of preference: the upgrade is
+    /// answered with the first of them the client offered
+    /// ([`UpgradeRequest::protocols`](super::UpgradeRequest::protocols)), unless the
+    /// authenticator chose one ([`Identity::selecting_protocol`](super::Identity::selecting_protocol)).
+    /// Empty (the default): none is selected unless the authenticator chooses.
+    pub protocols: Vec<String>,
+    /// How long a pending handler call (`on_authenticated`, `on_message`) may go on
+    /// once its connection is closing, and how long `on_close` may take, before the
+    /// driver drops it (a future that never completes cannot keep a closed
+    /// connection's task alive). Default: 2 s.
+    pub handler_grace: Duration,
+    /// In the first-message mode, hand the first message (the credential) to
+    /// [`Handler::on_message`](super::Handler::on_message) too, before every other
+    /// message, once the connection is `Ready`. Default: `false` (the authenticator
+    /// consumes it).
+    pub hand_on_first_message: bool,
+    /// The WebSocket library's buffers and limits, applied by both adapters.
+    pub socket: SocketConfig,
+}
+
+/// The socket settings the adapters pass to their WebSocket library (tungstenite's
+/// `WebSocketConfig`, axum's `WebSocketUpgrade` setters): buffer sizes and the frame
+/// and message size limits. The defaults are tungstenite's own.
+///
+/// ```
+/// let mut config = ws_lifecycle::DriverConfig::default();
+/// config.socket.max_message_size = Some(1 << 20); // refuse messages over 1 MiB
+/// config.socket.read_buffer_size = 16 * 1024; // leaner idle connections
+/// assert_eq!(config.socket.max_frame_size, Some(16 << 20));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SocketConfig {
+    /// The read buffer's size. Default: 128 KiB.
+    pub read_buffer_size: usize,
+    /// How many bytes of written frames the library collects before writing them to
+    /// the stream. Default: 128 KiB.
+    pub write_buffer_size: usize,
+    /// The most bytes the library buffers for writing before refusing a write.
+    /// Default: `usize::MAX` (no bound beyond the outbox's).
+    pub max_write_buffer_size: usize,
+    /// The largest message the library accepts; `None`: no limit. Default: 64 MiB.
+    pub max_message_size: Option<usize>,
+    /// The largest frame the library accepts; `None`: no limit. Default: 16 MiB.
+    pub max_frame_size: Option<usize>,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        SocketConfig {
+            read_buffer_size: 128 * 1024,
+            write_buffer_size: 128 * 1024,
+            max_write_buffer_size: usize::MAX,
+            max_message_size: Some(64 << 20),
+            max_frame_size: Some(16 << 20),
+        }
+    }
 }
 
 impl Default for DriverConfig {
@@ -44,6 +104,10 @@ impl Default for DriverConfig {
             max_pre_auth_message_bytes: 4096,
             max_pre_auth_messages: 8,
             answer_pings: true,
+            protocols: Vec::new(),
+            handler_grace: Duration::from_secs(2),
+            hand_on_first_message: false,
+            socket: SocketConfig::default(),
         }
     }
 }

@@ -35,7 +35,8 @@ const END_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What the pump does with the client's application messages.
 struct Inbound {
-    /// The first message goes to the authenticator, not the hold.
+    /// In the first-message mode, the first message goes to the authenticator, not
+    /// the hold.
     first: Option<oneshot::Sender<Message>>,
     /// Messages seen before authentication succeeded, the first included.
     pre_auth: usize,
@@ -84,14 +85,15 @@ pub(super) async fn run<S, E>(
     mut socket: S,
     transport: Transport,
     config: &DriverConfig,
-    first: oneshot::Sender<Message>,
+    first: Option<oneshot::Sender<Message>>,
+    answer_pings: bool,
 ) where
     S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin + Send,
     E: std::fmt::Display,
 {
     let id = transport.id();
     let mut inbound = Inbound {
-        first: Some(first),
+        first,
         pre_auth: 0,
         stalled: None,
     };
@@ -149,7 +151,7 @@ pub(super) async fn run<S, E>(
                         deliver(&transport, &mut inbound, message, config);
                     }
                     Some(Ok(WireFrame::Ping(payload))) => {
-                        if config.answer_pings {
+                        if answer_pings {
                             writer.pong = Some(payload);
                         }
                     }

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::time::Instant;
 
-use crate::core::{CloseFrame, CloseRecord, Input, Message, SendError, SendErrorKind};
+use crate::core::{CloseFrame, CloseRecord, Input, Message, Rejected, SendError, SendErrorKind};
 use crate::shared::sync::Arc;
 use crate::shared::wait::Wait;
 use crate::shared::{Shared, WaitFor};
@@ -157,6 +157,57 @@ impl Sender {
     /// [`close`](Self::close) at time `now`.
     pub fn close_at(&self, frame: CloseFrame, now: Instant) -> Option<CloseRecord> {
         self.close_with(frame, Some(now))
+    }
+
+    /// The peer proved itself again (a refreshed credential, e.g. a new token in a
+    /// message): the credential's expiry is replaced — `None`: it no longer expires —
+    /// and the 1008 at the old expiry is off (**G5**). Refused once the connection is
+    /// closing, and if the old credential lapsed first: the deadline and the refresh
+    /// have one winner, decided by the time each carries. Reads the connection's
+    /// clock, as [`close`](Self::close) does.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ws_lifecycle::core::CloseCause;
+    /// use ws_lifecycle::{Config, Connection, ConnectionId};
+    ///
+    /// let t0 = Instant::now();
+    /// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(t0)?;
+    /// let conn = conn.authenticate(Some(t0 + Duration::from_secs(60)), t0)?.ready(t0)?;
+    /// let (sender, transport) = (conn.sender(), conn.transport());
+    /// sender.reauthenticate_at(Some(t0 + Duration::from_secs(3600)), t0 + Duration::from_secs(30))?;
+    /// transport.handle_timeout(t0 + Duration::from_secs(61)); // the old expiry: nothing happens
+    /// assert!(conn.phase().is_open());
+    /// transport.handle_timeout(t0 + Duration::from_secs(3601)); // the new one: 1008 (G5)
+    /// assert_eq!(conn.close_record().unwrap().cause, CloseCause::CredentialExpired);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reauthenticate(&self, expires_at: Option<Instant>) -> Result<(), Rejected> {
+        self.reauthenticate_with(expires_at, None)
+    }
+
+    /// [`reauthenticate`](Self::reauthenticate) at time `now`.
+    pub fn reauthenticate_at(
+        &self,
+        expires_at: Option<Instant>,
+        now: Instant,
+    ) -> Result<(), Rejected> {
+        self.reauthenticate_with(expires_at, Some(now))
+    }
+
+    fn reauthenticate_with(
+        &self,
+        expires_at: Option<Instant>,
+        now: Option<Instant>,
+    ) -> Result<(), Rejected> {
+        self.shared.run(|inner, wakeups| {
+            let now = now.unwrap_or_else(|| inner.clock_now());
+            inner
+                .tick(now, wakeups)
+                .conn
+                .handle(Input::AuthSucceeded { expires_at }, now)
+                .map(|_| ())
+        })
     }
 
     fn close_with(&self, frame: CloseFrame, now: Option<Instant>) -> Option<CloseRecord> {

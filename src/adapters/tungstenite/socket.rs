@@ -1,22 +1,5 @@
-//! The tokio-tungstenite adapter (feature `tungstenite`): accept a TCP (or any
-//! `AsyncRead + AsyncWrite`) stream and run a ws-lifecycle connection on it in one
-//! call.
-//!
-//! ```no_run
-//! # async fn example<A: ws_lifecycle::Authenticator, H: ws_lifecycle::Handler>(
-//! #     service: std::sync::Arc<ws_lifecycle::Service<A, H>>,
-//! # ) -> std::io::Result<()> {
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! loop {
-//!     let (stream, _) = listener.accept().await?;
-//!     let service = service.clone();
-//!     tokio::spawn(async move { ws_lifecycle::tungstenite::accept(stream, &service).await });
-//! }
-//! # }
-//! ```
-//!
-//! tungstenite answers pings and echoes the peer's Close by itself; see the note in
-//! the [`axum`](crate::axum) adapter (the same applies).
+//! [`TungsteniteSocket`]: a tokio-tungstenite `WebSocketStream` as the driver's
+//! `Stream + Sink` of [`WireFrame`]s.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -27,35 +10,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame as TCloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message as TMessage};
 
-use crate::core::{CloseCode, CloseFrame, CloseRecord, Message};
-use crate::driver::{Authenticator, Handler, Service, UpgradeRequest, WireFrame};
-
-/// Performs the WebSocket handshake on `stream` (keeping the request's URI and
-/// headers for the authenticator), then runs the connection on `service` until it is
-/// closed. Fails only if the handshake does.
-pub async fn accept<S, A, H>(
-    stream: S,
-    service: &Service<A, H>,
-) -> Result<CloseRecord, tungstenite::Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-    A: Authenticator,
-    H: Handler,
-{
-    let mut request = UpgradeRequest::default();
-    // The callback's types are tungstenite's (its error is an HTTP response).
-    #[allow(clippy::result_large_err)]
-    let socket = tokio_tungstenite::accept_hdr_async(
-        stream,
-        |req: &tungstenite::handshake::server::Request, resp| {
-            request.uri = req.uri().clone();
-            request.headers = req.headers().clone();
-            Ok(resp)
-        },
-    )
-    .await?;
-    Ok(service.run(TungsteniteSocket::new(socket), request).await)
-}
+use crate::core::{CloseCode, CloseFrame, Message};
+use crate::driver::WireFrame;
 
 /// A tokio-tungstenite `WebSocketStream` as the driver's `Stream + Sink` of
 /// [`WireFrame`]s.

@@ -1,55 +1,18 @@
-//! The axum adapter (feature `axum`): run a ws-lifecycle connection from axum's
-//! `WebSocketUpgrade` in one call.
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use axum::extract::{State, WebSocketUpgrade};
-//! use axum::http::{HeaderMap, Uri};
-//! use axum::response::Response;
-//! use ws_lifecycle::{Authenticator, Handler, Service};
-//! use ws_lifecycle::driver::UpgradeRequest;
-//!
-//! async fn ws<A: Authenticator, H: Handler>(
-//!     State(service): State<Arc<Service<A, H>>>,
-//!     upgrade: WebSocketUpgrade,
-//!     uri: Uri,
-//!     headers: HeaderMap,
-//! ) -> Response {
-//!     ws_lifecycle::axum::serve(upgrade, UpgradeRequest::new(uri, headers), service)
-//! }
-//! ```
-//!
-//! axum (through tungstenite) answers pings and echoes the peer's Close by itself;
-//! the driver's own Close reply is then absorbed by the library, so the peer still
-//! gets exactly one. Set [`DriverConfig::answer_pings`](crate::driver::DriverConfig::answer_pings)
-//! to `false` to avoid a second Pong.
+//! [`AxumSocket`]: axum's `WebSocket` as the driver's `Stream + Sink` of
+//! [`WireFrame`]s.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::extract::ws::{self, WebSocket};
 use futures_util::{Sink, Stream};
 
 use crate::core::{CloseCode, CloseFrame, Message};
-use crate::driver::{Authenticator, Handler, Service, UpgradeRequest, WireFrame};
-
-/// Completes the upgrade and runs the connection on `service` in the task axum
-/// spawns for it. Returns the `101 Switching Protocols` response.
-pub fn serve<A: Authenticator, H: Handler>(
-    upgrade: WebSocketUpgrade,
-    request: UpgradeRequest,
-    service: Arc<Service<A, H>>,
-) -> Response {
-    upgrade.on_upgrade(move |socket| async move {
-        service.run(AxumSocket::new(socket), request).await;
-    })
-}
+use crate::driver::WireFrame;
 
 /// axum's `WebSocket` as the driver's `Stream + Sink` of [`WireFrame`]s.
 ///
-/// [`serve`] wraps it for the driver; it can also be driven by hand, as this echo of one
+/// [`serve`](super::serve) wraps it for the driver; it can also be driven by hand, as this echo of one
 /// message does, over a real connection on the loopback interface:
 ///
 /// ```

@@ -1,0 +1,227 @@
+//! The axum adapter (feature `axum`): run a ws-lifecycle connection from axum's
+//! `WebSocketUpgrade` in one call. [`UpgradeRequest`] is an extractor (method, URI,
+//! headers, and the peer address when the server is built with
+//! `into_make_service_with_connect_info::<SocketAddr>()`); [`serve`] asks the
+//! service's authenticator before answering (a refusal is the HTTP response, no
+//! WebSocket opens), applies the [`SocketConfig`](crate::driver::SocketConfig) and
+//! the selected subprotocol, and runs the connection in the task axum spawns for it.
+//!
+//! A complete server: a query token checked at the upgrade (401 without a valid
+//! one), the room as per-connection state, group broadcast, the startup gate and a
+//! drain; one client over loopback.
+//!
+//! ```
+//! use std::net::SocketAddr;
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use axum::extract::{State, WebSocketUpgrade};
+//! use axum::{Router, routing::get};
+//! use futures_util::{SinkExt, StreamExt};
+//! use tokio_tungstenite::tungstenite::Message as WsMessage;
+//! use ws_lifecycle::axum::Served;
+//! use ws_lifecycle::driver::{AtUpgrade, UpgradeRequest};
+//! use ws_lifecycle::{CloseFrame, DriverConfig, Handler, Identity, Message};
+//! use ws_lifecycle::{Registry, Sender, Service, Session};
+//!
+//! struct Room; // the per-connection state: which room
+//! struct Chat;
+//!
+//! impl Handler<String> for Chat {
+//!     async fn on_authenticated(&self, session: &Session<String>, _: &ws_lifecycle::Emitter) {
+//!         let _ = session.registry.join(session.id, session.state.as_str());
+//!     }
+//!     async fn on_message(&self, session: &Session<String>, _: &Sender, message: Message) -> Result<(), CloseFrame> {
+//!         let from = session.request.peer.map(|peer| peer.ip().to_string()).unwrap_or_default();
+//!         let text = format!("{}@{from}: {}", session.user().unwrap_or("?"), message.as_text().unwrap_or(""));
+//!         session.registry.send_to_group(&session.state, Message::text(text)); // Ready members only (G7)
+//!         Ok(())
+//!     }
+//! }
+//!
+//! type Chats = Service<AtUpgrade<fn(Arc<UpgradeRequest>) -> std::future::Ready<Result<Identity<String>, &'static str>>>, Chat>;
+//!
+//! fn check(request: Arc<UpgradeRequest>) -> std::future::Ready<Result<Identity<String>, &'static str>> {
+//!     std::future::ready(match request.query_param("token") {
+//!         Some("t-ada") => Ok(Identity::user("ada").with_state(request.query_param("room").unwrap_or("lobby").into())),
+//!         _ => Err("bad or missing token"), // HTTP 401
+//!     })
+//! }
+//!
+//! async fn ws(State(service): State<Arc<Chats>>, upgrade: WebSocketUpgrade, request: UpgradeRequest) -> Served {
+//!     ws_lifecycle::axum::serve(upgrade, request, service).await
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = Registry::default();
+//! let auth = AtUpgrade(check as fn(_) -> _);
+//! let service = Arc::new(Service::new(registry.clone(), DriverConfig::default(), auth, Chat));
+//! let app = Router::new().route("/ws", get(ws)).with_state(service);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>());
+//! tokio::spawn(server.into_future());
+//! registry.open(); // the application is ready (G8)
+//!
+//! let refused = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token=nope")).await;
+//! assert!(matches!(refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401));
+//! let (mut ada, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token=t-ada&room=rust")).await?;
+//! ada.send(WsMessage::text("hi")).await?;
+//! assert_eq!(ada.next().await.transpose()?, Some(WsMessage::text("ada@127.0.0.1: hi")));
+//! registry.drain(Duration::from_secs(5)).await; // shutdown: 1001 to everyone
+//! let close = ada.next().await.transpose()?;
+//! assert!(matches!(close, Some(WsMessage::Close(Some(frame))) if u16::from(frame.code) == 1001));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! axum (through tungstenite) answers pings and echoes the peer's Close by itself:
+//! the driver adds no Pong of its own on these sockets, and its own Close reply is
+//! absorbed by the library, so the peer gets exactly one.
+
+mod socket;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::FromRequestParts;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use http::HeaderValue;
+use tokio::sync::oneshot;
+
+use crate::driver::{Authenticator, Closed, Handler, Service, SocketConfig, UpgradeRequest};
+
+pub use socket::{AxumSocket, from_axum, to_axum};
+
+/// What [`serve`] answered: the HTTP response (the `101`, or the refusal), and the
+/// connection's end to come. Return it from the route (it is `IntoResponse`), or take
+/// [`ended`](Served::ended) to learn how the connection closed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Served {
+    /// The answer to the upgrade request.
+    pub response: Response,
+    /// Resolves to the [`Closed`] connection once it is closed, or to `None` if no
+    /// WebSocket opened (refused, or the upgrade failed).
+    pub ended: Ended,
+}
+
+impl IntoResponse for Served {
+    fn into_response(self) -> Response {
+        self.response
+    }
+}
+
+/// The end of a connection [`serve`] started: a future of its [`Closed`] record and
+/// unsent messages (`None` if no WebSocket opened). Dropping it changes nothing: the
+/// connection runs on, and the same [`Closed`] reaches
+/// [`Handler::on_close`](crate::driver::Handler::on_close).
+#[derive(Debug)]
+pub struct Ended {
+    receiver: Option<oneshot::Receiver<Closed>>,
+}
+
+impl Future for Ended {
+    type Output = Option<Closed>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Closed>> {
+        match self.receiver.as_mut() {
+            None => Poll::Ready(None),
+            Some(receiver) => Pin::new(receiver).poll(cx).map(Result::ok),
+        }
+    }
+}
+
+/// Answers an upgrade request: asks the service's authenticator
+/// ([`Service::admit`]); on a refusal answers with its status and reason (no
+/// WebSocket); otherwise completes the upgrade (with the selected subprotocol and
+/// the [`SocketConfig`] applied) and runs the connection on `service` in the task axum
+/// spawns for it.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use axum::extract::{State, WebSocketUpgrade};
+/// use ws_lifecycle::axum::Served;
+/// use ws_lifecycle::driver::UpgradeRequest;
+/// use ws_lifecycle::{Authenticator, Handler, Service};
+///
+/// async fn ws<A: Authenticator, H: Handler<A::State>>(
+///     State(service): State<Arc<Service<A, H>>>,
+///     upgrade: WebSocketUpgrade,
+///     request: UpgradeRequest, // method, URI, headers, peer: the adapter builds it
+/// ) -> Served {
+///     ws_lifecycle::axum::serve(upgrade, request, service).await
+/// }
+/// ```
+pub async fn serve<A, H>(
+    upgrade: WebSocketUpgrade,
+    request: UpgradeRequest,
+    service: Arc<Service<A, H>>,
+) -> Served
+where
+    A: Authenticator + 'static,
+    H: Handler<A::State>,
+{
+    let admission = match service.admit(request).await {
+        Ok(admission) => admission,
+        Err(refusal) => {
+            let body = refusal.reason().to_owned();
+            let content_type = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
+            return Served {
+                response: (refusal.status(), content_type, body).into_response(),
+                ended: Ended { receiver: None },
+            };
+        }
+    };
+    let mut upgrade = configure(upgrade, &service.config().socket);
+    if let Some(protocol) = admission
+        .protocol()
+        .and_then(|p| HeaderValue::from_str(p).ok())
+    {
+        upgrade.set_selected_protocol(protocol);
+    }
+    let (tx, rx) = oneshot::channel();
+    let response = upgrade.on_upgrade(move |socket| async move {
+        // axum's tungstenite queues the Pong itself as it reads a Ping.
+        let closed = service
+            .run_admitted_socket(AxumSocket::new(socket), admission, false)
+            .await;
+        let _ = tx.send(closed);
+    });
+    Served {
+        response,
+        ended: Ended { receiver: Some(rx) },
+    }
+}
+
+/// The [`SocketConfig`] applied to axum's upgrade.
+pub fn configure(upgrade: WebSocketUpgrade, socket: &SocketConfig) -> WebSocketUpgrade {
+    upgrade
+        .read_buffer_size(socket.read_buffer_size)
+        .write_buffer_size(socket.write_buffer_size)
+        .max_write_buffer_size(socket.max_write_buffer_size)
+        .max_message_size(socket.max_message_size.unwrap_or(usize::MAX))
+        .max_frame_size(socket.max_frame_size.unwrap_or(usize::MAX))
+}
+
+/// The upgrade request as an axum extractor: method, URI, headers, and the peer's
+/// address when the server was built with
+/// `into_make_service_with_connect_info::<SocketAddr>()` (else `None`). Never fails.
+impl<S: Send + Sync> FromRequestParts<S> for UpgradeRequest {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let mut request = UpgradeRequest::new(parts.uri.clone(), parts.headers.clone());
+        request.method = parts.method.clone();
+        request.peer = (parts.extensions.get::<ConnectInfo<SocketAddr>>()).map(|info| info.0);
+        Ok(request)
+    }
+}

@@ -1,0 +1,304 @@
+//! The tokio-tungstenite adapter (feature `tungstenite`): accept a TCP (or any
+//! `AsyncRead + AsyncWrite`) stream and run a ws-lifecycle connection on it in one
+//! call — [`accept`] reads the HTTP upgrade request, asks the service's
+//! authenticator before answering (a refusal is an HTTP response, no WebSocket
+//! opens), answers the handshake with the selected subprotocol and the
+//! [`SocketConfig`](crate::driver::SocketConfig) applied, and runs the connection
+//! until it is closed.
+//!
+//! A complete server: upgrade-time authentication from a JWT-like token carried in
+//! `Sec-WebSocket-Protocol` (answered with the `chat` subprotocol), per-connection
+//! state, a broadcast, and a drain; one client connects over loopback.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use futures_util::{SinkExt, StreamExt};
+//! use tokio_tungstenite::tungstenite::{Message as WsMessage, client::IntoClientRequest};
+//! use ws_lifecycle::driver::{AtUpgrade, Refusal, UpgradeRequest};
+//! use ws_lifecycle::{CloseFrame, DriverConfig, Emitter, Handler, Identity, Message};
+//! use ws_lifecycle::{Registry, Sender, Service, Session};
+//!
+//! /// Per connection: when the client connected (the handler's state).
+//! struct Since(std::time::Instant);
+//!
+//! struct Announce;
+//!
+//! impl Handler<Since> for Announce {
+//!     async fn on_authenticated(&self, session: &Session<Since>, emitter: &Emitter) {
+//!         let _ = emitter.emit(Message::text("welcome")); // before anything else (G2)
+//!     }
+//!     async fn on_message(&self, session: &Session<Since>, _: &Sender, message: Message) -> Result<(), CloseFrame> {
+//!         let age = session.state.0.elapsed().as_secs();
+//!         let text = format!("{} ({age}s): {}", session.user().unwrap_or("?"), message.as_text().unwrap_or(""));
+//!         session.registry.broadcast(Message::text(text)); // to every Ready connection (G7)
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // `Sec-WebSocket-Protocol: chat, token.<user>`: the token rides in the subprotocol list.
+//! let tokens = AtUpgrade(|request: Arc<UpgradeRequest>| async move {
+//!     let token = request.protocols().find_map(|p| p.strip_prefix("token."));
+//!     match token {
+//!         Some(user @ ("ada" | "bob")) => Ok(Identity::user(user)
+//!             .with_state(Since(std::time::Instant::now()))
+//!             .selecting_protocol("chat")),
+//!         Some(_) => Err(Refusal::forbidden("unknown user")), // HTTP 403
+//!         None => Err(Refusal::unauthorized("no token")),     // HTTP 401
+//!     }
+//! });
+//! let registry = Registry::default();
+//! let service = Arc::new(Service::new(registry.clone(), DriverConfig::default(), tokens, Announce));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! let server = service.clone();
+//! tokio::spawn(async move {
+//!     while let Ok((stream, peer)) = listener.accept().await {
+//!         let service = server.clone();
+//!         tokio::spawn(async move {
+//!             match ws_lifecycle::tungstenite::accept(stream, Some(peer), &service).await {
+//!                 Ok(closed) => assert!(closed.unsent.is_empty() || !closed.record.is_clean()),
+//!                 Err(error) => eprintln!("{peer}: {error}"), // refused, or a failed handshake
+//!             }
+//!         });
+//!     }
+//! });
+//! registry.open();
+//!
+//! let mut request = format!("ws://{addr}/ws").into_client_request()?;
+//! request.headers_mut().insert("sec-websocket-protocol", "chat, token.ada".parse()?);
+//! let (mut ada, response) = tokio_tungstenite::connect_async(request).await?;
+//! assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
+//! assert_eq!(ada.next().await.transpose()?, Some(WsMessage::text("welcome")));
+//! ada.send(WsMessage::text("hi")).await?;
+//! assert_eq!(ada.next().await.transpose()?, Some(WsMessage::text("ada (0s): hi")));
+//!
+//! let mut eve = format!("ws://{addr}/ws").into_client_request()?;
+//! eve.headers_mut().insert("sec-websocket-protocol", "chat, token.eve".parse()?);
+//! let refused = tokio_tungstenite::connect_async(eve).await.unwrap_err();
+//! assert!(matches!(refused, tokio_tungstenite::tungstenite::Error::Http(r) if r.status() == 403));
+//!
+//! registry.drain(Duration::from_secs(5)).await; // 1001 to everyone
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! tungstenite answers pings and echoes the peer's Close by itself: the driver adds
+//! no Pong of its own on these sockets, and its own Close reply is absorbed by the
+//! library, so the peer gets exactly one.
+
+mod rewind;
+mod socket;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, SEC_WEBSOCKET_PROTOCOL};
+use http::{HeaderMap, Method, Uri};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self};
+
+use crate::driver::{
+    Authenticator, Closed, Handler, Refusal, Service, SocketConfig, UpgradeRequest,
+};
+
+pub use socket::{TungsteniteSocket, from_tungstenite, to_tungstenite};
+
+use rewind::Rewind;
+
+/// The longest upgrade request head read before answering 431.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Why [`accept`] returned without running a connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AcceptError {
+    /// The authenticator refused the upgrade: the client was answered with this
+    /// refusal's HTTP status and reason, and no WebSocket opened.
+    #[error("upgrade refused: {0}")]
+    Refused(Refusal),
+    /// The request was not a readable HTTP request (answered 400 or 431 where the
+    /// stream still allowed it), or it did not arrive within the readiness timeout.
+    #[error("bad upgrade request: {0}")]
+    BadRequest(String),
+    /// Reading the request or writing the answer failed.
+    #[error("i/o error during the upgrade: {0}")]
+    Io(#[from] std::io::Error),
+    /// The WebSocket handshake failed (tungstenite answered the client itself).
+    #[error("WebSocket handshake failed: {0}")]
+    Handshake(#[from] tungstenite::Error),
+}
+
+/// Reads the upgrade request on `stream` (from `peer`, if known), checks it with the
+/// service's authenticator ([`Service::admit`]), completes the WebSocket handshake,
+/// and runs the connection until it is closed. Returns the [`Closed`] connection (its
+/// record and every message never written, **G3**); fails only if the upgrade does,
+/// and then no WebSocket opened.
+///
+/// ```no_run
+/// # async fn example<A: ws_lifecycle::Authenticator, H: ws_lifecycle::Handler<A::State>>(
+/// #     service: std::sync::Arc<ws_lifecycle::Service<A, H>>,
+/// # ) -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// loop {
+///     let (stream, peer) = listener.accept().await?;
+///     let service = service.clone();
+///     tokio::spawn(async move { ws_lifecycle::tungstenite::accept(stream, Some(peer), &service).await });
+/// }
+/// # }
+/// ```
+pub async fn accept<S, A, H>(
+    mut stream: S,
+    peer: Option<SocketAddr>,
+    service: &Service<A, H>,
+) -> Result<Closed, AcceptError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    A: Authenticator,
+    H: Handler<A::State>,
+{
+    let limit = service.config().connection.readiness_timeout;
+    let read = tokio::time::timeout(limit, read_head(&mut stream)).await;
+    let (head, mut request) = match read {
+        Ok(Ok(Head::Complete(head, request))) => (head, request),
+        Ok(Ok(Head::TooLarge)) => {
+            let refusal = Refusal::with_status(
+                http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "request head too large",
+            );
+            let _ = answer(&mut stream, &refusal).await;
+            return Err(AcceptError::BadRequest(refusal.reason().to_owned()));
+        }
+        Ok(Ok(Head::Malformed(why))) => {
+            let refusal = Refusal::with_status(http::StatusCode::BAD_REQUEST, why.clone());
+            let _ = answer(&mut stream, &refusal).await;
+            return Err(AcceptError::BadRequest(why));
+        }
+        Ok(Err(error)) => return Err(AcceptError::Io(error)),
+        Err(_) => {
+            return Err(AcceptError::BadRequest(format!(
+                "no upgrade request within {limit:?}"
+            )));
+        }
+    };
+    request.peer = peer;
+    let admission = match service.admit(request).await {
+        Ok(admission) => admission,
+        Err(refusal) => {
+            answer(&mut stream, &refusal).await?;
+            return Err(AcceptError::Refused(refusal));
+        }
+    };
+    let protocol = admission.protocol().map(HeaderValue::from_str);
+    let config = websocket_config(&service.config().socket);
+    // The callback's types are tungstenite's (its error is an HTTP response).
+    #[allow(clippy::result_large_err)]
+    let socket = tokio_tungstenite::accept_hdr_async_with_config(
+        Rewind::new(head, stream),
+        |_: &tungstenite::handshake::server::Request,
+         mut response: tungstenite::handshake::server::Response| {
+            if let Some(Ok(protocol)) = protocol {
+                response
+                    .headers_mut()
+                    .insert(SEC_WEBSOCKET_PROTOCOL, protocol);
+            }
+            Ok(response)
+        },
+        Some(config),
+    )
+    .await?;
+    // tungstenite queues the Pong itself as it reads a Ping.
+    Ok(service
+        .run_admitted_socket(TungsteniteSocket::new(socket), admission, false)
+        .await)
+}
+
+/// The [`SocketConfig`] as tungstenite's.
+pub fn websocket_config(socket: &SocketConfig) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(socket.read_buffer_size)
+        .write_buffer_size(socket.write_buffer_size)
+        .max_write_buffer_size(socket.max_write_buffer_size)
+        .max_message_size(socket.max_message_size)
+        .max_frame_size(socket.max_frame_size)
+}
+
+/// An upgrade request head as read.
+enum Head {
+    /// The bytes read (the head and whatever followed it) and the request.
+    Complete(Vec<u8>, UpgradeRequest),
+    TooLarge,
+    Malformed(String),
+}
+
+/// Reads until the end of the request head (or `MAX_HEAD` bytes).
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Head> {
+    let mut buffer = Vec::with_capacity(1024);
+    let mut chunk = [0_u8; 1024];
+    loop {
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut parsed = httparse::Request::new(&mut headers);
+        match parsed.parse(&buffer) {
+            Ok(httparse::Status::Complete(_)) => {
+                let request = match to_request(&parsed) {
+                    Ok(request) => request,
+                    Err(why) => return Ok(Head::Malformed(why)),
+                };
+                return Ok(Head::Complete(buffer, request));
+            }
+            Ok(httparse::Status::Partial) if buffer.len() < MAX_HEAD => {}
+            Ok(httparse::Status::Partial) => return Ok(Head::TooLarge),
+            Err(httparse::Error::TooManyHeaders) => return Ok(Head::TooLarge),
+            Err(error) => return Ok(Head::Malformed(error.to_string())),
+        }
+    }
+}
+
+/// httparse's request as an [`UpgradeRequest`].
+fn to_request(parsed: &httparse::Request<'_, '_>) -> Result<UpgradeRequest, String> {
+    let method =
+        Method::from_bytes(parsed.method.unwrap_or("").as_bytes()).map_err(|e| e.to_string())?;
+    let uri: Uri = parsed
+        .path
+        .unwrap_or("")
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| e.to_string())?;
+    let mut headers = HeaderMap::new();
+    for header in parsed.headers.iter() {
+        let name =
+            http::HeaderName::from_bytes(header.name.as_bytes()).map_err(|e| e.to_string())?;
+        let value = HeaderValue::from_bytes(header.value).map_err(|e| e.to_string())?;
+        headers.append(name, value);
+    }
+    let mut request = UpgradeRequest::new(uri, headers);
+    request.method = method;
+    Ok(request)
+}
+
+/// Answers the request with the refusal (status, `text/plain` reason) and closes.
+async fn answer<S: AsyncWrite + Unpin>(stream: &mut S, refusal: &Refusal) -> std::io::Result<()> {
+    let status = refusal.status();
+    let body = refusal.reason();
+    let head = format!(
+        "HTTP/1.1 {} {}\r\n{CONTENT_TYPE}: text/plain; charset=utf-8\r\n{CONTENT_LENGTH}: {}\r\n{CONNECTION}: close\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len(),
+    );
+    let write = async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    tokio::time::timeout(Duration::from_secs(1), write)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+}

@@ -1,0 +1,115 @@
+//! [`UpgradeRequest`]: the HTTP request that asked for the WebSocket, as the
+//! authenticator and the handler see it.
+
+use std::net::SocketAddr;
+
+use http::header::SEC_WEBSOCKET_PROTOCOL;
+use http::{HeaderMap, Method, Uri};
+
+/// The upgrade request: method, URI (with the query), headers and the peer's address.
+/// The adapters build it from their library's request; the authenticator sees it
+/// before the `101` ([`Authenticator::at_upgrade`](super::Authenticator::at_upgrade)),
+/// and the handler finds it in [`Session::request`](super::Session::request).
+///
+/// ```
+/// use http::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+/// use ws_lifecycle::driver::UpgradeRequest;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer s3cret"));
+/// let request = UpgradeRequest::new("/ws?room=42".parse()?, headers)
+///     .with_peer("192.0.2.7:50312".parse()?);
+/// let header = request.headers.get(AUTHORIZATION).and_then(|value| value.to_str().ok());
+/// assert_eq!(header.and_then(|value| value.strip_prefix("Bearer ")), Some("s3cret"));
+/// assert_eq!((request.uri.path(), request.query_param("room")), ("/ws", Some("42")));
+/// assert_eq!(request.peer.map(|peer| peer.port()), Some(50312));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct UpgradeRequest {
+    /// The request's method (`GET` for a WebSocket upgrade).
+    pub method: Method,
+    /// The request's URI.
+    pub uri: Uri,
+    /// The request's headers.
+    pub headers: HeaderMap,
+    /// The peer's address, when the adapter knows it (axum: served with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`; tungstenite: passed to
+    /// `accept`).
+    pub peer: Option<SocketAddr>,
+}
+
+impl UpgradeRequest {
+    /// A `GET` request with this URI and these headers, from no known peer.
+    ///
+    /// ```
+    /// use ws_lifecycle::driver::UpgradeRequest;
+    ///
+    /// let request = UpgradeRequest::new("/ws?token=ada".parse()?, Default::default());
+    /// assert_eq!(request.query(), Some("token=ada"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(uri: Uri, headers: HeaderMap) -> UpgradeRequest {
+        UpgradeRequest {
+            method: Method::GET,
+            uri,
+            headers,
+            peer: None,
+        }
+    }
+
+    /// The same request, from `peer`.
+    pub fn with_peer(self, peer: SocketAddr) -> UpgradeRequest {
+        UpgradeRequest {
+            peer: Some(peer),
+            ..self
+        }
+    }
+
+    /// The query string, if there is one.
+    pub fn query(&self) -> Option<&str> {
+        self.uri.query()
+    }
+
+    /// The value of the first `name=value` pair in the query, as written (not
+    /// percent-decoded); `Some("")` for a bare `name`.
+    ///
+    /// ```
+    /// use ws_lifecycle::driver::UpgradeRequest;
+    ///
+    /// let request = UpgradeRequest::new("/ws?token=ada:s3cret&debug".parse()?, Default::default());
+    /// assert_eq!(request.query_param("token"), Some("ada:s3cret"));
+    /// assert_eq!(request.query_param("debug"), Some(""));
+    /// assert_eq!(request.query_param("room"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query()?.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == name).then_some(value)
+        })
+    }
+
+    /// The subprotocols the client offered (`Sec-WebSocket-Protocol`), in its order.
+    ///
+    /// ```
+    /// use http::header::{HeaderMap, HeaderValue, SEC_WEBSOCKET_PROTOCOL};
+    /// use ws_lifecycle::driver::UpgradeRequest;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("chat.v2, jwt.eyJhbGciOi"));
+    /// let request = UpgradeRequest::new("/ws".parse()?, headers);
+    /// assert_eq!(request.protocols().collect::<Vec<_>>(), ["chat.v2", "jwt.eyJhbGciOi"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn protocols(&self) -> impl Iterator<Item = &str> + '_ {
+        self.headers
+            .get_all(SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .filter(|protocol| !protocol.is_empty())
+    }
+}
