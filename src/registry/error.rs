@@ -1,8 +1,9 @@
-//! [`RegistryError`]: why a registry refused a connection or a request.
+//! [`RegistryError`]: why a registry refused a connection or a request;
+//! [`SendToError`]: why it did not queue a message for one connection.
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::{CloseCode, CrateClose};
+use crate::core::{CloseCode, CrateClose, Message};
 
 crate::core::names::named! {
     /// Why a [`Registry`](crate::registry::Registry) refused a connection or a request. Where the
@@ -85,5 +86,99 @@ impl RegistryError {
             RegistryError::ShuttingDown => Some(CrateClose::Shutdown),
             _ => None,
         }
+    }
+}
+
+/// Why [`Registry::send_to`](crate::registry::Registry::send_to) did not queue its
+/// message: the counts a broadcast would have put the connection in
+/// ([`BroadcastReport`](crate::registry::BroadcastReport)), and one more for an id
+/// that is not listed.
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::registry::SendToErrorKind;
+/// use ws_lifecycle::{Config, Connection, ConnectionId, Message, Registry};
+///
+/// let registry = Registry::default();
+/// registry.open();
+/// let now = Instant::now();
+/// let conn = Connection::new(registry.next_id(), Config::default()).accept(now)?;
+/// let _registration = registry.register(&conn, now)?;
+/// let err = registry.send_to(conn.id(), Message::text("hi")).unwrap_err();
+/// assert_eq!(err.kind, SendToErrorKind::NotReady); // still in its handshake (G7)
+/// let err = registry.send_to(ConnectionId::new(999), Message::text("hi")).unwrap_err();
+/// assert_eq!(err.kind, SendToErrorKind::NotListed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SendToErrorKind {
+    /// No connection with this id is listed: never registered here, or `Closed`
+    /// since (**G7**).
+    NotListed,
+    /// Listed, but not `Ready` (still in its handshake, or held by the startup gate,
+    /// **G8**): nothing is routed to it before `Ready` (**G7**).
+    NotReady,
+    /// Closing: nothing is queued after its Close (**G3**).
+    Closing,
+    /// `Ready`, but its outbox is full: refused without waiting, and the connection's
+    /// [`OverflowPolicy`](crate::core::OverflowPolicy) applied (under
+    /// [`OverflowPolicy::Close`](crate::core::OverflowPolicy::Close) it is now closing).
+    Full,
+}
+
+/// A message [`Registry::send_to`](crate::registry::Registry::send_to) did not queue,
+/// handed back with the reason (**G3**: never silently dropped).
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::registry::SendToErrorKind;
+/// use ws_lifecycle::{CloseFrame, Config, Connection, Message, Registry};
+///
+/// let registry = Registry::default();
+/// registry.open();
+/// let now = Instant::now();
+/// let conn = Connection::new(registry.next_id(), Config::default()).accept(now)?;
+/// let _registration = registry.register(&conn, now)?;
+/// let conn = conn.authenticate(None, now)?.ready(now)?;
+/// let id = conn.id();
+/// let _closing = conn.close(CloseFrame::normal(), now);
+/// let err = registry.send_to(id, Message::text("late")).unwrap_err();
+/// assert_eq!(err.kind, SendToErrorKind::Closing);
+/// assert_eq!(err.into_message(), Message::text("late")); // handed back, never lost (G3)
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("message not sent: {}", match .kind {
+    SendToErrorKind::NotListed => "no connection with this id is listed (never registered here, or closed since); the message is returned in the error",
+    SendToErrorKind::NotReady => "the connection is not ready yet; send once it is ready (the message is returned in the error)",
+    SendToErrorKind::Closing => "the connection is closing or closed; stop sending to it (the message is returned in the error)",
+    SendToErrorKind::Full => "the outbox is full because the peer reads slowly; retry later, drop the message or close the connection (the message is returned in the error)",
+})]
+#[non_exhaustive]
+pub struct SendToError {
+    /// Why.
+    pub kind: SendToErrorKind,
+    /// The message, returned to the caller.
+    pub message: Message,
+}
+
+impl SendToError {
+    pub(crate) fn new(kind: SendToErrorKind, message: Message) -> SendToError {
+        SendToError { kind, message }
+    }
+
+    /// Takes the message back (**G3**).
+    ///
+    /// ```
+    /// use ws_lifecycle::{ConnectionId, Message, Registry};
+    ///
+    /// let registry = Registry::default();
+    /// let err = registry.send_to(ConnectionId::new(7), Message::text("hi")).unwrap_err();
+    /// let message = err.into_message(); // to retry, or to send elsewhere
+    /// assert_eq!(message, Message::text("hi"));
+    /// ```
+    pub fn into_message(self) -> Message {
+        self.message
     }
 }

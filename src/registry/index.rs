@@ -226,6 +226,16 @@ impl Index {
         true
     }
 
+    /// The groups the listed connection `id` is in, in no particular order; empty if
+    /// it is not listed.
+    pub(crate) fn groups_of(&self, id: ConnectionId) -> Vec<Name<str>> {
+        self.entries
+            .get(&id)
+            .and_then(|entry| entry.groups.as_deref())
+            .map(|groups| groups.to_vec())
+            .unwrap_or_default()
+    }
+
     /// Removes `id` from `group`; false if it was not a member.
     pub(crate) fn leave(&mut self, id: ConnectionId, group: &str) -> bool {
         let Some(entry) = self.entries.get_mut(&id) else {

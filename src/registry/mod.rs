@@ -30,10 +30,13 @@ use crate::shared::sync::{
 };
 use crate::shared::{Link, Member, Membership, Shared, Wakeups};
 
+pub use broadcast::Audience;
 pub use config::{RegistryConfig, StartupPolicy};
-pub use error::RegistryError;
+pub use error::{RegistryError, SendToError, SendToErrorKind};
 pub use registration::Registration;
-pub use report::{BroadcastReport, DrainReport, PhaseCounts, RegistrySnapshot, Totals};
+pub use report::{
+    BroadcastReport, DeliveryReport, DrainReport, PhaseCounts, Refused, RegistrySnapshot, Totals,
+};
 
 use index::Index;
 
@@ -89,6 +92,8 @@ pub(crate) struct Core {
     epoch: AtomicU64,
     /// Set once by `open`: the startup gate's only release (**G8**).
     opened: AtomicBool,
+    /// The next id [`Registry::next_id`] hands out: from 1, never reused.
+    next_id: AtomicU64,
     index: Mutex<Index>,
     /// The clock of the calls that carry no time (`Sender::close`, `shutdown`,
     /// `drain`), when its connections' driver brought one (tokio's, which a test may
@@ -197,6 +202,7 @@ impl Registry {
             state: AtomicU8::new(RegistryState::Starting as u8),
             epoch: AtomicU64::new(0),
             opened: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
             index: Mutex::new(Index::default()),
             clock: OnceLock::new(),
         });
@@ -210,6 +216,36 @@ impl Registry {
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn adopt_clock(&self, clock: fn() -> Instant) {
         let _ = self.core.clock.set(clock);
+    }
+
+    /// A fresh connection id, unique in this registry by construction: ids count up
+    /// from 1 and are never reused. All clones of a registry share the counter, so
+    /// two `Service`s (feature `tokio`) sharing a registry and taking their ids from
+    /// here draw from the same counter: their ids cannot collide (ids you build
+    /// yourself with [`ConnectionId::new`] can still collide:
+    /// [`register`](Self::register) reports [`RegistryError::DuplicateId`]).
+    ///
+    /// Cheap (one atomic increment, no lock) and callable from any thread; in any
+    /// state of the registry.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::{Config, Connection, ConnectionId, Registry};
+    ///
+    /// let registry = Registry::default();
+    /// registry.open();
+    /// let clone = registry.clone(); // e.g. another server's
+    /// let (a, b) = (registry.next_id(), clone.next_id());
+    /// assert_eq!((a, b), (ConnectionId::new(1), ConnectionId::new(2))); // one counter
+    /// let now = Instant::now();
+    /// let conn = Connection::new(registry.next_id(), Config::default()).accept(now)?;
+    /// let _registration = registry.register(&conn, now)?; // never a DuplicateId
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_id(&self) -> ConnectionId {
+        // Relaxed: the counter orders nothing but itself, and each value is taken
+        // once. At one id per nanosecond, it would wrap after 584 years.
+        ConnectionId::new(self.core.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Where the registry is in its life.
@@ -459,6 +495,22 @@ impl Registry {
     }
 
     /// Removes `id` from `group`; false if it was not a member.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::{Config, Connection, Registry};
+    ///
+    /// let registry = Registry::default();
+    /// registry.open();
+    /// let now = Instant::now();
+    /// let conn = Connection::new(registry.next_id(), Config::default()).accept(now)?;
+    /// let _registration = registry.register(&conn, now)?;
+    /// registry.join(conn.id(), "room:42")?;
+    /// assert!(registry.leave(conn.id(), "room:42"));
+    /// assert!(!registry.leave(conn.id(), "room:42")); // not a member any more
+    /// assert!(registry.members("room:42").is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn leave(&self, id: ConnectionId, group: &str) -> bool {
         self.core.lock().leave(id, group)
     }
@@ -501,6 +553,37 @@ impl Registry {
             .get(group)
             .map(|ids| ids.iter().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// The groups the listed connection `id` is in, sorted; empty if it is not
+    /// listed (never registered, or `Closed` since: it left every group, **G7**).
+    /// The names are the ones [`join`](Self::join) stored, shared with the group
+    /// index (like [`user_of`](Self::user_of)'s).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::core::TransportLoss;
+    /// use ws_lifecycle::{Config, Connection, Registry};
+    ///
+    /// let registry = Registry::default();
+    /// registry.open();
+    /// let now = Instant::now();
+    /// let conn = Connection::new(registry.next_id(), Config::default()).accept(now)?;
+    /// let _registration = registry.register(&conn, now)?;
+    /// for group in ["room:7", "admins", "room:42"] {
+    ///     registry.join(conn.id(), group)?;
+    /// }
+    /// registry.leave(conn.id(), "room:7");
+    /// let groups = registry.groups_of(conn.id());
+    /// assert_eq!(groups.iter().map(|g| &**g).collect::<Vec<_>>(), ["admins", "room:42"]);
+    /// conn.transport().handle_transport_lost(TransportLoss::Eof, now)?;
+    /// assert!(registry.groups_of(conn.id()).is_empty()); // Closed: in no group (G7)
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn groups_of(&self, id: ConnectionId) -> Vec<Name<str>> {
+        let mut groups = self.core.lock().groups_of(id);
+        groups.sort_unstable();
+        groups
     }
 
     /// The user a listed connection was identified as.

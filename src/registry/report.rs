@@ -1,10 +1,11 @@
-//! What the registry reports: per broadcast, per drain, and a snapshot of the whole.
+//! What the registry reports: per broadcast (with the refused connections named, on
+//! request), per drain, and a snapshot of the whole.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::{CloseCause, Phase};
+use crate::core::{CloseCause, ConnectionId, Phase};
 use crate::registry::RegistryState;
 
 /// What one broadcast did, target by target (**G7**). A broadcast never fails as a
@@ -53,6 +54,75 @@ impl BroadcastReport {
     pub fn selected(&self) -> usize {
         self.delivered + self.not_ready + self.closing + self.full
     }
+}
+
+/// Why a delivery refused a connection it selected: the two [`BroadcastReport`]
+/// counts of refusals, named per connection in a [`DeliveryReport`] (connections not
+/// `Ready` are skipped, not refused).
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::registry::{Audience, Refused};
+/// use ws_lifecycle::{CloseFrame, Config, Connection, Message, Registry};
+///
+/// let registry = Registry::default();
+/// registry.open();
+/// let now = Instant::now();
+/// let conn = Connection::new(registry.next_id(), Config::default()).accept(now)?;
+/// let _registration = registry.register(&conn, now)?;
+/// let conn = conn.authenticate(None, now)?.ready(now)?;
+/// let id = conn.id();
+/// let _closing = conn.close(CloseFrame::normal(), now);
+/// let report = registry.deliver(Audience::All, Message::text("news"));
+/// assert_eq!(report.refused, [(id, Refused::Closing)]); // never after its Close (G3)
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Refused {
+    /// Closing at the delivery's linearization point, or closed before the message
+    /// could be queued: nothing is written after its Close (**G3**). Counted in
+    /// [`BroadcastReport::closing`].
+    Closing,
+    /// `Ready`, but its outbox was full: refused without waiting, and the
+    /// connection's [`OverflowPolicy`](crate::core::OverflowPolicy) applied. Counted
+    /// in [`BroadcastReport::full`].
+    Full,
+}
+
+/// What [`Registry::deliver`](crate::registry::Registry::deliver) did: the counts of a
+/// [`BroadcastReport`], and the connections it refused, by id (**G7**).
+///
+/// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::registry::{Audience, Refused};
+/// use ws_lifecycle::{Config, Connection, Message, Registry};
+///
+/// let registry = Registry::default();
+/// registry.open();
+/// let now = Instant::now();
+/// let mut config = Config::default();
+/// config.outbox_capacity = 1; // OverflowPolicy::Reject, the default
+/// let conn = Connection::new(registry.next_id(), config).accept(now)?;
+/// let _registration = registry.register(&conn, now)?;
+/// registry.join(conn.id(), "room")?;
+/// let conn = conn.authenticate(None, now)?.ready(now)?;
+/// let first = registry.deliver(Audience::Group("room"), Message::text("1"));
+/// assert_eq!((first.counts.delivered, first.refused.len()), (1, 0));
+/// let second = registry.deliver(Audience::Group("room"), Message::text("2"));
+/// assert_eq!(second.counts.full, 1);
+/// assert_eq!(second.refused, [(conn.id(), Refused::Full)]); // who missed it
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeliveryReport {
+    /// What a broadcast to the same audience reports: every selected connection in
+    /// exactly one count.
+    pub counts: BroadcastReport,
+    /// The connections refused — one per `counts.closing + counts.full` — in the
+    /// order the delivery visited them.
+    pub refused: Vec<(ConnectionId, Refused)>,
 }
 
 /// What a drain did (**G8**).
