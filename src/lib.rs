@@ -77,8 +77,8 @@
 //! | 2. shared state | (private) | one `Conn` behind one lock, the wakers, the waits; loom's primitives under `cfg(loom)` |
 //! | 3. handles | [`handle`] | [`Connection`] *root* and its markers [`Connecting`], [`Accepted`], [`Authenticated`], [`Ready`], [`Closing`] *root*; [`handle::AnyConnection`]; [`Sender`], [`Emitter`], [`Receiver`], [`Observer`], [`Transport`], [`Gone`] *root*; [`handle::WaitError`] |
 //! | 4. registry | [`registry`] | [`Registry`], [`Registration`], [`RegistryConfig`] *root*; [`registry::StartupPolicy`], [`registry::BroadcastReport`], [`registry::RegistrySnapshot`], [`registry::RegistryError`], … |
-//! | 5. driver (feature `tokio`) | `driver` | `Service`, `Handler`, `Authenticator`, `Identity`, `Session`, `DriverConfig` *root*; `driver::UpgradeRequest`, `driver::WireFrame`, `driver::AuthRequest` |
-//! | 6. adapters | `axum` (feature `axum`), `tungstenite` (feature `tungstenite`) | the driver behind axum's and tokio-tungstenite's WebSockets |
+//! | 5. driver (feature `tokio`) | `driver` | `Service`, `Handler`, `Authenticator`, `Identity`, `Session`, `DriverConfig` *root*; `driver::Closed` (record + unsent messages), `driver::Admission`, `driver::UpgradeRequest`, `driver::UpgradeVerdict`, `driver::Refusal`, `driver::AtUpgrade`, `driver::Public`, `driver::AuthRequest`, `driver::SocketConfig`, `driver::WireFrame` |
+//! | 6. adapters | `axum` (feature `axum`), `tungstenite` (feature `tungstenite`) | the driver behind axum's and tokio-tungstenite's WebSockets, one shape for both: authenticate before the `101` (a refusal is an HTTP answer), apply `SocketConfig` and the subprotocol, run, return the `Closed` connection |
 //!
 //! The repository's [`docs/architecture.md`] draws the same map file by file.
 //!

@@ -36,6 +36,18 @@ pub(super) enum Verdict<S> {
     Refused(Refusal),
 }
 
+/// Where the application side starts.
+enum Start<S> {
+    /// Authenticated at the upgrade (before the pump started).
+    Authenticated(Connection<Authenticated>, Identity<S>),
+    /// The first message decides.
+    AwaitFirstMessage(Connection<Accepted>, Option<oneshot::Receiver<Message>>),
+    /// Refused at the upgrade after the handshake: closed with 1008.
+    Refused(Connection<Accepted>, Refusal),
+    /// Closed before it started.
+    Gone,
+}
+
 /// How a bounded handler call ended.
 enum Guarded<T> {
     Done(T),
@@ -99,10 +111,21 @@ where
         }
         _ => (None, None),
     };
+    // Authenticated at the upgrade: `Authenticated` before the pump reads anything,
+    // so that what a client sends at once is held for the handler (G2), never
+    // counted against the pre-authentication limits.
+    let start = match verdict {
+        Verdict::Accepted(identity) => match conn.authenticate(identity.expires_at, now) {
+            Ok(conn) => Start::Authenticated(conn, identity),
+            Err(_) => Start::Gone, // the credential had lapsed already (G5)
+        },
+        Verdict::AwaitFirstMessage => Start::AwaitFirstMessage(conn, first_rx),
+        Verdict::Refused(refusal) => Start::Refused(conn, refusal),
+    };
     let pump = pump::run(socket, transport.clone(), config, first_tx, answer_pings);
     let app = async {
         let registration = registration.as_ref()?;
-        application(service, conn, registration, request, verdict, first_rx).await
+        application(service, start, registration, request).await
     };
     let ((), session) = tokio::join!(pump, app);
     // The registration lived until the pump was done, i.e. until the connection was
@@ -131,28 +154,25 @@ where
 /// the handler (then `on_close` is owed).
 async fn application<A, H>(
     service: &Service<A, H>,
-    conn: Connection<Accepted>,
+    start: Start<A::State>,
     registration: &Registration,
     request: Arc<UpgradeRequest>,
-    verdict: Verdict<A::State>,
-    first: Option<oneshot::Receiver<Message>>,
 ) -> Option<Session<A::State>>
 where
     A: Authenticator,
     H: Handler<A::State>,
 {
     let (registry, config, authenticator, handler) = service.parts();
-    let observer = conn.observer();
-    let transport = conn.transport();
-    let id = conn.id();
-    let (identity, handed_on) = match verdict {
-        Verdict::Accepted(identity) => (identity, None),
-        Verdict::Refused(refusal) => {
-            tracing::info!(%id, %refusal, "refused at the upgrade; closing with 1008");
+    let (conn, identity, handed_on) = match start {
+        Start::Gone => return None,
+        Start::Authenticated(conn, identity) => (conn, identity, None),
+        Start::Refused(conn, refusal) => {
+            tracing::info!(id = %conn.id(), %refusal, "refused at the upgrade; closing with 1008");
             let _ = conn.reject(now());
             return None;
         }
-        Verdict::AwaitFirstMessage => {
+        Start::AwaitFirstMessage(conn, first) => {
+            let (observer, transport, id) = (conn.observer(), conn.transport(), conn.id());
             // The first message, or the end (the readiness deadline closes a client
             // that never sends one, G5).
             let first = first.expect("a first-message channel in this mode");
@@ -162,23 +182,26 @@ where
             let handed_on = config.hand_on_first_message.then(|| first_message.clone());
             let request = AuthRequest::new(id, request.clone(), first_message);
             let auth = authenticator.authenticate(request);
-            match until_closed(&observer, AssertUnwindSafe(auth).catch_unwind()).await? {
-                Ok(Ok(identity)) => (identity, handed_on),
-                Ok(Err(refusal)) => {
-                    tracing::info!(%id, %refusal, "authentication refused");
-                    let _ = conn.reject(now());
-                    return None;
-                }
-                Err(_panic) => {
-                    tracing::error!(%id, "the authenticator panicked; closing with 1011");
-                    transport.raise(CrateClose::HandlerPanic, now());
-                    return None;
-                }
-            }
+            let identity =
+                match until_closed(&observer, AssertUnwindSafe(auth).catch_unwind()).await? {
+                    Ok(Ok(identity)) => identity,
+                    Ok(Err(refusal)) => {
+                        tracing::info!(%id, %refusal, "authentication refused");
+                        let _ = conn.reject(now());
+                        return None;
+                    }
+                    Err(_panic) => {
+                        tracing::error!(%id, "the authenticator panicked; closing with 1011");
+                        transport.raise(CrateClose::HandlerPanic, now());
+                        return None;
+                    }
+                };
+            // A credential that lapsed already closes the connection here (G5).
+            let conn = conn.authenticate(identity.expires_at, now()).ok()?;
+            (conn, identity, handed_on)
         }
     };
-    // A credential that lapsed already closes the connection here (G5).
-    let conn: Connection<Authenticated> = conn.authenticate(identity.expires_at, now()).ok()?;
+    let (observer, transport, id) = (conn.observer(), conn.transport(), conn.id());
     if let Some(user) = &identity.user {
         if let Err(error) = registry.identify(&conn, user) {
             tracing::info!(%id, %error, "the registry refused the user"); // closed by it (per-user cap)

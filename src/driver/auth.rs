@@ -1,19 +1,7 @@
 //! Authentication: when the client's credential arrives, what a refusal looks like,
 //! and what a success carries (the user, the credential's expiry, the application's
-//! own per-connection state, the chosen subprotocol).
-//!
-//! Three modes, chosen by the [`Authenticator`] a [`Service`](super::Service) is
-//! built with:
-//!
-//! | mode | credential | a refusal is | build it with |
-//! |---|---|---|---|
-//! | at the upgrade | the HTTP request (URI, headers, cookies, subprotocol, peer) | an HTTP response (401, 403, …), no WebSocket | [`AtUpgrade`] or [`Authenticator::at_upgrade`] |
-//! | by first message | the client's first WebSocket message | Close 1008 | a closure, or [`Authenticator::authenticate`] |
-//! | none | — | — | [`Public`] (or [`Service::public`](super::Service::public)) |
-//!
-//! An authenticator may mix the first two: [`at_upgrade`](Authenticator::at_upgrade)
-//! answers [`UpgradeVerdict::AwaitFirstMessage`] for requests that carry no
-//! credential, and the first message decides.
+//! own per-connection state, the chosen subprotocol). The three modes are in
+//! [`Authenticator`]'s docs.
 
 use std::fmt;
 use std::future::Future;
@@ -258,8 +246,20 @@ impl AuthRequest {
     }
 }
 
-/// Checks a client's credential, at the upgrade, in its first message, or both (see
-/// the [module](self) for the three modes).
+/// Checks a client's credential, at the upgrade, in its first message, or both.
+///
+/// Three modes, chosen by the [`Authenticator`] a [`Service`](super::Service) is
+/// built with:
+///
+/// | mode | credential | a refusal is | build it with |
+/// |---|---|---|---|
+/// | at the upgrade | the HTTP request (URI, headers, cookies, subprotocol, peer) | an HTTP response (401, 403, …), no WebSocket | [`AtUpgrade`] or [`Authenticator::at_upgrade`] |
+/// | by first message | the client's first WebSocket message | Close 1008 | a closure, or [`Authenticator::authenticate`] |
+/// | none | — | — | [`Public`] (or [`Service::public`](crate::driver::Service::public)) |
+///
+/// An authenticator may mix the first two: [`at_upgrade`](Authenticator::at_upgrade)
+/// answers [`UpgradeVerdict::AwaitFirstMessage`] for requests that carry no
+/// credential, and the first message decides.
 ///
 /// A closure `Fn(AuthRequest) -> impl Future<Output = Result<Identity<S>, E>>` (with
 /// `E: Into<Refusal>`, e.g. `String`) is a first-message authenticator; wrap a

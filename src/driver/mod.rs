@@ -1,5 +1,18 @@
 //! The async driver (feature `tokio`): runs one connection's lifecycle over any
-//! WebSocket `Stream + Sink`, with an authenticator, a handler and a [`Registry`].
+//! WebSocket `Stream + Sink`, with an [`Authenticator`], a [`Handler`] and a
+//! [`Registry`](crate::registry::Registry), shared by every connection of a
+//! [`Service`].
+//!
+//! | file | concept |
+//! |---|---|
+//! | `service.rs` | [`Service`] (what a server shares), [`Admission`] (a connection let through the upgrade) |
+//! | `auth.rs` | [`Authenticator`] and its three modes — at the upgrade ([`AtUpgrade`], [`UpgradeVerdict`], a [`Refusal`] is an HTTP answer), by first message ([`AuthRequest`]), none ([`Public`]) — and [`Identity`], which carries the application's per-connection state |
+//! | `handler.rs` | [`Handler`], the [`Session`] it sees, the [`Closed`] connection it is handed at the end |
+//! | `request.rs` | [`UpgradeRequest`]: method, URI, headers, peer address, offered subprotocols |
+//! | `config.rs` | [`DriverConfig`], [`SocketConfig`] |
+//! | `app.rs` | the application side of one connection (private) |
+//! | `pump.rs` | the socket side of one connection (private) |
+//! | `wire.rs` | [`WireFrame`], what the adapters convert to and from |
 //!
 //! Per connection, two futures run side by side in the caller's task:
 //!
@@ -7,16 +20,23 @@
 //!   yields, up to 64 frames per lock and per flush (our Close always last, **G3**),
 //!   feeds every frame it reads to the core (peer
 //!   Close, messages into the inbound hold with back-pressure, transport errors),
-//!   sleeps until the core's next deadline (**G5**), answers pings, enforces the idle
-//!   timeout and the pre-authentication limits, and ends the transport once the
-//!   connection is `Closed`. It is one poll function, so a write the peer does not
-//!   read never blocks the rest: reads go on, and the core's deadlines and a
-//!   slow-consumer close still take effect ([`Transport::poll_busy`](crate::handle::Transport::poll_busy));
-//! - the **application** side authenticates the first message, lists the connection
-//!   under its user, calls the [`Handler`], waits for the registry's startup gate
-//!   (**G8**), makes the connection `Ready`, and hands it every message in order.
+//!   sleeps until the core's next deadline (**G5**), answers pings (unless the
+//!   socket's library does), enforces the idle timeout and the pre-authentication
+//!   limits, and ends the transport once the connection is `Closed`. It is one poll
+//!   function, so a write the peer does not read never blocks the rest: reads go
+//!   on, and the core's deadlines and a slow-consumer close still take effect
+//!   ([`Transport::poll_busy`](crate::handle::Transport::poll_busy));
+//! - the **application** side authenticates the first message (unless the
+//!   connection was authenticated at the upgrade), lists the connection under its
+//!   user, calls the [`Handler`], waits for the registry's startup gate (**G8**),
+//!   makes the connection `Ready`, and hands it every message in order. Every
+//!   handler call ends with its connection: once it is closing, a pending call gets
+//!   [`DriverConfig::handler_grace`] and is then dropped.
 //!
-//! A panic in the handler is caught and closes that connection with 1011.
+//! When both are done, what was never written is taken back and handed, with the
+//! [`CloseRecord`], to [`Handler::on_close`] (exactly once, for a connection that
+//! reached the handler) and returned from [`Service::run`] as [`Closed`] (**G3** end
+//! to end). A panic in the handler is caught and closes that connection with 1011.
 
 mod app;
 mod auth;

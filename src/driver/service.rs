@@ -141,7 +141,7 @@ impl<S> Admission<S> {
 
 impl<H: Handler> Service<Public, H> {
     /// A service for a public endpoint: no authentication, every client is accepted
-    /// at the upgrade as [`Identity::anonymous`]. Same as `Service::new(registry,
+    /// at the upgrade as [`Identity::anonymous`](super::Identity::anonymous). Same as `Service::new(registry,
     /// config, Public, handler)`.
     ///
     /// ```
