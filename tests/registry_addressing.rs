@@ -1,6 +1,7 @@
 //! Addressing in the [`Registry`]: ids it hands out itself (`next_id`), one
 //! connection by id (`send_to`, G3 and G7), the groups of a connection
-//! (`groups_of`) and a delivery that names whom it refused (`deliver`, G7).
+//! (`groups_of`), a delivery that names whom it refused (`deliver`, G7), and failed
+//! registrations counted in the snapshot (G9).
 //! One thread (but for `next_id`'s), time by hand.
 
 use std::collections::HashSet;
@@ -8,10 +9,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ws_lifecycle::core::{OverflowPolicy, TransportLoss};
-use ws_lifecycle::registry::{Audience, Refused, RegistryError, SendToErrorKind};
+use ws_lifecycle::registry::{Audience, Refused, RegistryError, SendToErrorKind, StartupPolicy};
 use ws_lifecycle::{
     Accepted, CloseFrame, Config, Connection, ConnectionId, Frame, Message, Registration, Registry,
-    Transport,
+    RegistryConfig, Transport,
 };
 
 // ── helpers ─────────────────────────────────────────────────────────────────
@@ -403,4 +404,119 @@ fn deliver_to_a_user_names_their_refused_devices() {
     );
     let nobody = registry.deliver(Audience::User("nobody"), Message::text("x"));
     assert_eq!((nobody.counts.selected(), nobody.refused.len()), (0, 0));
+}
+
+// ── failed registrations in the snapshot (G9) ───────────────────────────────
+
+#[test]
+fn the_snapshot_counts_every_failed_registration_once() {
+    let registry = open_registry();
+    let (a, _) = accepted(&registry, Config::default());
+    let registration = registry.register(&a, at(0)).unwrap();
+
+    // DuplicateId: another connection with a's id.
+    let twin = Connection::new(a.id(), Config::default())
+        .accept(at(0))
+        .unwrap();
+    assert_eq!(
+        registry.register(&twin, at(0)).unwrap_err(),
+        RegistryError::DuplicateId
+    );
+    let totals = registry.snapshot().totals;
+    assert_eq!(totals.rejected.get("duplicate_id"), Some(&1));
+    assert!(totals.refused.is_empty(), "closes nothing: not a refusal");
+    assert_eq!(totals.registered, 1);
+
+    // AlreadyRegistered, here and from another registry.
+    assert_eq!(
+        registry.register(&a, at(0)).unwrap_err(),
+        RegistryError::AlreadyRegistered
+    );
+    let other = open_registry();
+    assert_eq!(
+        other.register(&a, at(0)).unwrap_err(),
+        RegistryError::AlreadyRegistered
+    );
+    assert_eq!(
+        other.snapshot().totals.rejected.get("already_registered"),
+        Some(&1),
+        "counted by the registry that was asked"
+    );
+
+    // Closed.
+    let (gone, gone_t) = accepted(&registry, Config::default());
+    gone_t
+        .handle_transport_lost(TransportLoss::Eof, at(0))
+        .unwrap();
+    assert_eq!(
+        registry.register(&gone, at(0)).unwrap_err(),
+        RegistryError::Closed
+    );
+
+    // identify: NotRegistered.
+    let (stranger, _) = accepted(&registry, Config::default());
+    let stranger = stranger.authenticate(None, at(0)).unwrap();
+    assert_eq!(
+        registry.identify(&stranger, "eve").unwrap_err(),
+        RegistryError::NotRegistered
+    );
+
+    let totals = registry.snapshot().totals;
+    let rejected: Vec<(&str, u64)> = totals
+        .rejected
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            ("already_registered", 1),
+            ("closed", 1),
+            ("duplicate_id", 1),
+            ("not_registered", 1)
+        ]
+    );
+    assert!(totals.refused.is_empty());
+    drop(registration);
+}
+
+#[test]
+fn refusals_that_close_are_counted_once_as_refused_g8() {
+    let mut config = RegistryConfig::default();
+    config.startup = StartupPolicy::Refuse;
+    config.max_connections_per_user = Some(1);
+    let registry = Registry::new(config);
+    let (early, _) = accepted(&registry, Config::default());
+    assert_eq!(
+        registry.register(&early, at(0)).unwrap_err(),
+        RegistryError::NotOpen
+    );
+    registry.open();
+    let (a, _) = accepted(&registry, Config::default());
+    let (b, _) = accepted(&registry, Config::default());
+    let _registrations = (
+        registry.register(&a, at(0)).unwrap(),
+        registry.register(&b, at(0)).unwrap(),
+    );
+    let (a, b) = (
+        a.authenticate(None, at(0)).unwrap(),
+        b.authenticate(None, at(0)).unwrap(),
+    );
+    registry.identify(&a, "ada").unwrap();
+    assert_eq!(
+        registry.identify(&b, "ada").unwrap_err(),
+        RegistryError::UserLimit
+    );
+    let totals = registry.snapshot().totals;
+    assert_eq!(totals.refused.get("not_open"), Some(&1));
+    assert_eq!(totals.refused.get("user_limit"), Some(&1));
+    assert!(totals.rejected.is_empty(), "not counted twice: {totals:?}");
+}
+
+#[test]
+fn totals_without_rejected_still_deserialize_g9() {
+    let old = r#"{"registered":1,"refused":{},"closed":0,"closed_by_cause":{}}"#;
+    let totals: ws_lifecycle::registry::Totals = serde_json::from_str(old).unwrap();
+    assert!(totals.rejected.is_empty());
+    assert_eq!(totals.registered, 1);
 }

@@ -273,6 +273,15 @@ fn registry_wire_forms_g9() {
     gone.transport()
         .handle_transport_lost(TransportLoss::Eof, now)
         .unwrap();
+    // A registration that fails closing nothing: counted apart from the refusals
+    // (`totals.rejected`, deliberate and additive).
+    let twin = Connection::new(ConnectionId::new(1), Config::default())
+        .accept(now)
+        .unwrap();
+    assert_eq!(
+        registry.register(&twin, now).unwrap_err(),
+        RegistryError::DuplicateId
+    );
     let report = registry.broadcast(Message::text("hi"));
     let snapshot = registry.snapshot();
     let back: ws_lifecycle::registry::RegistrySnapshot =

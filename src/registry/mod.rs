@@ -329,19 +329,25 @@ impl Registry {
         shared.run(|inner, wakeups| {
             inner.tick(now, wakeups);
             let _span = inner.conn.lifecycle().span().clone().entered();
-            if inner.is_listed() {
-                return Err(RegistryError::AlreadyRegistered);
-            }
             let phase = inner.conn.phase();
-            if phase == Phase::Closed {
-                return Err(RegistryError::Closed);
-            }
             // The admission decision and the insertion, under the registry's lock:
             // a drain that begins after this finds the connection listed, one that
             // began before is seen here (**G8**).
             let mut index = core.lock();
-            if index.entries.contains_key(&id) {
-                return Err(RegistryError::DuplicateId);
+            let mistake = if inner.is_listed() {
+                Some(RegistryError::AlreadyRegistered)
+            } else if phase == Phase::Closed {
+                Some(RegistryError::Closed)
+            } else if index.entries.contains_key(&id) {
+                Some(RegistryError::DuplicateId)
+            } else {
+                None
+            };
+            if let Some(mistake) = mistake {
+                // Counted, closing nothing (the connection may be listed elsewhere,
+                // or be another listed connection's twin).
+                index.totals.failed(mistake);
+                return Err(mistake);
             }
             let state = core.state();
             let refusal = match (&core.config.startup, state) {
@@ -363,7 +369,7 @@ impl Registry {
                 _ => None,
             };
             if let Some(refusal) = refusal {
-                index.totals.refused(refusal.as_str());
+                index.totals.failed(refusal);
                 drop(index);
                 tracing::info!(reason = refusal.as_str(), "registry refused a connection");
                 if let Some(close) = refusal.crate_close() {
@@ -432,7 +438,10 @@ impl Registry {
             let mut index = self.core.lock();
             match index.shared(&id) {
                 Some(listed) if Arc::ptr_eq(listed, shared) => {}
-                _ => return Err(RegistryError::NotRegistered),
+                _ => {
+                    index.totals.failed(RegistryError::NotRegistered);
+                    return Err(RegistryError::NotRegistered);
+                }
             }
             let already = index
                 .entries
@@ -448,7 +457,7 @@ impl Registry {
                 .max_connections_per_user
                 .is_some_and(|max| index.user_count(user) >= max)
             {
-                index.totals.refused(RegistryError::UserLimit.as_str());
+                index.totals.failed(RegistryError::UserLimit);
                 RegistryError::UserLimit
             } else {
                 index.set_user(id, Name::from(user));

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::core::{CloseCause, ConnectionId, Phase};
-use crate::registry::RegistryState;
+use crate::registry::{RegistryError, RegistryState};
 
 /// What one broadcast did, target by target (**G7**). A broadcast never fails as a
 /// whole: every selected connection lands in exactly one count.
@@ -213,12 +213,19 @@ impl PhaseCounts {
 
 /// Totals since the registry was made.
 ///
+/// Every [`Registry::register`](crate::registry::Registry::register) and
+/// [`Registry::identify`](crate::registry::Registry::identify) that returns an error
+/// is counted once, by [`RegistryError`] name: in `refused` if the refusal closed the
+/// connection ([`RegistryError::close_code`] is `Some`), in `rejected` if it closed
+/// nothing.
+///
 /// Serde form: `{"registered":5,"refused":{"not_open":1},"closed":4,
-/// "closed_by_cause":{"peer":3,"shutdown":1}}` (**G9**).
+/// "closed_by_cause":{"peer":3,"shutdown":1},"rejected":{"duplicate_id":1}}` (**G9**).
 ///
 /// ```
 /// use std::time::Instant;
 /// use ws_lifecycle::core::TransportLoss;
+/// use ws_lifecycle::registry::RegistryError;
 /// use ws_lifecycle::{Config, Connection, ConnectionId, Registry, RegistryConfig};
 ///
 /// let mut config = RegistryConfig::default();
@@ -235,6 +242,8 @@ impl PhaseCounts {
 /// assert_eq!((totals.registered, totals.closed), (1, 1));
 /// assert_eq!(totals.refused["at_capacity"], 1);
 /// assert_eq!(totals.closed_by_cause["transport_lost"], 1);
+/// assert_eq!(registry.register(&a, now).unwrap_err(), RegistryError::Closed); // closes nothing
+/// assert_eq!(registry.snapshot().totals.rejected["closed"], 1); // counted apart (G9)
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,6 +257,12 @@ pub struct Totals {
     pub closed: u64,
     /// Those, by [`CloseCause`] name, e.g. `"peer"`, `"transport_lost"`.
     pub closed_by_cause: BTreeMap<String, u64>,
+    /// Calls to `register` and `identify` that failed without closing anything, by
+    /// [`RegistryError`] name: `"already_registered"`, `"closed"`, `"duplicate_id"`,
+    /// `"not_registered"`. Disjoint from `refused`. (Absent from older serialized
+    /// forms: deserializes as empty.)
+    #[serde(default)]
+    pub rejected: BTreeMap<String, u64>,
 }
 
 impl Totals {
@@ -256,8 +271,14 @@ impl Totals {
         bump(&mut self.closed_by_cause, cause_name(cause));
     }
 
-    pub(crate) fn refused(&mut self, name: &'static str) {
-        bump(&mut self.refused, name);
+    /// Counts a failed `register` or `identify` once: in `refused` if it closed the
+    /// connection, in `rejected` if it closed nothing.
+    pub(crate) fn failed(&mut self, error: RegistryError) {
+        if error.close_code().is_some() {
+            bump(&mut self.refused, error.as_str());
+        } else {
+            bump(&mut self.rejected, error.as_str());
+        }
     }
 }
 
