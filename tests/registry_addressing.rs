@@ -1,13 +1,16 @@
 //! Addressing in the [`Registry`]: ids it hands out itself (`next_id`), one
 //! connection by id (`send_to`, G3 and G7), the groups of a connection
-//! (`groups_of`), a delivery that names whom it refused (`deliver`, G7), and failed
-//! registrations counted in the snapshot (G9).
+//! (`groups_of`), a delivery that names whom it refused (`deliver`, G7), failed
+//! registrations counted in the snapshot (G9), and the startup gate's warnings (G8).
 //! One thread (but for `next_id`'s), time by hand.
 
 use std::collections::HashSet;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
 use ws_lifecycle::core::{OverflowPolicy, TransportLoss};
 use ws_lifecycle::registry::{Audience, Refused, RegistryError, SendToErrorKind, StartupPolicy};
 use ws_lifecycle::{
@@ -519,4 +522,232 @@ fn totals_without_rejected_still_deserialize_g9() {
     let totals: ws_lifecycle::registry::Totals = serde_json::from_str(old).unwrap();
     assert!(totals.rejected.is_empty());
     assert_eq!(totals.registered, 1);
+}
+
+// ── the startup gate's warnings (G8) ────────────────────────────────────────
+
+#[derive(Debug, Clone)]
+struct Captured {
+    level: Level,
+    message: String,
+}
+
+#[derive(Default)]
+struct Recorder {
+    events: Mutex<Vec<Captured>>,
+    spans: Mutex<u64>,
+}
+
+struct MessageField(String);
+
+impl Visit for MessageField {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0 = value.to_owned();
+        }
+    }
+}
+
+/// Records every event's level and message (the approach of `tests/tracing_events.rs`).
+struct Capture(Arc<Recorder>);
+
+impl Subscriber for Capture {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        let mut spans = self.0.spans.lock().unwrap();
+        *spans += 1;
+        Id::from_u64(*spans)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut message = MessageField(String::new());
+        event.record(&mut message);
+        self.0.events.lock().unwrap().push(Captured {
+            level: *event.metadata().level(),
+            message: message.0,
+        });
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+fn capture(f: impl FnOnce()) -> Vec<Captured> {
+    let recorder = Arc::new(Recorder::default());
+    tracing::subscriber::with_default(Capture(recorder.clone()), f);
+    recorder.events.lock().unwrap().clone()
+}
+
+fn warnings<'a>(events: &'a [Captured], containing: &str) -> Vec<&'a Captured> {
+    events
+        .iter()
+        .filter(|e| e.level == Level::WARN && e.message.contains(containing))
+        .collect()
+}
+
+const HELD: &str = "connection held: the registry is not open yet";
+const NEVER_OPENED: &str = "the registry was never opened";
+
+fn hold(timeout_ms: u64) -> RegistryConfig {
+    let mut config = RegistryConfig::default();
+    config.startup = StartupPolicy::Hold {
+        capacity: 16,
+        timeout: Duration::from_millis(timeout_ms),
+    };
+    config
+}
+
+#[test]
+fn the_first_held_connection_warns_once_per_registry_g8() {
+    let events = capture(|| {
+        let registry = Registry::new(hold(1_000));
+        let mut kept = Vec::new();
+        for _ in 0..3 {
+            let (conn, _) = accepted(&registry, Config::default());
+            kept.push((registry.register(&conn, at(0)).unwrap(), conn));
+        }
+        let clone = registry.clone(); // the same registry: no second warning
+        let (conn, _) = accepted(&clone, Config::default());
+        kept.push((clone.register(&conn, at(0)).unwrap(), conn));
+        // A second registry warns for itself.
+        let second = Registry::new(hold(1_000));
+        let (conn, _) = accepted(&second, Config::default());
+        kept.push((second.register(&conn, at(0)).unwrap(), conn));
+    });
+    let held = warnings(&events, HELD);
+    assert_eq!(held.len(), 2, "one per registry: {events:#?}");
+    let text = &held[0].message;
+    assert!(text.contains("Registry::open()"), "names the fix: {text}");
+    assert!(text.contains("1013"), "{text}");
+    assert!(text.contains("RegistryConfig::startup"), "{text}");
+}
+
+#[test]
+fn an_open_registry_or_a_refusing_one_does_not_warn_of_holding() {
+    let events = capture(|| {
+        let registry = open_registry();
+        let (conn, _) = accepted(&registry, Config::default());
+        let _registration = registry.register(&conn, at(0)).unwrap();
+        let mut config = RegistryConfig::default();
+        config.startup = StartupPolicy::Refuse;
+        let refusing = Registry::new(config);
+        let (conn, _) = accepted(&refusing, Config::default());
+        let _ = refusing.register(&conn, at(0));
+    });
+    assert!(warnings(&events, HELD).is_empty(), "{events:#?}");
+}
+
+/// Drives a closing connection to `Closed`: takes its frames, the peer answers.
+fn finish_close(transport: &Transport, now: Instant) {
+    while transport.next_frame(now).is_some() {}
+    transport.handle_peer_close(None, now).unwrap();
+}
+
+#[test]
+fn a_hold_timing_out_before_open_warns_once_per_registry_g8() {
+    let events = capture(|| {
+        let registry = Registry::new(hold(100));
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let (conn, transport) = accepted(&registry, Config::default());
+            let registration = registry.register(&conn, at(0)).unwrap();
+            held.push((conn, transport, registration));
+        }
+        for (_, transport, _) in &held {
+            transport.handle_timeout(at(100)); // the hold gives up: 1013
+            assert_eq!(
+                transport
+                    .close_record()
+                    .unwrap()
+                    .frame
+                    .unwrap()
+                    .code()
+                    .as_u16(),
+                1013
+            );
+            finish_close(transport, at(101));
+        }
+        assert!(registry.is_empty());
+    });
+    let never = warnings(&events, NEVER_OPENED);
+    assert_eq!(never.len(), 1, "once per registry: {events:#?}");
+    assert!(never[0].message.contains("Registry::open()"), "{never:?}");
+}
+
+#[test]
+fn no_never_opened_warning_when_open_came_or_the_close_was_another() {
+    let events = capture(|| {
+        // Opened in time: the held connection is released, no warning.
+        let registry = Registry::new(hold(100));
+        let (conn, transport) = accepted(&registry, Config::default());
+        let _registration = registry.register(&conn, at(0)).unwrap();
+        registry.open();
+        transport.handle_timeout(at(100));
+        assert!(!conn.phase().is_closing_or_closed(), "released, not closed");
+
+        // Held, then the peer leaves: not the startup gate's doing.
+        let registry = Registry::new(hold(100));
+        let (_conn, transport) = accepted(&registry, Config::default());
+        let _registration = registry.register(&_conn, at(0)).unwrap();
+        transport
+            .handle_transport_lost(TransportLoss::Eof, at(10))
+            .unwrap();
+
+        // Held, then refused for its user's limit (1008, not 1013).
+        let mut config = hold(100);
+        config.max_connections_per_user = Some(1);
+        let registry = Registry::new(config);
+        let (a, _) = accepted(&registry, Config::default());
+        let (b, b_t) = accepted(&registry, Config::default());
+        let _registrations = (
+            registry.register(&a, at(0)).unwrap(),
+            registry.register(&b, at(0)).unwrap(),
+        );
+        let (a, b) = (
+            a.authenticate(None, at(0)).unwrap(),
+            b.authenticate(None, at(0)).unwrap(),
+        );
+        registry.identify(&a, "ada").unwrap();
+        assert_eq!(
+            registry.identify(&b, "ada").unwrap_err(),
+            RegistryError::UserLimit
+        );
+        assert_eq!(registry.snapshot().held, 1, "b left the hold");
+        finish_close(&b_t, at(1));
+        assert!(!registry.contains(b.id()));
+
+        // Drained before open: 1001, not 1013.
+        let registry = Registry::new(hold(100));
+        let (_conn, transport) = accepted(&registry, Config::default());
+        let _registration = registry.register(&_conn, at(0)).unwrap();
+        registry.shutdown_at(at(1));
+        finish_close(&transport, at(2));
+    });
+    assert!(warnings(&events, NEVER_OPENED).is_empty(), "{events:#?}");
+}
+
+#[test]
+fn a_held_connection_made_ready_before_open_warns_too_g8() {
+    let events = capture(|| {
+        let registry = Registry::new(hold(100));
+        let (conn, transport) = accepted(&registry, Config::default());
+        let _registration = registry.register(&conn, at(0)).unwrap();
+        let conn = conn.authenticate(None, at(1)).unwrap();
+        assert!(
+            conn.ready(at(1)).is_err(),
+            "held: not to be made Ready (G8)"
+        );
+        let code = transport.close_record().unwrap().frame.unwrap().code();
+        assert_eq!(code.as_u16(), 1013);
+        finish_close(&transport, at(2));
+        assert!(registry.is_empty());
+    });
+    assert_eq!(warnings(&events, NEVER_OPENED).len(), 1, "{events:#?}");
 }

@@ -94,6 +94,12 @@ pub(crate) struct Core {
     opened: AtomicBool,
     /// The next id [`Registry::next_id`] hands out: from 1, never reused.
     next_id: AtomicU64,
+    /// Set by the first connection the startup gate holds: its warning is logged
+    /// once per registry (**G8**).
+    warned_held: AtomicBool,
+    /// Set by the first held connection closed with 1013 before the registry opened:
+    /// its warning is logged once per registry (**G8**).
+    warned_unopened: AtomicBool,
     index: Mutex<Index>,
     /// The clock of the calls that carry no time (`Sender::close`, `shutdown`,
     /// `drain`), when its connections' driver brought one (tokio's, which a test may
@@ -139,11 +145,28 @@ impl Membership for CoreRef {
     }
 
     fn unhold(&self, id: ConnectionId) {
-        self.0.lock().unhold(id);
+        // Still held in the index means the registry has not opened: `open` releases
+        // every held entry under this lock (**G8**). Remembered for `remove`.
+        self.0.lock().unhold(id, true);
     }
 
     fn remove(&self, id: ConnectionId, cause: Option<CloseCause>, wakeups: &mut Wakeups) {
-        self.0.lock().remove(id, cause, wakeups);
+        let closed_held = self.0.lock().remove(id, cause, wakeups);
+        // Started closing while held, before `open`, and closed by the crate's
+        // "not admitted" close: its hold timed out, or it was made Ready before
+        // `open` (a held connection refused for its user's limit left the hold
+        // before its close, see `identify`) — both 1013 (**G8**).
+        if closed_held
+            && cause == Some(CloseCause::NotAdmitted)
+            && !self.0.warned_unopened.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "a held connection was closed with 1013 and the registry was never opened: \
+                 call Registry::open() once the application is ready (a connection held by \
+                 the startup gate is closed when the timeout of RegistryConfig::startup's \
+                 StartupPolicy::Hold passes, or when it is made Ready before open)"
+            );
+        }
     }
 }
 
@@ -203,6 +226,8 @@ impl Registry {
             epoch: AtomicU64::new(0),
             opened: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
+            warned_held: AtomicBool::new(false),
+            warned_unopened: AtomicBool::new(false),
             index: Mutex::new(Index::default()),
             clock: OnceLock::new(),
         });
@@ -393,6 +418,20 @@ impl Registry {
             drop(index);
             inner.attach(Link::new(member.clone(), hold_until), held, wakeups);
             tracing::debug!(held, "registry admitted a connection");
+            if held && !core.warned_held.swap(true, Ordering::Relaxed) {
+                // Loud once per registry: an application that forgets `open` sees
+                // every connection closed with 1013 at its hold timeout (**G8**).
+                let timeout = match &core.config.startup {
+                    StartupPolicy::Hold { timeout, .. } => Some(*timeout),
+                    StartupPolicy::Refuse => None,
+                };
+                tracing::warn!(
+                    ?timeout,
+                    "connection held: the registry is not open yet; call Registry::open() \
+                     once the application is ready (held connections are closed with 1013 \
+                     when the timeout of RegistryConfig::startup's StartupPolicy::Hold passes)"
+                );
+            }
             Ok(Registration::new(shared.clone()))
         })
     }
@@ -458,6 +497,9 @@ impl Registry {
                 .is_some_and(|max| index.user_count(user) >= max)
             {
                 index.totals.failed(RegistryError::UserLimit);
+                // About to be closed (1008): it leaves the startup hold now, so that
+                // its close is not taken for the hold's 1013 (**G8**).
+                index.unhold(id, false);
                 RegistryError::UserLimit
             } else {
                 index.set_user(id, Name::from(user));
