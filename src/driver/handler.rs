@@ -106,14 +106,22 @@ impl<S> Session<S> {
 /// driver drops none of them silently).
 ///
 /// ```
+/// use std::time::Instant;
+/// use ws_lifecycle::core::TransportLoss;
 /// use ws_lifecycle::driver::Closed;
-/// use ws_lifecycle::core::{CloseCause, TransportLoss};
-/// use ws_lifecycle::{CloseRecord, Message};
+/// use ws_lifecycle::{Config, Connection, ConnectionId, Message};
 ///
-/// let record = CloseRecord::new(CloseCause::TransportLost(TransportLoss::Eof), None);
-/// let closed = Closed::new(record, vec![Message::text("never written")]);
-/// assert_eq!(closed.unsent.len(), 1); // e.g. to store for the user's next visit
+/// let now = Instant::now();
+/// let conn = Connection::new(ConnectionId::new(1), Config::default()).accept(now)?;
+/// let mut conn = conn.authenticate(None, now)?.ready(now)?;
+/// conn.send(Message::text("never written"))?;
+/// let transport = conn.transport();
+/// transport.handle_transport_lost(TransportLoss::Eof, now)?; // the peer vanished
+/// // What the driver builds once the connection is over:
+/// let closed = Closed::new(conn.close_record().unwrap(), transport.take_unsent());
+/// assert_eq!(closed.unsent, [Message::text("never written")]); // e.g. to store for later
 /// assert!(!closed.record.is_clean());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -203,7 +211,7 @@ pub trait Handler<S: Send + Sync + 'static = ()>: Send + Sync + 'static {
     ///
     /// impl Handler for Welcome {
     ///     async fn on_authenticated(&self, session: &Session, emitter: &Emitter) {
-    ///         let _ = emitter.emit(Message::text(format!("welcome, {}", session.user)));
+    ///         let _ = emitter.emit(Message::text(format!("welcome, {}", session.user().unwrap_or("guest"))));
     ///     }
     ///     async fn on_message(&self, _: &Session, _: &Sender, _: Message) -> Result<(), CloseFrame> {
     ///         Ok(())

@@ -89,7 +89,7 @@ use super::{
 /// ada.send(WsMessage::text("hello")).await?;
 /// assert_eq!(ada.next().await.transpose()?, Some(WsMessage::text("ada: hello")));
 ///
-/// let report = registry.drain(Duration::from_secs(5)).await; // shutdown: 1001 to everyone
+/// let report = registry.drain(tokio::time::sleep(Duration::from_secs(5))).await; // shutdown: 1001 to everyone
 /// assert_eq!(report.closing, 1);
 /// let close = ada.next().await.transpose()?;
 /// assert!(matches!(close, Some(WsMessage::Close(Some(frame))) if u16::from(frame.code) == 1001));

@@ -68,7 +68,7 @@
 //! let (mut ada, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token=t-ada&room=rust")).await?;
 //! ada.send(WsMessage::text("hi")).await?;
 //! assert_eq!(ada.next().await.transpose()?, Some(WsMessage::text("ada@127.0.0.1: hi")));
-//! registry.drain(Duration::from_secs(5)).await; // shutdown: 1001 to everyone
+//! registry.drain(tokio::time::sleep(Duration::from_secs(5))).await; // shutdown: 1001 to everyone
 //! let close = ada.next().await.transpose()?;
 //! assert!(matches!(close, Some(WsMessage::Close(Some(frame))) if u16::from(frame.code) == 1001));
 //! # Ok(())
@@ -153,7 +153,7 @@ impl Future for Ended {
 /// use ws_lifecycle::driver::UpgradeRequest;
 /// use ws_lifecycle::{Authenticator, Handler, Service};
 ///
-/// async fn ws<A: Authenticator, H: Handler<A::State>>(
+/// async fn ws<A: Authenticator + 'static, H: Handler<A::State>>(
 ///     State(service): State<Arc<Service<A, H>>>,
 ///     upgrade: WebSocketUpgrade,
 ///     request: UpgradeRequest, // method, URI, headers, peer: the adapter builds it

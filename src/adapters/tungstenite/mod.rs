@@ -80,7 +80,7 @@
 //! let refused = tokio_tungstenite::connect_async(eve).await.unwrap_err();
 //! assert!(matches!(refused, tokio_tungstenite::tungstenite::Error::Http(r) if r.status() == 403));
 //!
-//! registry.drain(Duration::from_secs(5)).await; // 1001 to everyone
+//! registry.drain(tokio::time::sleep(Duration::from_secs(5))).await; // 1001 to everyone
 //! # Ok(())
 //! # }
 //! ```
@@ -139,7 +139,7 @@ pub enum AcceptError {
 /// and then no WebSocket opened.
 ///
 /// ```no_run
-/// # async fn example<A: ws_lifecycle::Authenticator, H: ws_lifecycle::Handler<A::State>>(
+/// # async fn example<A: ws_lifecycle::Authenticator + 'static, H: ws_lifecycle::Handler<A::State>>(
 /// #     service: std::sync::Arc<ws_lifecycle::Service<A, H>>,
 /// # ) -> std::io::Result<()> {
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
