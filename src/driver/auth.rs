@@ -269,14 +269,20 @@ impl AuthRequest {
 /// slow check is answered 503), after it by the readiness deadline (**G5**: a slow
 /// authenticator loses to the deadline, and its answer is then ignored).
 ///
-/// An authenticator that reads a cookie at the upgrade, falls back to a token
-/// message, and keeps the user's plan as per-connection state:
+/// A real server whose authenticator reads a session cookie at the upgrade (a bad
+/// one is answered 401 before any WebSocket opens), falls back to a token in the
+/// first message for clients without one, and keeps the user's plan as the
+/// handler's per-connection state; it broadcasts, and drains at shutdown:
 ///
 /// ```
 /// use std::sync::Arc;
-/// use http::header::{COOKIE, HeaderMap, HeaderValue};
+/// use std::time::Duration;
+/// use futures_util::{SinkExt, StreamExt};
+/// use http::header::COOKIE;
+/// use tokio_tungstenite::tungstenite::{Message as WsMessage, client::IntoClientRequest};
 /// use ws_lifecycle::driver::{AuthRequest, Refusal, UpgradeRequest, UpgradeVerdict};
-/// use ws_lifecycle::{Authenticator, ConnectionId, Identity, Message};
+/// use ws_lifecycle::{Authenticator, CloseFrame, DriverConfig, Handler, Identity, Message};
+/// use ws_lifecycle::{Registry, Sender, Service, Session};
 ///
 /// #[derive(Debug, PartialEq)]
 /// enum Plan { Free, Pro }
@@ -312,17 +318,57 @@ impl AuthRequest {
 ///     }
 /// }
 ///
+/// /// Pro users' messages go to everyone; free users' only echo back.
+/// struct Plans;
+///
+/// impl Handler<Plan> for Plans {
+///     async fn on_message(&self, session: &Session<Plan>, sender: &Sender, message: Message) -> Result<(), CloseFrame> {
+///         let text = format!("{}: {}", session.user().unwrap_or("?"), message.as_text().unwrap_or(""));
+///         match session.state {
+///             Plan::Pro => drop(session.registry.broadcast(Message::text(text))),
+///             Plan::Free => drop(sender.send(Message::text(text))),
+///         }
+///         Ok(())
+///     }
+/// }
+///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let mut headers = HeaderMap::new();
-/// headers.insert(COOKIE, HeaderValue::from_static("session=pro-ada"));
-/// let with_cookie = Arc::new(UpgradeRequest::new("/ws".parse()?, headers));
-/// let verdict = Accounts.at_upgrade(with_cookie).await;
-/// assert!(matches!(verdict, UpgradeVerdict::Accept(ref id) if id.state == Plan::Pro));
-/// let bare = Arc::new(UpgradeRequest::new("/ws".parse()?, HeaderMap::new()));
-/// assert_eq!(Accounts.at_upgrade(bare.clone()).await, UpgradeVerdict::AwaitFirstMessage);
-/// let first = AuthRequest::new(ConnectionId::new(1), bare, Message::text("free-bob"));
-/// assert_eq!(Accounts.authenticate(first).await?.state, Plan::Free);
+/// let registry = Registry::default();
+/// let service = Arc::new(Service::new(registry.clone(), DriverConfig::default(), Accounts, Plans));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let addr = listener.local_addr()?;
+/// let server = service.clone();
+/// tokio::spawn(async move {
+///     while let Ok((stream, peer)) = listener.accept().await {
+///         let service = server.clone();
+///         tokio::spawn(async move { ws_lifecycle::tungstenite::accept(stream, Some(peer), &service).await });
+///     }
+/// });
+/// registry.open();
+/// let with_cookie = |cookie: &'static str| -> Result<_, Box<dyn std::error::Error>> {
+///     let mut request = format!("ws://{addr}/ws").into_client_request()?;
+///     request.headers_mut().insert(COOKIE, cookie.parse()?);
+///     Ok(request)
+/// };
+///
+/// let refused = tokio_tungstenite::connect_async(with_cookie("session=stolen")?).await;
+/// assert!(matches!(refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401));
+/// let (mut ada, _) = tokio_tungstenite::connect_async(with_cookie("session=pro-ada")?).await?; // Pro
+/// let (mut bob, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await?;
+/// bob.send(WsMessage::text("free-bob")).await?; // no cookie: the first message decides
+/// bob.send(WsMessage::text("hello?")).await?;
+/// assert_eq!(bob.next().await.transpose()?, Some(WsMessage::text("bob: hello?"))); // Free: echoed
+/// ada.send(WsMessage::text("hi all")).await?;
+/// assert_eq!(bob.next().await.transpose()?, Some(WsMessage::text("ada: hi all"))); // Pro: to everyone
+/// // Shutdown: 1001 to both; they answer it (they read on), so none is dropped.
+/// let deadline = tokio::time::sleep(Duration::from_secs(5));
+/// let (report, ..) = tokio::join!(
+///     registry.drain(deadline),
+///     async { while let Some(Ok(_)) = ada.next().await {} },
+///     async { while let Some(Ok(_)) = bob.next().await {} },
+/// );
+/// assert_eq!((report.closing, report.dropped), (2, 0));
 /// # Ok(())
 /// # }
 /// ```

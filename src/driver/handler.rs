@@ -161,6 +161,87 @@ impl Closed {
 /// A panic in any of them touches no other connection: in the first two it closes
 /// this one with 1011; in `on_close` it is caught and logged.
 ///
+/// A real server: a bearer token checked at the upgrade, a per-connection message
+/// counter as the handler's state (mutable through an atomic: calls for one
+/// connection never overlap, but the state is shared with `on_close`), a broadcast,
+/// and at shutdown a drain whose closes reach `on_close` with what was never written:
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::time::Duration;
+/// use futures_util::{SinkExt, StreamExt};
+/// use http::header::AUTHORIZATION;
+/// use tokio_tungstenite::tungstenite::{Message as WsMessage, client::IntoClientRequest};
+/// use ws_lifecycle::driver::{AtUpgrade, Closed, UpgradeRequest};
+/// use ws_lifecycle::{CloseFrame, DriverConfig, Handler, Identity, Message};
+/// use ws_lifecycle::{Registry, Sender, Service, Session};
+///
+/// /// Per connection: how many messages it sent.
+/// #[derive(Default)]
+/// struct Said(AtomicU64);
+///
+/// /// Broadcasts every message with its rank; remembers who left and how.
+/// #[derive(Default)]
+/// struct Numbered {
+///     left: std::sync::Mutex<Vec<String>>,
+/// }
+///
+/// impl Handler<Said> for Numbered {
+///     async fn on_message(&self, session: &Session<Said>, _: &Sender, message: Message) -> Result<(), CloseFrame> {
+///         let n = session.state.0.fetch_add(1, Ordering::Relaxed) + 1;
+///         let text = format!("{} #{n}: {}", session.user().unwrap_or("?"), message.as_text().unwrap_or(""));
+///         session.registry.broadcast(Message::text(text)); // every Ready connection (G7)
+///         Ok(())
+///     }
+///     async fn on_close(&self, session: &Session<Said>, closed: &Closed) {
+///         let said = session.state.0.load(Ordering::Relaxed);
+///         let line = format!("{} said {said}, closed {}, {} unsent", session.user().unwrap_or("?"),
+///             closed.record.code(), closed.unsent.len());
+///         self.left.lock().unwrap().push(line); // exactly once per connection
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let bearer = AtUpgrade(|request: Arc<UpgradeRequest>| async move {
+///     let header = request.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+///     match header.and_then(|v| v.strip_prefix("Bearer user-")) {
+///         Some(user) => Ok(Identity::user(user).with_state(Said::default())),
+///         None => Err("missing bearer token"), // HTTP 401
+///     }
+/// });
+/// let registry = Registry::default();
+/// let service = Arc::new(Service::new(registry.clone(), DriverConfig::default(), bearer, Numbered::default()));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let addr = listener.local_addr()?;
+/// let server = service.clone();
+/// tokio::spawn(async move {
+///     while let Ok((stream, peer)) = listener.accept().await {
+///         let service = server.clone();
+///         tokio::spawn(async move { ws_lifecycle::tungstenite::accept(stream, Some(peer), &service).await });
+///     }
+/// });
+/// registry.open();
+///
+/// let mut request = format!("ws://{addr}/feed").into_client_request()?;
+/// request.headers_mut().insert(AUTHORIZATION, "Bearer user-ada".parse()?);
+/// let (mut ada, _) = tokio_tungstenite::connect_async(request).await?;
+/// ada.send(WsMessage::text("one")).await?;
+/// ada.send(WsMessage::text("two")).await?;
+/// assert_eq!(ada.next().await.transpose()?, Some(WsMessage::text("ada #1: one")));
+/// assert_eq!(ada.next().await.transpose()?, Some(WsMessage::text("ada #2: two")));
+/// let deadline = tokio::time::sleep(Duration::from_secs(5)); // shutdown: 1001, then on_close
+/// tokio::join!(registry.drain(deadline), async { while let Some(Ok(_)) = ada.next().await {} });
+/// for _ in 0..200 { // on_close runs in the server's task, once the transport ended
+///     if !service.handler().left.lock().unwrap().is_empty() { break }
+///     tokio::time::sleep(Duration::from_millis(10)).await;
+/// }
+/// assert_eq!(*service.handler().left.lock().unwrap(), ["ada said 2, closed 1001, 0 unsent"]);
+/// # Ok(())
+/// # }
+/// ```
+///
 /// A chat room, tested without a socket ([`Session::new`] builds what the driver would):
 ///
 /// ```

@@ -89,10 +89,15 @@ use super::{
 /// ada.send(WsMessage::text("hello")).await?;
 /// assert_eq!(ada.next().await.transpose()?, Some(WsMessage::text("ada: hello")));
 ///
-/// let report = registry.drain(tokio::time::sleep(Duration::from_secs(5))).await; // shutdown: 1001 to everyone
-/// assert_eq!(report.closing, 1);
-/// let close = ada.next().await.transpose()?;
-/// assert!(matches!(close, Some(WsMessage::Close(Some(frame))) if u16::from(frame.code) == 1001));
+/// // Shutdown: 1001 to everyone; the client reads on, so it answers in time.
+/// let reading = async {
+///     let close = ada.next().await;
+///     while let Some(Ok(_)) = ada.next().await {}
+///     close
+/// };
+/// let (report, close) = tokio::join!(registry.drain(tokio::time::sleep(Duration::from_secs(5))), reading);
+/// assert_eq!((report.closing, report.dropped), (1, 0));
+/// assert!(matches!(close, Some(Ok(WsMessage::Close(Some(frame)))) if u16::from(frame.code) == 1001));
 /// # Ok(())
 /// # }
 /// ```

@@ -273,6 +273,23 @@ impl Registry {
         ConnectionId::new(self.core.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// A registry with the default configuration, already open: for a server with
+    /// nothing to start before it routes connections (no startup gate, **G8**).
+    /// Same as `Registry::default()` then [`open`](Self::open).
+    ///
+    /// ```
+    /// use ws_lifecycle::Registry;
+    /// use ws_lifecycle::registry::RegistryState;
+    ///
+    /// assert_eq!(Registry::open_now().state(), RegistryState::Open);
+    /// assert_eq!(Registry::default().state(), RegistryState::Starting); // gated until open()
+    /// ```
+    pub fn open_now() -> Registry {
+        let registry = Registry::default();
+        registry.open();
+        registry
+    }
+
     /// Where the registry is in its life.
     pub fn state(&self) -> RegistryState {
         self.core.state()

@@ -68,9 +68,15 @@
 //! let (mut ada, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token=t-ada&room=rust")).await?;
 //! ada.send(WsMessage::text("hi")).await?;
 //! assert_eq!(ada.next().await.transpose()?, Some(WsMessage::text("ada@127.0.0.1: hi")));
-//! registry.drain(tokio::time::sleep(Duration::from_secs(5))).await; // shutdown: 1001 to everyone
-//! let close = ada.next().await.transpose()?;
-//! assert!(matches!(close, Some(WsMessage::Close(Some(frame))) if u16::from(frame.code) == 1001));
+//! // Shutdown: 1001 to everyone; the client reads on, so it answers in time.
+//! let reading = async {
+//!     let close = ada.next().await;
+//!     while let Some(Ok(_)) = ada.next().await {}
+//!     close
+//! };
+//! let (report, close) = tokio::join!(registry.drain(tokio::time::sleep(Duration::from_secs(5))), reading);
+//! assert_eq!((report.closing, report.dropped), (1, 0));
+//! assert!(matches!(close, Some(Ok(WsMessage::Close(Some(frame)))) if u16::from(frame.code) == 1001));
 //! # Ok(())
 //! # }
 //! ```

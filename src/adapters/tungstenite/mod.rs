@@ -80,7 +80,10 @@
 //! let refused = tokio_tungstenite::connect_async(eve).await.unwrap_err();
 //! assert!(matches!(refused, tokio_tungstenite::tungstenite::Error::Http(r) if r.status() == 403));
 //!
-//! registry.drain(tokio::time::sleep(Duration::from_secs(5))).await; // 1001 to everyone
+//! // Shutdown: 1001 to everyone; ada reads on, so she answers in time.
+//! let deadline = tokio::time::sleep(Duration::from_secs(5));
+//! let (report, ()) = tokio::join!(registry.drain(deadline), async { while let Some(Ok(_)) = ada.next().await {} });
+//! assert_eq!((report.closing, report.dropped), (1, 0));
 //! # Ok(())
 //! # }
 //! ```
@@ -185,7 +188,7 @@ where
         }
     };
     request.peer = peer;
-    let admission = match service.admit(request).await {
+    let admission = match service.admit(*request).await {
         Ok(admission) => admission,
         Err(refusal) => {
             answer(&mut stream, &refusal).await?;
@@ -229,7 +232,7 @@ pub fn websocket_config(socket: &SocketConfig) -> WebSocketConfig {
 /// An upgrade request head as read.
 enum Head {
     /// The bytes read (the head and whatever followed it) and the request.
-    Complete(Vec<u8>, UpgradeRequest),
+    Complete(Vec<u8>, Box<UpgradeRequest>),
     TooLarge,
     Malformed(String),
 }
@@ -252,7 +255,7 @@ async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Head
                     Ok(request) => request,
                     Err(why) => return Ok(Head::Malformed(why)),
                 };
-                return Ok(Head::Complete(buffer, request));
+                return Ok(Head::Complete(buffer, Box::new(request)));
             }
             Ok(httparse::Status::Partial) if buffer.len() < MAX_HEAD => {}
             Ok(httparse::Status::Partial) => return Ok(Head::TooLarge),
