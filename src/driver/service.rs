@@ -264,33 +264,49 @@ impl<A: Authenticator, H: Handler<A::State>> Service<A, H> {
     /// # }
     /// ```
     pub async fn admit(&self, request: UpgradeRequest) -> Result<Admission<A::State>, Refusal> {
+        let mut admission = self.examine(request).await;
+        match std::mem::replace(&mut admission.verdict, Verdict::AwaitFirstMessage) {
+            Verdict::Refused(refusal) => Err(refusal),
+            verdict => {
+                admission.verdict = verdict;
+                Ok(admission)
+            }
+        }
+    }
+
+    /// [`admit`](Self::admit), keeping a refusal in the admission (for `run`, where
+    /// it can no longer be an HTTP answer).
+    async fn examine(&self, request: UpgradeRequest) -> Admission<A::State> {
         let request = Arc::new(request);
         let id = self.registry.next_id();
+        let refused = |refusal| Admission {
+            id,
+            request: request.clone(),
+            verdict: Verdict::Refused(refusal),
+            protocol: None,
+        };
         let check = self.authenticator.at_upgrade(request.clone());
         let check = AssertUnwindSafe(check).catch_unwind();
         let timeout = self.config.connection.readiness_timeout;
-        let verdict = match tokio::time::timeout(timeout, check).await {
-            Ok(Ok(verdict)) => verdict,
+        let (verdict, chosen) = match tokio::time::timeout(timeout, check).await {
+            Ok(Ok(UpgradeVerdict::Accept(identity))) => {
+                let chosen = identity.protocol.clone();
+                (Verdict::Accepted(identity), chosen)
+            }
+            Ok(Ok(UpgradeVerdict::AwaitFirstMessage)) => (Verdict::AwaitFirstMessage, None),
+            Ok(Ok(UpgradeVerdict::Refuse(refusal))) => {
+                tracing::info!(%id, %refusal, "upgrade refused");
+                return refused(refusal);
+            }
             Ok(Err(_panic)) => {
                 tracing::error!(%id, "the authenticator panicked at the upgrade; answering 500");
                 let status = StatusCode::INTERNAL_SERVER_ERROR;
-                return Err(Refusal::with_status(status, "internal error"));
+                return refused(Refusal::with_status(status, "internal error"));
             }
             Err(_elapsed) => {
                 tracing::warn!(%id, ?timeout, "authentication at the upgrade timed out; answering 503");
                 let status = StatusCode::SERVICE_UNAVAILABLE;
-                return Err(Refusal::with_status(status, "authentication timed out"));
-            }
-        };
-        let (verdict, chosen) = match verdict {
-            UpgradeVerdict::Accept(identity) => {
-                let chosen = identity.protocol.clone();
-                (Verdict::Accepted(identity), chosen)
-            }
-            UpgradeVerdict::AwaitFirstMessage => (Verdict::AwaitFirstMessage, None),
-            UpgradeVerdict::Refuse(refusal) => {
-                tracing::info!(%id, %refusal, "upgrade refused");
-                return Err(refusal);
+                return refused(Refusal::with_status(status, "authentication timed out"));
             }
         };
         let protocol = chosen.or_else(|| {
@@ -299,12 +315,12 @@ impl<A: Authenticator, H: Handler<A::State>> Service<A, H> {
                 .find(|p| offered.contains(&p.as_str()))
                 .cloned()
         });
-        Ok(Admission {
+        Admission {
             id,
             request,
             verdict,
             protocol,
-        })
+        }
     }
 
     /// Runs one admitted connection whose WebSocket handshake has completed, until it
@@ -392,15 +408,7 @@ impl<A: Authenticator, H: Handler<A::State>> Service<A, H> {
         S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin + Send,
         E: std::fmt::Display,
     {
-        let admission = match self.admit(request.clone()).await {
-            Ok(admission) => admission,
-            Err(refusal) => Admission {
-                id: self.registry.next_id(),
-                request: Arc::new(request),
-                verdict: Verdict::Refused(refusal),
-                protocol: None,
-            },
-        };
+        let admission = self.examine(request).await;
         app::run(self, socket, admission, answer_pings).await
     }
 
