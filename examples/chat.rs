@@ -1,40 +1,48 @@
 //! The example chat server: axum, the ws-lifecycle driver and a registry.
 //!
 //! ```sh
-//! cargo run --example chat            # serves http://127.0.0.1:8080
-//! cargo run --example chat -- --addr 127.0.0.1:9000 --secret s3cret \
+//! cargo run --example chat --features axum            # serves http://127.0.0.1:8080
+//! cargo run --example chat --features axum -- --addr 127.0.0.1:9000 --secret s3cret \
 //!     --auth-timeout-ms 5000 --max-conns 10000
 //! ```
 //!
-//! - `GET /` — a page that connects, authenticates and chats;
-//! - `GET /stats` — the registry's snapshot as JSON (`open`, `by_phase`, totals);
-//! - `GET /ws` — the WebSocket. The protocol is in `docs/example-protocol.md`: the
-//!   first message must be `{"type":"auth","token":"<user>:<secret>"}`; then
-//!   `{"type":"say","text":..}` goes to every ready connection and
-//!   `{"type":"whisper","to":..,"text":..}` to one user's connections.
+//! - `GET /` — a page that connects, authenticates (by message, or at the upgrade),
+//!   chats, and charts the registry live from `/stats`;
+//! - `GET /stats` — the registry's snapshot as JSON (`open`, `by_phase`, totals),
+//!   and a `driver` object: the messages the driver handed back unsent (**G3**);
+//! - `GET /ws` — the WebSocket. The protocol is in `docs/example-protocol.md`:
+//!   `/ws?token=<user>:<secret>` is authenticated at the upgrade (a wrong token is
+//!   answered 401, no WebSocket); without a `token`, the first message must be
+//!   `{"type":"auth","token":"<user>:<secret>"}`. Then `{"type":"say","text":..}`
+//!   goes to every ready connection and `{"type":"whisper","to":..,"text":..}` to one
+//!   user's connections.
 //!
 //! SIGINT or SIGTERM drains: every client gets Close 1001, and the process exits 0
 //! once they are closed (at most `DRAIN_TIMEOUT` later).
 //!
 //! Tests include this file as a module (`tests/chat.rs`) and call [`serve`].
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use ws_lifecycle::core::OverflowPolicy;
-use ws_lifecycle::driver::{AuthRequest, UpgradeRequest};
-use ws_lifecycle::registry::DrainReport;
+use ws_lifecycle::driver::{AuthRequest, Closed, Refusal, UpgradeRequest, UpgradeVerdict};
+use ws_lifecycle::registry::{DrainReport, RegistrySnapshot};
 use ws_lifecycle::{
-    CloseCode, CloseFrame, DriverConfig, Emitter, Handler, Identity, Message, Registry,
-    RegistryConfig, Sender, Service, Session,
+    Authenticator, CloseCode, CloseFrame, DriverConfig, Emitter, Handler, Identity, Message,
+    Registry, RegistryConfig, Sender, Service, Session,
 };
 
 /// How long a drain waits for the close handshakes before dropping what is left.
@@ -95,27 +103,113 @@ impl Args {
 const USAGE: &str = "usage: chat [--addr 127.0.0.1:8080] [--secret secret] \
                      [--auth-timeout-ms 5000] [--max-conns N]";
 
-/// The authenticator: `{"type":"auth","token":"<user>:<secret>"}` with the right
-/// secret and a non-empty user name; anything else is refused (1008).
-async fn authenticate(secret: Arc<str>, request: AuthRequest) -> Result<Identity, String> {
-    let text = request
-        .first_message
-        .as_text()
-        .ok_or("first message is binary")?;
-    let value: Value = serde_json::from_str(text).map_err(|_| "first message is not JSON")?;
-    if value["type"] != "auth" {
-        return Err("first message is not auth".to_owned());
-    }
-    let token = value["token"].as_str().ok_or("no token")?;
-    let (user, given) = token.rsplit_once(':').ok_or("token is not user:secret")?;
-    if user.is_empty() || given != &*secret {
-        return Err("wrong token".to_owned());
-    }
-    Ok(Identity::user(user))
+/// The chat's authenticator: a token `<user>:<secret>` with the shared secret and a
+/// non-empty user name, checked in one of two places.
+///
+/// - At the upgrade, when the request's query has a `token` (`/ws?token=ada:secret`,
+///   percent-decoded): a right token opens the WebSocket already authenticated, a
+///   wrong one is answered `401` with the reason as the body, and no WebSocket opens.
+/// - Otherwise in the first message, `{"type":"auth","token":"<user>:<secret>"}`;
+///   anything else closes the connection with 1008.
+pub struct Tokens {
+    secret: Arc<str>,
 }
 
-/// The chat's handler.
-pub struct Chat;
+impl Tokens {
+    /// Tokens checked against `secret`.
+    pub fn new(secret: impl Into<Arc<str>>) -> Tokens {
+        Tokens {
+            secret: secret.into(),
+        }
+    }
+
+    /// The identity a token stands for, or why it does not stand for one.
+    fn check(&self, token: &str) -> Result<Identity, Refusal> {
+        let (user, given) = token
+            .rsplit_once(':')
+            .ok_or("token is not <user>:<secret>")?;
+        if user.is_empty() {
+            return Err("token has no user name".into());
+        }
+        if given != &*self.secret {
+            return Err("wrong token".into());
+        }
+        Ok(Identity::user(user))
+    }
+}
+
+impl Authenticator for Tokens {
+    type State = ();
+
+    async fn at_upgrade(&self, request: Arc<UpgradeRequest>) -> UpgradeVerdict {
+        // axum's query decoder, not `UpgradeRequest::query_param`: a browser sends
+        // `ada%3Asecret` (`encodeURIComponent`), and user names may hold spaces.
+        let query = match Query::<HashMap<String, String>>::try_from_uri(&request.uri) {
+            Ok(Query(query)) => query,
+            Err(_) => {
+                let refusal = Refusal::with_status(StatusCode::BAD_REQUEST, "malformed query");
+                return UpgradeVerdict::Refuse(refusal);
+            }
+        };
+        match query.get("token") {
+            None => UpgradeVerdict::AwaitFirstMessage, // the first message decides
+            Some(token) => match self.check(token) {
+                Ok(identity) => UpgradeVerdict::Accept(identity),
+                Err(refusal) => UpgradeVerdict::Refuse(refusal), // 401, the reason as body
+            },
+        }
+    }
+
+    async fn authenticate(&self, request: AuthRequest) -> Result<Identity, Refusal> {
+        let text = request
+            .first_message
+            .as_text()
+            .ok_or("first message is binary")?;
+        let value: Value = serde_json::from_str(text).map_err(|_| "first message is not JSON")?;
+        if value["type"] != "auth" {
+            return Err("first message is not auth".into());
+        }
+        self.check(value["token"].as_str().ok_or("no token")?)
+    }
+}
+
+/// The chat's handler. It counts what the driver hands back at each connection's
+/// end (**G3** end to end), for `/stats`.
+#[derive(Debug, Default)]
+pub struct Chat {
+    /// Messages queued for a client and never written to it, over all connections.
+    unsent: AtomicU64,
+    /// Connections that ended with at least one such message.
+    closed_with_unsent: AtomicU64,
+    /// Connections handed to `on_close` (every one that was authenticated).
+    sessions_closed: AtomicU64,
+}
+
+/// The handler's counters, as `/stats` shows them under `"driver"`.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct DriverStats {
+    /// Messages queued for a client and never written to it (`Closed::unsent`).
+    pub unsent: u64,
+    /// Connections that ended with `unsent` not empty.
+    pub closed_with_unsent: u64,
+    /// Authenticated connections that have ended (`Handler::on_close` calls). The
+    /// registry unlists a connection just before, so this can lag `totals.closed`
+    /// for a moment.
+    pub sessions_closed: u64,
+}
+
+impl Chat {
+    /// The counters now. Once `sessions_closed` reads `n`, the other two include
+    /// those `n` connections.
+    pub fn driver_stats(&self) -> DriverStats {
+        let sessions_closed = self.sessions_closed.load(Ordering::Acquire);
+        DriverStats {
+            unsent: self.unsent.load(Ordering::Relaxed),
+            closed_with_unsent: self.closed_with_unsent.load(Ordering::Relaxed),
+            sessions_closed,
+        }
+    }
+}
 
 fn text(value: Value) -> Message {
     Message::text(value.to_string())
@@ -178,19 +272,22 @@ impl Handler for Chat {
             _ => error("unknown message type"),
         }
     }
+
+    async fn on_close(&self, _: &Session, closed: &Closed) {
+        // What the connection was sent and never got: a vanished client's queue, or
+        // a slow consumer's when its close handshake was cut short. A real server
+        // might store it for the user's next visit; the example counts it.
+        let unsent = closed.unsent.len() as u64;
+        if unsent > 0 {
+            self.unsent.fetch_add(unsent, Ordering::Relaxed);
+            self.closed_with_unsent.fetch_add(1, Ordering::Relaxed);
+        }
+        // Last, and released: whoever reads this count sees the two above.
+        self.sessions_closed.fetch_add(1, Ordering::Release);
+    }
 }
 
-type ChatService = Service<
-    Box<
-        dyn Fn(
-                AuthRequest,
-            )
-                -> std::pin::Pin<Box<dyn Future<Output = Result<Identity, String>> + Send>>
-            + Send
-            + Sync,
-    >,
-    Chat,
->;
+type ChatService = Service<Tokens, Chat>;
 
 /// Serves the chat on `listener` until `shutdown` completes, then drains; returns
 /// what the drain did.
@@ -208,12 +305,13 @@ pub async fn serve(
     // A client that reads so slowly that its outbox fills is closed with 1013 "slow
     // consumer" rather than left open with a gap in what it heard.
     config.connection.overflow = OverflowPolicy::slow_consumer();
-    let secret: Arc<str> = Arc::from(args.secret);
+    // `hand_on_first_message` stays false (the default): an auth message is the
+    // authenticator's, never the handler's.
     let service: Arc<ChatService> = Arc::new(Service::new(
         registry.clone(),
         config,
-        Box::new(move |request| Box::pin(authenticate(secret.clone(), request))),
-        Chat,
+        Tokens::new(args.secret),
+        Chat::default(),
     ));
     let app = Router::new()
         .route("/", get(|| async { Html(PAGE) }))
@@ -239,10 +337,20 @@ pub async fn serve(
     Ok(report)
 }
 
-async fn stats(
-    State(service): State<Arc<ChatService>>,
-) -> Json<ws_lifecycle::registry::RegistrySnapshot> {
-    Json(service.registry().snapshot())
+/// What `/stats` serves: the registry's snapshot, its keys as they are and in their
+/// order, then `"driver"`.
+#[derive(Debug, Serialize)]
+struct Stats {
+    #[serde(flatten)]
+    registry: RegistrySnapshot,
+    driver: DriverStats,
+}
+
+async fn stats(State(service): State<Arc<ChatService>>) -> Json<Stats> {
+    Json(Stats {
+        registry: service.registry().snapshot(),
+        driver: service.handler().driver_stats(),
+    })
 }
 
 async fn ws(
@@ -307,19 +415,25 @@ async fn main() {
     }
 }
 
-const PAGE: &str = r#"<!doctype html>
+const PAGE: &str = r##"<!doctype html>
 <meta charset="utf-8">
 <title>ws-lifecycle chat</title>
 <style>
-  body { font: 15px system-ui, sans-serif; max-width: 40em; margin: 2em auto; }
-  #log { border: 1px solid #ccc; height: 20em; overflow-y: auto; padding: .5em; white-space: pre-wrap; }
+  body { font: 15px system-ui, sans-serif; max-width: 42em; margin: 2em auto; }
+  #log { border: 1px solid #ccc; height: 16em; overflow-y: auto; padding: .5em; white-space: pre-wrap; }
   input { padding: .3em; }
+  canvas { display: block; border: 1px solid #ccc; width: 100%; }
+  .legend span { display: inline-block; margin-right: 1em; }
+  .legend i { display: inline-block; width: .8em; height: .8em; margin-right: .3em; vertical-align: -.05em; }
+  #figures { font-variant-numeric: tabular-nums; }
 </style>
 <h1>ws-lifecycle chat</h1>
 <p>
   <input id="user" placeholder="user" value="guest">
   <input id="secret" placeholder="secret" value="secret">
-  <button id="connect">connect</button>
+  <button id="connect">connect</button><br>
+  <label><input type="checkbox" id="at-upgrade"> authenticate at the upgrade
+    (<code>/ws?token=&lt;user&gt;:&lt;secret&gt;</code>, no auth message)</label>
 </p>
 <div id="log"></div>
 <p>
@@ -327,23 +441,43 @@ const PAGE: &str = r#"<!doctype html>
   <input id="text" placeholder="message" size="40">
   <button id="send" disabled>send</button>
 </p>
+<h2>The registry, live</h2>
+<p id="figures">waiting for /stats…</p>
+<p class="legend" id="legend"></p>
+<canvas id="phases" width="640" height="180" aria-label="connections by phase over the last 60 s"></canvas>
+<p>Closes by cause (totals since the server started):</p>
+<canvas id="causes" width="640" height="150" aria-label="closes by cause"></canvas>
 <script>
   const $ = (id) => document.getElementById(id);
   const log = (line) => { $("log").textContent += line + "\n"; $("log").scrollTop = 1e9; };
+
+  // The chat.
   let ws = null;
   $("connect").onclick = () => {
     if (ws) ws.close(1000);
-    ws = new WebSocket(`ws://${location.host}/ws`);
-    ws.onopen = () => ws.send(JSON.stringify({ type: "auth", token: `${$("user").value}:${$("secret").value}` }));
-    ws.onmessage = (e) => {
+    const token = `${$("user").value}:${$("secret").value}`;
+    const atUpgrade = $("at-upgrade").checked;
+    const query = atUpgrade ? `?token=${encodeURIComponent(token)}` : "";
+    const sock = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws${query}`);
+    let opened = false;
+    ws = sock;
+    sock.onopen = () => {
+      opened = true;
+      if (!atUpgrade) sock.send(JSON.stringify({ type: "auth", token }));
+    };
+    sock.onmessage = (e) => {
       const m = JSON.parse(e.data);
-      if (m.type === "ready") { $("send").disabled = false; log(`ready as ${m.user} (connection ${m.conn})`); }
+      if (m.type === "ready") { if (sock === ws) $("send").disabled = false; log(`ready as ${m.user} (connection ${m.conn})`); }
       else if (m.type === "welcome") log(m.text + ` — ${m.online} online`);
       else if (m.type === "said") log(`${m.from}: ${m.text}`);
       else if (m.type === "whispered") log(`${m.from} (whisper): ${m.text}`);
       else if (m.type === "error") log(`error: ${m.error}`);
     };
-    ws.onclose = (e) => { $("send").disabled = true; log(`closed ${e.code} ${e.reason}`); };
+    sock.onclose = (e) => {
+      if (sock === ws) $("send").disabled = true;
+      if (opened) log(`closed ${e.code} ${e.reason}`);
+      else log(`no WebSocket (${e.code}): the upgrade was refused — a wrong token is answered 401, whose body the browser does not show`);
+    };
   };
   $("send").onclick = () => {
     const text = $("text").value;
@@ -352,5 +486,78 @@ const PAGE: &str = r#"<!doctype html>
     $("text").value = "";
   };
   $("text").onkeydown = (e) => { if (e.key === "Enter") $("send").click(); };
+
+  // The registry: GET /stats every second; connections by phase over the last 60 s
+  // (stacked), closes by cause (bars), and what the driver handed back unsent.
+  const PHASES = [["accepted", "#e6a23c"], ["authenticated", "#409eff"], ["ready", "#67c23a"], ["closing", "#f56c6c"]];
+  const SPAN = 60;
+  const history = [];
+  $("legend").innerHTML = PHASES.map(([p, c]) => `<span><i style="background:${c}"></i>${p}</span>`).join("");
+
+  function drawPhases() {
+    const canvas = $("phases"), g = canvas.getContext("2d");
+    const [w, h, left, bottom, top] = [canvas.width, canvas.height, 36, 18, 8];
+    g.clearRect(0, 0, w, h);
+    const totals = history.map((s) => PHASES.reduce((n, [p]) => n + (s[p] || 0), 0));
+    const max = Math.max(1, ...totals);
+    const x = (i) => left + (w - left - 4) * (SPAN - history.length + i) / (SPAN - 1);
+    const y = (n) => h - bottom - (h - bottom - top) * n / max;
+    const below = history.map(() => 0);
+    for (const [phase, color] of PHASES) {
+      const above = history.map((s, i) => below[i] + (s[phase] || 0));
+      g.beginPath();
+      above.forEach((n, i) => (i ? g.lineTo(x(i), y(n)) : g.moveTo(x(i), y(n))));
+      for (let i = history.length - 1; i >= 0; i--) g.lineTo(x(i), y(below[i]));
+      g.closePath();
+      g.fillStyle = color;
+      g.fill();
+      above.forEach((n, i) => (below[i] = n));
+    }
+    g.fillStyle = "#555";
+    g.font = "11px system-ui, sans-serif";
+    g.fillText(String(max), 4, top + 8);
+    g.fillText("0", 4, h - bottom);
+    g.fillText(`−${SPAN} s`, left, h - 4);
+    g.fillText("now", w - 28, h - 4);
+    g.strokeStyle = "#999";
+    g.beginPath(); g.moveTo(left, top); g.lineTo(left, h - bottom); g.lineTo(w, h - bottom); g.stroke();
+  }
+
+  function drawCauses(causes) {
+    const canvas = $("causes"), g = canvas.getContext("2d");
+    const [w, h, bottom, top] = [canvas.width, canvas.height, 18, 16];
+    g.clearRect(0, 0, w, h);
+    g.font = "11px system-ui, sans-serif";
+    const names = Object.keys(causes).sort();
+    if (!names.length) { g.fillStyle = "#555"; g.fillText("no connection has closed yet", 8, h / 2); return; }
+    const max = Math.max(1, ...names.map((n) => causes[n]));
+    const slot = Math.min(110, w / names.length);
+    names.forEach((name, i) => {
+      const barH = (h - bottom - top) * causes[name] / max;
+      const x = i * slot + 6;
+      g.fillStyle = "#909399";
+      g.fillRect(x, h - bottom - barH, slot - 12, barH);
+      g.fillStyle = "#333";
+      g.fillText(String(causes[name]), x, h - bottom - barH - 3);
+      g.fillText(name, x, h - 4, slot - 8);
+    });
+  }
+
+  async function poll() {
+    try {
+      const s = await (await fetch("/stats", { cache: "no-store" })).json();
+      history.push(s.by_phase);
+      if (history.length > SPAN) history.shift();
+      drawPhases();
+      drawCauses(s.totals.closed_by_cause);
+      $("figures").textContent = `${s.open} open (${s.by_phase.ready} ready), ${s.users} users · `
+        + `${s.totals.registered} registered, ${s.totals.closed} closed · `
+        + `unsent: ${s.driver.unsent} messages never written, to ${s.driver.closed_with_unsent} connections`;
+    } catch (e) {
+      $("figures").textContent = `/stats unavailable: ${e}`;
+    }
+    setTimeout(poll, 1000);
+  }
+  poll();
 </script>
-"#;
+"##;

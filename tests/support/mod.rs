@@ -63,28 +63,31 @@ impl Server {
         format!("ws://{}/ws", self.addr)
     }
 
+    /// The `/ws` URL with a query, e.g. `token=ada:secret`.
+    pub fn url_with(&self, query: &str) -> String {
+        format!("ws://{}/ws?{query}", self.addr)
+    }
+
+    /// `GET path`, answered (bounded by [`WAIT`]).
+    pub async fn get(&self, path: &str) -> HttpResponse {
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        http(self.addr, &head).await
+    }
+
+    /// `GET /stats`'s body as the server wrote it.
+    pub async fn stats_body(&self) -> String {
+        let response = self.get("/stats").await;
+        assert_eq!(response.status, 200, "{response:?}");
+        response.body
+    }
+
     /// `GET /stats`, parsed.
     pub async fn stats(&self) -> Value {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let fetch = async {
-            let mut stream = TcpStream::connect(self.addr).await.unwrap();
-            let request = format!(
-                "GET /stats HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-                self.addr
-            );
-            stream.write_all(request.as_bytes()).await.unwrap();
-            let mut response = String::new();
-            stream.read_to_string(&mut response).await.unwrap();
-            let body = response
-                .split("\r\n\r\n")
-                .nth(1)
-                .expect("a body")
-                .to_owned();
-            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {response}"))
-        };
-        tokio::time::timeout(WAIT, fetch)
-            .await
-            .expect("/stats answered in time")
+        let body = self.stats_body().await;
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
     }
 
     /// Polls `/stats` until nothing is open (bounded); returns the last snapshot.
@@ -95,9 +98,15 @@ impl Server {
     /// Polls `/stats` until exactly `open` connections are open (bounded by about
     /// 10 s); returns the last snapshot, which the caller checks.
     pub async fn until_open(&self, open: u64) -> Value {
+        self.until(|stats| stats["open"] == open).await
+    }
+
+    /// Polls `/stats` until `done` holds (bounded by about 10 s); returns the last
+    /// snapshot, which the caller checks.
+    pub async fn until(&self, done: impl Fn(&Value) -> bool) -> Value {
         let mut stats = self.stats().await;
         for _ in 0..200 {
-            if stats["open"] == open {
+            if done(&stats) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -123,6 +132,110 @@ pub fn args(auth_timeout_ms: u64) -> chat::Args {
         auth_timeout_ms,
         ..chat::Args::default()
     }
+}
+
+/// An HTTP response, as read off the socket.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The status line and the headers, as sent.
+    pub head: String,
+    /// The body (`Content-Length` bytes, or up to the end of the stream).
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The value of header `name` (case-insensitive), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// Sends `head` (a whole request without a body) to `addr` and reads the response
+/// (bounded by [`WAIT`]).
+pub async fn http(addr: SocketAddr, head: &str) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut bytes = Vec::new();
+        let mut chunk = [0_u8; 16 * 1024];
+        let end = loop {
+            if let Some(at) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at;
+            }
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the server hung up before the end of the head");
+            bytes.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8(bytes[..end].to_vec()).unwrap();
+        let mut response = HttpResponse {
+            status: head
+                .split(' ')
+                .nth(1)
+                .and_then(|code| code.parse().ok())
+                .unwrap_or_else(|| panic!("a status line: {head}")),
+            head,
+            body: String::new(),
+        };
+        let mut body = bytes[end + 4..].to_vec();
+        match response.header("content-length") {
+            Some(length) => {
+                let length: usize = length.parse().unwrap();
+                while body.len() < length {
+                    let n = stream.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "the server hung up in the body");
+                    body.extend_from_slice(&chunk[..n]);
+                }
+                body.truncate(length);
+            }
+            None => {
+                stream.read_to_end(&mut body).await.unwrap();
+            }
+        }
+        response.body = String::from_utf8(body).unwrap();
+        response
+    };
+    tokio::time::timeout(WAIT, exchange)
+        .await
+        .expect("answered in time")
+}
+
+/// A WebSocket upgrade request for `path` on `addr`, as a client would send it.
+pub fn upgrade_head(addr: SocketAddr, path: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+/// Connects to `url` (bounded): the socket, or the handshake's error.
+pub async fn try_connect(url: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("answered in time")
+        .map(|(ws, _)| ws)
+}
+
+/// Connects to `/ws?token=<token>`, authenticated at the upgrade; checks `ready`
+/// (as `user`) then `welcome`, sending nothing.
+pub async fn login_at_upgrade(server: &Server, user: &str) -> Ws {
+    let url = server.url_with(&format!("token={user}:secret"));
+    let mut ws = try_connect(&url).await.expect("the upgrade succeeds");
+    let ready = json(&mut ws).await;
+    assert_eq!(
+        ready["type"], "ready",
+        "the first message is ready: {ready}"
+    );
+    assert_eq!(ready["user"], user);
+    let welcome = json(&mut ws).await;
+    assert_eq!(welcome["type"], "welcome", "then welcome: {welcome}");
+    ws
 }
 
 /// Connects to `/ws`.

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use super::WAIT;
 
@@ -48,13 +48,26 @@ pub const CLOSE: u8 = 0x8;
 impl Raw {
     /// Connects to `ws://addr/ws` and completes the upgrade.
     pub async fn connect(addr: SocketAddr) -> Raw {
+        Raw::connect_to(addr, "/ws", None).await
+    }
+
+    /// Connects to `ws://addr{path}` (e.g. `/ws?token=ada:secret`) and completes the
+    /// upgrade; with `receive_buffer`, the socket's receive buffer (`SO_RCVBUF`) is
+    /// set to about that many bytes before connecting, so a client that stops reading
+    /// advertises a tiny window and the server's writes stall early.
+    pub async fn connect_to(addr: SocketAddr, path: &str, receive_buffer: Option<u32>) -> Raw {
         let connect = async {
-            let mut stream = TcpStream::connect(addr).await.unwrap();
-            let request = format!(
-                "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
-                 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-                 Sec-WebSocket-Version: 13\r\n\r\n"
-            );
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()
+            } else {
+                TcpSocket::new_v6()
+            };
+            let socket = socket.unwrap();
+            if let Some(size) = receive_buffer {
+                socket.set_recv_buffer_size(size).unwrap();
+            }
+            let mut stream = socket.connect(addr).await.unwrap();
+            let request = super::upgrade_head(addr, path);
             stream.write_all(request.as_bytes()).await.unwrap();
             let mut buffer = Vec::new();
             let end = loop {
