@@ -552,7 +552,7 @@ const PAGE: &str = r##"<!doctype html>
       drawCauses(s.totals.closed_by_cause);
       $("figures").textContent = `${s.open} open (${s.by_phase.ready} ready), ${s.users} users · `
         + `${s.totals.registered} registered, ${s.totals.closed} closed · `
-        + `unsent: ${s.driver.unsent} messages never written, to ${s.driver.closed_with_unsent} connections`;
+        + `unsent: ${s.driver.unsent} messages never written, to ${s.driver.closed_with_unsent} connection${s.driver.closed_with_unsent === 1 ? "" : "s"}`;
     } catch (e) {
       $("figures").textContent = `/stats unavailable: ${e}`;
     }
