@@ -231,6 +231,7 @@ async fn a_wrong_query_token_is_answered_401_with_the_reason_and_opens_no_websoc
     let mut ws = connect(&server).await;
     send(&mut ws, json!({"type": "auth", "token": "ada:secret"})).await;
     assert_eq!(json(&mut ws).await["type"], "ready");
+    drop(ws); // not left for the drain to wait out
     server.shutdown().await;
 }
 
