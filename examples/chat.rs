@@ -301,7 +301,6 @@ pub async fn serve(
     let registry = Registry::new(registry_config);
     let mut config = DriverConfig::default();
     config.connection.readiness_timeout = Duration::from_millis(args.auth_timeout_ms);
-    config.answer_pings = false; // axum does it
     // A client that reads so slowly that its outbox fills is closed with 1013 "slow
     // consumer" rather than left open with a gap in what it heard.
     config.connection.overflow = OverflowPolicy::slow_consumer();
