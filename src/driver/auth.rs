@@ -437,7 +437,7 @@ where
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let by_query = AtUpgrade(|request: Arc<UpgradeRequest>| async move {
-///     match request.query_param("token") {
+///     match request.query_param("token").as_deref() {
 ///         Some("s3cret") => Ok(Identity::user("ada")),
 ///         _ => Err("bad or missing token"), // HTTP 401
 ///     }

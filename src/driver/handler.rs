@@ -130,7 +130,9 @@ pub struct Closed {
     pub record: CloseRecord,
     /// The messages queued for the peer and never written, in queue order: what was
     /// still queued when the transport was lost or the close handshake cut short,
-    /// and what was taken for writing but never handed to the socket.
+    /// and what was taken for writing but never handed to the socket. At most the
+    /// outbox's capacity plus the driver's write batch (64) plus the pre-ready
+    /// buffer's capacity.
     pub unsent: Vec<Message>,
 }
 
@@ -371,6 +373,10 @@ pub trait Handler<S: Send + Sync + 'static = ()>: Send + Sync + 'static {
     /// connections that reached [`on_authenticated`](Handler::on_authenticated), with
     /// how it closed and the messages that were never written (**G3**): nothing the
     /// application queued is dropped without being handed back here.
+    ///
+    /// By then the registry no longer lists the connection (it is unlisted as it
+    /// reaches `Closed`, **G7**), so a `/stats` showing no open connection may still
+    /// have `on_close` calls to come; count them here if you need to know they ran.
     ///
     /// ```
     /// use std::sync::Mutex;

@@ -1,6 +1,7 @@
 //! [`UpgradeRequest`]: the HTTP request that asked for the WebSocket, as the
 //! authenticator and the handler see it.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use http::header::SEC_WEBSOCKET_PROTOCOL;
@@ -21,7 +22,7 @@ use http::{HeaderMap, Method, Uri};
 ///     .with_peer("192.0.2.7:50312".parse()?);
 /// let header = request.headers.get(AUTHORIZATION).and_then(|value| value.to_str().ok());
 /// assert_eq!(header.and_then(|value| value.strip_prefix("Bearer ")), Some("s3cret"));
-/// assert_eq!((request.uri.path(), request.query_param("room")), ("/ws", Some("42")));
+/// assert_eq!((request.uri.path(), request.query_param("room").as_deref()), ("/ws", Some("42")));
 /// assert_eq!(request.peer.map(|peer| peer.port()), Some(50312));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -72,22 +73,24 @@ impl UpgradeRequest {
         self.uri.query()
     }
 
-    /// The value of the first `name=value` pair in the query, as written (not
-    /// percent-decoded); `Some("")` for a bare `name`.
+    /// The value of the first `name=value` pair in the query, decoded as a browser's
+    /// form encoding is (`%XX` escapes, `+` for a space; invalid UTF-8 is replaced);
+    /// `Some("")` for a bare `name`. Names are compared as written.
     ///
     /// ```
     /// use ws_lifecycle::driver::UpgradeRequest;
     ///
-    /// let request = UpgradeRequest::new("/ws?token=ada:s3cret&debug".parse()?, Default::default());
-    /// assert_eq!(request.query_param("token"), Some("ada:s3cret"));
-    /// assert_eq!(request.query_param("debug"), Some(""));
-    /// assert_eq!(request.query_param("room"), None);
+    /// let request = UpgradeRequest::new("/ws?token=ada%3As3cret&room=rust+lang&debug".parse()?, Default::default());
+    /// assert_eq!(request.query_param("token").as_deref(), Some("ada:s3cret")); // encodeURIComponent's
+    /// assert_eq!(request.query_param("room").as_deref(), Some("rust lang"));
+    /// assert_eq!(request.query_param("debug").as_deref(), Some(""));
+    /// assert_eq!(request.query_param("user"), None);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn query_param(&self, name: &str) -> Option<&str> {
+    pub fn query_param(&self, name: &str) -> Option<Cow<'_, str>> {
         self.query()?.split('&').find_map(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (key == name).then_some(value)
+            (key == name).then(|| decode(value))
         })
     }
 
@@ -112,4 +115,33 @@ impl UpgradeRequest {
             .map(str::trim)
             .filter(|protocol| !protocol.is_empty())
     }
+}
+
+/// Form-decodes a query value: `+` is a space, `%XX` a byte; a `%` not followed by
+/// two hex digits stays as written.
+fn decode(value: &str) -> Cow<'_, str> {
+    if !value.contains(['%', '+']) {
+        return Cow::Borrowed(value);
+    }
+    let hex = |at: usize| {
+        value
+            .as_bytes()
+            .get(at)
+            .and_then(|&b| (b as char).to_digit(16))
+    };
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while let Some(&byte) = value.as_bytes().get(i) {
+        match (byte, hex(i + 1), hex(i + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8); // two hex digits: at most 255
+                i += 3;
+                continue;
+            }
+            (b'+', ..) => out.push(b' '),
+            _ => out.push(byte),
+        }
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }

@@ -62,11 +62,11 @@ use super::{
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let tokens = AtUpgrade(|request: Arc<UpgradeRequest>| async move {
-///     let user = match request.query_param("token") {
+///     let user = match request.query_param("token").as_deref() {
 ///         Some("t-ada") => "ada",
 ///         _ => return Err("bad or missing token"), // HTTP 401, no WebSocket
 ///     };
-///     let room = request.query_param("room").unwrap_or("lobby").to_owned();
+///     let room = request.query_param("room").as_deref().unwrap_or("lobby").to_owned();
 ///     Ok(Identity::user(user).with_state(room)) // the handler's per-connection state
 /// });
 /// let registry = Registry::default(); // starting: early connections are held (G8)
@@ -250,7 +250,7 @@ impl<A: Authenticator, H: Handler<A::State>> Service<A, H> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let tokens = AtUpgrade(|request: Arc<UpgradeRequest>| async move {
-    ///     match request.query_param("token") {
+    ///     match request.query_param("token").as_deref() {
     ///         Some("t-ada") => Ok(Identity::user("ada")),
     ///         _ => Err("bad token"),
     ///     }
