@@ -6,7 +6,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use http::StatusCode;
 
@@ -38,7 +38,10 @@ pub struct Identity<S = ()> {
     /// for an anonymous client, which is listed under no user.
     pub user: Option<String>,
     /// When the credential lapses, if it does: the connection is then closed with
-    /// 1008 (**G5**). A handler that receives a fresh credential moves it with
+    /// 1008 (**G5**). An instant on the driver's clock (tokio's): build it with
+    /// [`expiring_in`](Identity::expiring_in) or
+    /// [`expiring_at_system`](Identity::expiring_at_system) rather than from
+    /// `std::time::Instant::now()`, which a paused test clock does not move. A handler that receives a fresh credential moves it with
     /// [`Sender::reauthenticate`](crate::handle::Sender::reauthenticate).
     pub expires_at: Option<Instant>,
     /// The application's own value for this connection.
@@ -79,6 +82,49 @@ impl<S> Identity<S> {
             expires_at: Some(at),
             ..self
         }
+    }
+
+    /// The same identity, with a credential that lapses `ttl` from now on the
+    /// driver's clock (tokio's, so that a paused test clock moves it too), **G5**.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_lifecycle::Identity;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let identity = Identity::user("ada").expiring_in(Duration::from_secs(60));
+    /// assert!(identity.expires_at.is_some());
+    /// # }
+    /// ```
+    pub fn expiring_in(self, ttl: Duration) -> Identity<S> {
+        let at = super::now().checked_add(ttl);
+        Identity {
+            expires_at: at,
+            ..self
+        }
+    }
+
+    /// The same identity, with a credential that lapses at a wall-clock time (e.g. a
+    /// JWT's `exp`, as `UNIX_EPOCH + Duration::from_secs(exp)`), converted to the
+    /// driver's clock; a time already past lapses at once (**G5**).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    /// use ws_lifecycle::Identity;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 3600;
+    /// let identity = Identity::user("ada").expiring_at_system(UNIX_EPOCH + Duration::from_secs(exp));
+    /// assert!(identity.expires_at.is_some());
+    /// # }
+    /// ```
+    pub fn expiring_at_system(self, at: SystemTime) -> Identity<S> {
+        let left = at
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        self.expiring_in(left)
     }
 
     /// The same identity carrying `state`, the application's value for this

@@ -2,6 +2,7 @@
 //! authenticator and the handler see it.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::net::SocketAddr;
 
 use http::header::SEC_WEBSOCKET_PROTOCOL;
@@ -26,7 +27,11 @@ use http::{HeaderMap, Method, Uri};
 /// assert_eq!(request.peer.map(|peer| peer.port()), Some(50312));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+///
+/// Its `Debug` form leaves credentials out — the query's values and the headers'
+/// values are not printed, only the header names — so that logging a request or a
+/// [`Session`](super::Session) does not log a token.
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct UpgradeRequest {
     /// The request's method (`GET` for a WebSocket upgrade).
@@ -39,6 +44,38 @@ pub struct UpgradeRequest {
     /// `into_make_service_with_connect_info::<SocketAddr>()`; tungstenite: passed to
     /// `accept`).
     pub peer: Option<SocketAddr>,
+}
+
+impl fmt::Debug for UpgradeRequest {
+    /// Method, path, the names of the query's parameters and of the headers, peer:
+    /// never a value that may carry a credential.
+    ///
+    /// ```
+    /// use http::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+    /// use ws_lifecycle::driver::UpgradeRequest;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer s3cret"));
+    /// let request = UpgradeRequest::new("/ws?token=s3cret&room=1".parse()?, headers);
+    /// let printed = format!("{request:?}");
+    /// assert!(!printed.contains("s3cret"));
+    /// assert!(printed.contains("/ws") && printed.contains("token") && printed.contains("authorization"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let query: Vec<&str> = (self.query().unwrap_or_default().split('&'))
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| pair.split_once('=').map_or(pair, |(name, _)| name))
+            .collect();
+        let headers: Vec<&str> = self.headers.keys().map(|name| name.as_str()).collect();
+        f.debug_struct("UpgradeRequest")
+            .field("method", &self.method)
+            .field("path", &self.uri.path())
+            .field("query_names", &query)
+            .field("header_names", &headers)
+            .field("peer", &self.peer)
+            .finish()
+    }
 }
 
 impl UpgradeRequest {

@@ -309,12 +309,22 @@ impl<A: Authenticator, H: Handler<A::State>> Service<A, H> {
                 return refused(Refusal::with_status(status, "authentication timed out"));
             }
         };
+        let offered: Vec<&str> = request.protocols().collect();
         let protocol = chosen.or_else(|| {
-            let offered: Vec<&str> = request.protocols().collect();
             (self.config.protocols.iter())
                 .find(|p| offered.contains(&p.as_str()))
                 .cloned()
         });
+        if protocol.is_none() && !offered.is_empty() {
+            // A browser fails a connection whose 101 names none of the protocols it
+            // offered: say so where the server's author will look.
+            tracing::warn!(
+                %id,
+                offered = offered.len(),
+                "the client offered subprotocols and none was selected (DriverConfig::protocols, \
+                 Identity::selecting_protocol): browsers will fail this connection"
+            );
+        }
         Admission {
             id,
             request,

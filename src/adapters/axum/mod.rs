@@ -19,11 +19,10 @@
 //! use futures_util::{SinkExt, StreamExt};
 //! use tokio_tungstenite::tungstenite::Message as WsMessage;
 //! use ws_lifecycle::axum::Served;
-//! use ws_lifecycle::driver::{AtUpgrade, UpgradeRequest};
-//! use ws_lifecycle::{CloseFrame, DriverConfig, Handler, Identity, Message};
+//! use ws_lifecycle::driver::{Refusal, UpgradeRequest, UpgradeVerdict};
+//! use ws_lifecycle::{Authenticator, CloseFrame, DriverConfig, Handler, Identity, Message};
 //! use ws_lifecycle::{Registry, Sender, Service, Session};
 //!
-//! struct Room; // the per-connection state: which room
 //! struct Chat;
 //!
 //! impl Handler<String> for Chat {
@@ -38,14 +37,22 @@
 //!     }
 //! }
 //!
-//! type Chats = Service<AtUpgrade<fn(Arc<UpgradeRequest>) -> std::future::Ready<Result<Identity<String>, &'static str>>>, Chat>;
+//! /// `?token=` checked at the upgrade; the room from `?room=` becomes the state.
+//! struct Tokens;
 //!
-//! fn check(request: Arc<UpgradeRequest>) -> std::future::Ready<Result<Identity<String>, &'static str>> {
-//!     std::future::ready(match request.query_param("token") {
-//!         Some("t-ada") => Ok(Identity::user("ada").with_state(request.query_param("room").unwrap_or("lobby").into())),
-//!         _ => Err("bad or missing token"), // HTTP 401
-//!     })
+//! impl Authenticator for Tokens {
+//!     type State = String;
+//!
+//!     async fn at_upgrade(&self, request: Arc<UpgradeRequest>) -> UpgradeVerdict<String> {
+//!         let room = request.query_param("room").unwrap_or("lobby".into()).into_owned();
+//!         match request.query_param("token").as_deref() {
+//!             Some("t-ada") => UpgradeVerdict::Accept(Identity::user("ada").with_state(room)),
+//!             _ => UpgradeVerdict::Refuse(Refusal::unauthorized("bad or missing token")), // HTTP 401
+//!         }
+//!     }
 //! }
+//!
+//! type Chats = Service<Tokens, Chat>;
 //!
 //! async fn ws(State(service): State<Arc<Chats>>, upgrade: WebSocketUpgrade, request: UpgradeRequest) -> Served {
 //!     ws_lifecycle::axum::serve(upgrade, request, service).await
@@ -54,8 +61,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let registry = Registry::default();
-//! let auth = AtUpgrade(check as fn(_) -> _);
-//! let service = Arc::new(Service::new(registry.clone(), DriverConfig::default(), auth, Chat));
+//! let service = Arc::new(Service::new(registry.clone(), DriverConfig::default(), Tokens, Chat));
 //! let app = Router::new().route("/ws", get(ws)).with_state(service);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let addr = listener.local_addr()?;
