@@ -7,9 +7,8 @@
 //!
 //! 1. upgrade-time success: Ready without a message, the welcome first;
 //! 2. upgrade-time refusal: 401 / 403 with the reason, nothing registered, no handler;
-//!    and a request that is not an upgrade at all gets an HTTP error answer
-//!    (`not_an_upgrade_is_answered`: fails with the tungstenite adapter, a bug reported
-//!    by this suite, see the test);
+//!    and a request that is not an upgrade at all gets an HTTP error answer, before
+//!    the authenticator runs;
 //! 3. first-message mode, with and without `hand_on_first_message`;
 //! 4. no authentication (`Service::public`);
 //! 5. the subprotocol: chosen by the authenticator, or from `DriverConfig::protocols`;
@@ -439,15 +438,13 @@ async fn upgrade_refusal(adapter: Adapter) {
 }
 
 /// A request that is not a WebSocket upgrade (a plain `GET`, here with a valid
-/// token) gets an HTTP error answer from both adapters, as `AcceptError::Handshake`
-/// documents for tungstenite ("tungstenite answered the client itself") and as axum's
-/// extractor does (400) — not a silently closed connection — and nothing is
-/// registered.
+/// token) gets an HTTP error answer from both adapters (axum's extractor: 400; the
+/// tungstenite adapter checks the upgrade headers before the authenticator) — not a
+/// silently closed connection — and nothing is registered.
 ///
-/// Fails with the tungstenite adapter (found by this suite, reported, not fixed
-/// here): `accept` asks the authenticator first, then tungstenite's handshake rejects
-/// the request and returns an error without writing any answer; the client reads
-/// end-of-stream with no status line.
+/// Found by this suite: the tungstenite adapter asked the authenticator first, then
+/// tungstenite's handshake rejected the request without writing any answer (the
+/// client read end-of-stream with no status line).
 async fn not_an_upgrade_is_answered(adapter: Adapter) {
     let registry = Registry::open_now();
     let service = service(
@@ -591,6 +588,28 @@ async fn subprotocols(adapter: Adapter) {
         .expect("the upgrade succeeds");
     assert_eq!(response.headers()[PROTOCOL], "v2");
     assert!(next_text(&mut ws).await.starts_with("welcome:"));
+    // The authenticator selects one the client did not offer: dropped (a client
+    // fails a 101 naming a protocol it did not offer), the upgrade still succeeds.
+    let off_list = AtUpgrade(|_: Arc<UpgradeRequest>| async {
+        Ok::<_, Refusal>(Identity::user("y").selecting_protocol("bogus"))
+    });
+    let bogus = start(
+        adapter,
+        service(
+            &Registry::open_now(),
+            DriverConfig::default(),
+            off_list,
+            Probe::default(),
+        ),
+    )
+    .await;
+    let answer = raw_upgrade(bogus.addr, "", "Sec-WebSocket-Protocol: chat\r\n").await;
+    assert_eq!(answer.status, 101, "{answer:?}");
+    assert!(
+        !answer.head.to_ascii_lowercase().contains(PROTOCOL),
+        "{answer:?}"
+    );
+
     // Offered none the server speaks: answered without a subprotocol.
     let answer = raw_upgrade(server.addr, "", "Sec-WebSocket-Protocol: v1\r\n").await;
     assert_eq!(answer.status, 101, "{answer:?}");

@@ -46,8 +46,9 @@ pub struct Identity<S = ()> {
     pub expires_at: Option<Instant>,
     /// The application's own value for this connection.
     pub state: S,
-    /// At the upgrade: the subprotocol to answer with (one the client offered, see
-    /// [`UpgradeRequest::protocols`]). `None`: the first of
+    /// At the upgrade: the subprotocol to answer with, one the client offered (see
+    /// [`UpgradeRequest::protocols`]; another is dropped, with a warning, since the
+    /// client would fail the connection). `None`: the first of
     /// [`DriverConfig::protocols`](super::DriverConfig::protocols) the client
     /// offered, if any.
     pub protocol: Option<String>,

@@ -130,7 +130,11 @@ pub struct Closed {
     pub record: CloseRecord,
     /// The messages queued for the peer and never written, in queue order: what was
     /// still queued when the transport was lost or the close handshake cut short,
-    /// and what was taken for writing but never handed to the socket. At most the
+    /// and what was taken for writing but never handed to the socket. A message the
+    /// socket's library accepted (into its own write buffer, see
+    /// [`SocketConfig::write_buffer_size`](super::SocketConfig::write_buffer_size))
+    /// is the library's: if the transport is lost before it reaches the wire, it is
+    /// in neither. At most the
     /// outbox's capacity plus the driver's write batch (64) plus the pre-ready
     /// buffer's capacity.
     pub unsent: Vec<Message>,

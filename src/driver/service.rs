@@ -310,6 +310,15 @@ impl<A: Authenticator, H: Handler<A::State>> Service<A, H> {
             }
         };
         let offered: Vec<&str> = request.protocols().collect();
+        // RFC 6455 §4.2.2: the server selects one of the protocols the client
+        // offered; a client fails a connection answered with another.
+        let chosen = chosen.filter(|protocol| {
+            let ok = offered.contains(&protocol.as_str());
+            if !ok {
+                tracing::warn!(%id, %protocol, "the authenticator selected a subprotocol the client did not offer; none is selected");
+            }
+            ok
+        });
         let protocol = chosen.or_else(|| {
             (self.config.protocols.iter())
                 .find(|p| offered.contains(&p.as_str()))

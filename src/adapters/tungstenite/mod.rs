@@ -123,14 +123,15 @@ pub enum AcceptError {
     /// refusal's HTTP status and reason, and no WebSocket opened.
     #[error("upgrade refused: {0}")]
     Refused(Refusal),
-    /// The request was not a readable HTTP request (answered 400 or 431 where the
-    /// stream still allowed it), or it did not arrive within the readiness timeout.
+    /// The request was not a readable HTTP request or not a WebSocket upgrade
+    /// (answered 400, 405, 426 or 431 where the stream still allowed it, before the
+    /// authenticator ran), or it did not arrive within the readiness timeout.
     #[error("bad upgrade request: {0}")]
     BadRequest(String),
     /// Reading the request or writing the answer failed.
     #[error("i/o error during the upgrade: {0}")]
     Io(#[from] std::io::Error),
-    /// The WebSocket handshake failed (tungstenite answered the client itself).
+    /// The WebSocket handshake failed after the request was checked and admitted.
     #[error("WebSocket handshake failed: {0}")]
     Handshake(#[from] tungstenite::Error),
 }
@@ -188,6 +189,12 @@ where
         }
     };
     request.peer = peer;
+    // Not a WebSocket upgrade: answered here, before the authenticator runs (as
+    // axum's extractor does), since tungstenite would close without a word.
+    if let Err(refusal) = check_upgrade(&request) {
+        let _ = answer(&mut stream, &refusal).await;
+        return Err(AcceptError::BadRequest(refusal.reason().to_owned()));
+    }
     let admission = match service.admit(*request).await {
         Ok(admission) => admission,
         Err(refusal) => {
@@ -286,6 +293,48 @@ fn to_request(parsed: &httparse::Request<'_, '_>) -> Result<UpgradeRequest, Stri
     Ok(request)
 }
 
+/// The request is a WebSocket upgrade (RFC 6455 §4.2.1): `GET`, `Upgrade:
+/// websocket`, `Connection: upgrade`, a `Sec-WebSocket-Key`, version 13. Else the
+/// answer: 405, 426 (another version) or 400.
+fn check_upgrade(request: &UpgradeRequest) -> Result<(), Refusal> {
+    let header = |name: http::HeaderName| {
+        (request.headers.get_all(name).iter())
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .map(str::to_ascii_lowercase)
+            .collect::<Vec<_>>()
+    };
+    if request.method != Method::GET {
+        let status = http::StatusCode::METHOD_NOT_ALLOWED;
+        return Err(Refusal::with_status(status, "a WebSocket upgrade is a GET"));
+    }
+    let bad = |why: &str| Err(Refusal::with_status(http::StatusCode::BAD_REQUEST, why));
+    if !header(http::header::UPGRADE)
+        .iter()
+        .any(|v| v == "websocket")
+    {
+        return bad("not a WebSocket upgrade: no `Upgrade: websocket`");
+    }
+    if !header(CONNECTION).iter().any(|v| v == "upgrade") {
+        return bad("not a WebSocket upgrade: no `Connection: upgrade`");
+    }
+    if !request
+        .headers
+        .contains_key(http::header::SEC_WEBSOCKET_KEY)
+    {
+        return bad("not a WebSocket upgrade: no `Sec-WebSocket-Key`");
+    }
+    if header(http::header::SEC_WEBSOCKET_VERSION) != ["13"] {
+        let status = http::StatusCode::UPGRADE_REQUIRED;
+        return Err(Refusal::with_status(
+            status,
+            "Sec-WebSocket-Version must be 13",
+        ));
+    }
+    Ok(())
+}
+
 /// Answers the request with the refusal (status, `text/plain` reason) and closes.
 async fn answer<S: AsyncWrite + Unpin>(stream: &mut S, refusal: &Refusal) -> std::io::Result<()> {
     let status = refusal.status();
@@ -296,9 +345,9 @@ async fn answer<S: AsyncWrite + Unpin>(stream: &mut S, refusal: &Refusal) -> std
         status.canonical_reason().unwrap_or(""),
         body.len(),
     );
+    let response = [head.as_bytes(), body.as_bytes()].concat(); // one write
     let write = async {
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body.as_bytes()).await?;
+        stream.write_all(&response).await?;
         stream.shutdown().await
     };
     tokio::time::timeout(Duration::from_secs(1), write)
