@@ -80,6 +80,8 @@ on_both_adapters!(
     one_pong_per_ping,
     credential_expiry,
     reauthentication_extends,
+    grace_is_per_connection,
+    a_lapsed_credential_is_refused_at_the_upgrade,
 );
 
 /// Two services on different adapters, one registry.
@@ -210,7 +212,9 @@ impl<S: Tag + Send + Sync + 'static> Handler<S> for Probe {
         self.record("on_message", session);
         let text = message.as_text().unwrap_or("<binary>").to_owned();
         self.messages.lock().unwrap().push(text.clone());
-        if text == "hang" {
+        if text == "slow" {
+            tokio::time::sleep(ms(300)).await;
+        } else if text == "hang" {
             self.hanging.fetch_add(1, Ordering::SeqCst);
             std::future::pending::<()>().await;
         } else if text == "flood" {
@@ -1074,4 +1078,134 @@ async fn reauthentication_extends(adapter: Adapter) {
         CloseCause::CredentialExpired,
         "{closed:?}"
     );
+}
+
+// ── found by review ────────────────────────────────────────────────────────
+
+/// One `handler_grace` per connection, not per call: a slow handler (300 ms a
+/// message) with 20 messages held when the client closes is cut `grace` after the
+/// close — it cannot stretch the grace call by call over the held messages (that
+/// took 6 s before the fix).
+async fn grace_is_per_connection(adapter: Adapter) {
+    const GRACE: Duration = ms(500);
+    let registry = Registry::open_now();
+    let mut config = DriverConfig::default();
+    config.handler_grace = GRACE;
+    let service = Arc::new(Service::public(registry.clone(), config, Probe::default()));
+    let mut server = start(adapter, service.clone()).await;
+    let mut ws = connect(&server.url("")).await;
+    welcomed(&next_text(&mut ws).await);
+    for _ in 0..20 {
+        send(&mut ws, "slow").await;
+    }
+    let handler = service.handler();
+    eventually("the first slow call started", || {
+        handler.messages().len() == 1
+    })
+    .await;
+    let t0 = Instant::now();
+    close(&mut ws).await;
+    let closed = server.closed().await;
+    let elapsed = t0.elapsed();
+    assert!(
+        elapsed < GRACE + ms(400),
+        "{adapter:?}: Closed {elapsed:?} after the client's Close (grace {GRACE:?})"
+    );
+    assert!(
+        handler.messages().len() < 20,
+        "the held messages were cut short"
+    );
+    assert_eq!(closed.record.cause, CloseCause::Peer, "{closed:?}");
+    assert_eq!(handler.count("on_close"), 1);
+}
+
+/// Requests that look like upgrades but that tungstenite's handshake refuses (an
+/// HTTP/1.0 request, `Upgrade: websocket, foo/1`, `upgrade` only in a second
+/// `Connection` header, a frame sent with the head before the answer) are answered
+/// 4xx before the authenticator runs: nothing registered, no handler call. (The
+/// tungstenite adapter checked them more loosely than tungstenite, authenticated
+/// them, then closed them without an answer; found by review.)
+#[tokio::test]
+async fn not_quite_an_upgrade_is_answered_before_authentication() {
+    // axum's side is hyper's and axum's extractor's (they keep such a connection
+    // open or answer it themselves); this is the tungstenite adapter's own check.
+    let adapter = Adapter::Tungstenite;
+    let checked = Arc::new(AtomicUsize::new(0));
+    let counted = checked.clone();
+    let counting = AtUpgrade(move |_: Arc<UpgradeRequest>| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<_, Refusal>(Identity::user("ada")) }
+    });
+    let registry = Registry::open_now();
+    let service = service(
+        &registry,
+        DriverConfig::default(),
+        counting,
+        Probe::default(),
+    );
+    let server = start(adapter, service.clone()).await;
+    let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    let host = format!("Host: {}\r\n", server.addr);
+    let requests = [
+        format!("GET /ws HTTP/1.0\r\n{host}Upgrade: websocket\r\nConnection: Upgrade\r\n{key}\r\n"),
+        format!(
+            "GET /ws HTTP/1.1\r\n{host}Upgrade: websocket, foo/1\r\nConnection: Upgrade\r\n{key}\r\n"
+        ),
+        format!(
+            "GET /ws HTTP/1.1\r\n{host}Upgrade: websocket\r\nConnection: keep-alive\r\nConnection: Upgrade\r\n{key}\r\n"
+        ),
+        format!(
+            "GET /ws HTTP/1.1\r\n{host}Upgrade: websocket\r\nConnection: Upgrade\r\n{key}\r\nearly-bytes"
+        ),
+    ];
+    for request in &requests {
+        let answer = raw_exchange(server.addr, request).await;
+        let status = answer.lines().next().unwrap_or_default();
+        let first_line = request.lines().next().unwrap_or_default();
+        assert!(
+            status.starts_with("HTTP/1.1 4"),
+            "{first_line}: answered {answer:?}"
+        );
+    }
+    assert_eq!(checked.load(Ordering::SeqCst), 0, "the authenticator ran");
+    assert!(service.handler().calls().is_empty(), "the handler ran");
+    assert!(registry.is_empty());
+}
+
+/// An identity whose credential lapsed already is refused at the upgrade (401), not
+/// upgraded and then closed with 1008 (found by review).
+async fn a_lapsed_credential_is_refused_at_the_upgrade(adapter: Adapter) {
+    let registry = Registry::open_now();
+    let service = service(
+        &registry,
+        DriverConfig::default(),
+        tokens(),
+        Probe::default(),
+    );
+    let server = start(adapter, service.clone()).await;
+    match try_connect(&server.url("?token=good&ttl=0"), None).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("expected a 401, got {:?}", other.map(|(_, r)| r.status())),
+    }
+    assert_eq!(registry.snapshot().totals.registered, 0);
+}
+
+/// A panic in the synchronous part of an authenticator (before its future's first
+/// `.await`) is answered 500, like one inside it, instead of unwinding through the
+/// caller's task (found by review).
+#[tokio::test]
+async fn a_synchronous_panic_in_the_authenticator_is_a_500() {
+    let panicking = AtUpgrade(|request: Arc<UpgradeRequest>| {
+        let token = request.query_param("token").expect("a token").into_owned();
+        async move { Ok::<_, Refusal>(Identity::user(token)) }
+    });
+    let service = Service::new(
+        Registry::open_now(),
+        DriverConfig::default(),
+        panicking,
+        Probe::default(),
+    );
+    let bare = UpgradeRequest::new("/ws".parse().unwrap(), Default::default());
+    let refusal = service.admit(bare).await.expect_err("refused");
+    assert_eq!(refusal.status(), 500);
 }

@@ -9,7 +9,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::{FutureExt, Sink, Stream};
@@ -138,7 +138,10 @@ where
     );
     if let Some(session) = session {
         let grace = config.handler_grace;
-        let closing = AssertUnwindSafe(handler.on_close(&session, &ended)).catch_unwind();
+        // The call itself inside the future, so that a panic before its first
+        // `.await` is caught too.
+        let closing = AssertUnwindSafe(async { handler.on_close(&session, &ended).await });
+        let closing = closing.catch_unwind();
         match tokio::time::timeout(grace, closing).await {
             Ok(Ok(())) => {}
             Ok(Err(_panic)) => tracing::error!(%id, "on_close panicked"),
@@ -181,21 +184,20 @@ where
                 .flatten()?;
             let handed_on = config.hand_on_first_message.then(|| first_message.clone());
             let request = AuthRequest::new(id, request.clone(), first_message);
-            let auth = authenticator.authenticate(request);
-            let identity =
-                match until_closed(&observer, AssertUnwindSafe(auth).catch_unwind()).await? {
-                    Ok(Ok(identity)) => identity,
-                    Ok(Err(refusal)) => {
-                        tracing::info!(%id, %refusal, "authentication refused");
-                        let _ = conn.reject(now());
-                        return None;
-                    }
-                    Err(_panic) => {
-                        tracing::error!(%id, "the authenticator panicked; closing with 1011");
-                        transport.raise(CrateClose::HandlerPanic, now());
-                        return None;
-                    }
-                };
+            let auth = AssertUnwindSafe(async { authenticator.authenticate(request).await });
+            let identity = match until_closed(&observer, auth.catch_unwind()).await? {
+                Ok(Ok(identity)) => identity,
+                Ok(Err(refusal)) => {
+                    tracing::info!(%id, %refusal, "authentication refused");
+                    let _ = conn.reject(now());
+                    return None;
+                }
+                Err(_panic) => {
+                    tracing::error!(%id, "the authenticator panicked; closing with 1011");
+                    transport.raise(CrateClose::HandlerPanic, now());
+                    return None;
+                }
+            };
             // A credential that lapsed already closes the connection here (G5).
             let conn = conn.authenticate(identity.expires_at, now()).ok()?;
             (conn, identity, handed_on)
@@ -215,14 +217,11 @@ where
         request,
         state: identity.state,
     };
-    let grace = config.handler_grace;
+    let cut = Cut::new(&observer, config.handler_grace);
     let emitter = conn.emitter();
-    let greeted = guarded(
-        &observer,
-        grace,
-        handler.on_authenticated(&session, &emitter),
-    )
-    .await;
+    let greeted = cut
+        .guard(async { handler.on_authenticated(&session, &emitter).await })
+        .await;
     if !settle(greeted.map(Ok), "on_authenticated", &transport, None, id) {
         return Some(session);
     }
@@ -246,12 +245,9 @@ where
                 None => break,
             },
         };
-        let handled = guarded(
-            &observer,
-            grace,
-            handler.on_message(&session, &sender, message),
-        )
-        .await;
+        let handled = cut
+            .guard(async { handler.on_message(&session, &sender, message).await })
+            .await;
         if !settle(handled, "on_message", &transport, Some(&sender), id) {
             break;
         }
@@ -299,25 +295,44 @@ impl<T> Guarded<T> {
     }
 }
 
-/// Runs a handler call, catching a panic, and drops it if it is still pending
-/// `grace` after the connection started closing.
-async fn guarded<T>(
-    observer: &Observer,
+/// The bound on a connection's handler calls once it is closing: one deadline,
+/// `grace` after the connection is first seen closing, shared by every call after
+/// it (a handler cannot stretch it call by call over the messages still held).
+struct Cut<'a> {
+    observer: &'a Observer,
     grace: Duration,
-    call: impl Future<Output = T>,
-) -> Guarded<T> {
-    let call = AssertUnwindSafe(call).catch_unwind();
-    let cut = async {
-        closing(observer).await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        biased;
-        out = call => match out {
-            Ok(value) => Guarded::Done(value),
-            Err(_panic) => Guarded::Panicked,
-        },
-        () = cut => Guarded::Cut,
+    deadline: OnceLock<tokio::time::Instant>,
+}
+
+impl<'a> Cut<'a> {
+    fn new(observer: &'a Observer, grace: Duration) -> Self {
+        Cut {
+            observer,
+            grace,
+            deadline: OnceLock::new(),
+        }
+    }
+
+    /// Runs a handler call (`call` is the whole call, so that a panic before its
+    /// first `.await` is caught too), catching a panic, and drops it if it is
+    /// still pending at the deadline.
+    async fn guard<T>(&self, call: impl Future<Output = T>) -> Guarded<T> {
+        let call = AssertUnwindSafe(call).catch_unwind();
+        let cut = async {
+            closing(self.observer).await;
+            let deadline = self
+                .deadline
+                .get_or_init(|| tokio::time::Instant::now() + self.grace);
+            tokio::time::sleep_until(*deadline).await;
+        };
+        tokio::select! {
+            biased;
+            out = call => match out {
+                Ok(value) => Guarded::Done(value),
+                Err(_panic) => Guarded::Panicked,
+            },
+            () = cut => Guarded::Cut,
+        }
     }
 }
 

@@ -61,6 +61,11 @@ pub struct DriverConfig {
 /// `WebSocketConfig`, axum's `WebSocketUpgrade` setters): buffer sizes and the frame
 /// and message size limits. The defaults are tungstenite's own.
 ///
+/// The library's write-buffer bound is left unbounded on purpose: a library that
+/// refuses a frame for want of room drops it, which would break **G3**; the outbox
+/// ([`Config::outbox_capacity`](crate::core::Config::outbox_capacity)) is the bound
+/// on what waits to be written.
+///
 /// ```
 /// let mut config = ws_lifecycle::DriverConfig::default();
 /// config.socket.max_message_size = Some(1 << 20); // refuse messages over 1 MiB
@@ -75,9 +80,6 @@ pub struct SocketConfig {
     /// How many bytes of written frames the library collects before writing them to
     /// the stream. Default: 128 KiB.
     pub write_buffer_size: usize,
-    /// The most bytes the library buffers for writing before refusing a write.
-    /// Default: `usize::MAX` (no bound beyond the outbox's).
-    pub max_write_buffer_size: usize,
     /// The largest message the library accepts; `None`: no limit. Default: 64 MiB.
     pub max_message_size: Option<usize>,
     /// The largest frame the library accepts; `None`: no limit. Default: 16 MiB.
@@ -89,7 +91,6 @@ impl Default for SocketConfig {
         SocketConfig {
             read_buffer_size: 128 * 1024,
             write_buffer_size: 128 * 1024,
-            max_write_buffer_size: usize::MAX,
             max_message_size: Some(64 << 20),
             max_frame_size: Some(16 << 20),
         }

@@ -285,10 +285,19 @@ impl<A: Authenticator, H: Handler<A::State>> Service<A, H> {
             verdict: Verdict::Refused(refusal),
             protocol: None,
         };
-        let check = self.authenticator.at_upgrade(request.clone());
+        // The call itself inside the future, so that a panic before its first
+        // `.await` is answered 500 too.
+        let check = async { self.authenticator.at_upgrade(request.clone()).await };
         let check = AssertUnwindSafe(check).catch_unwind();
         let timeout = self.config.connection.readiness_timeout;
         let (verdict, chosen) = match tokio::time::timeout(timeout, check).await {
+            Ok(Ok(UpgradeVerdict::Accept(identity)))
+                if identity.expires_at.is_some_and(|at| at <= now()) =>
+            {
+                // Answered before the 101 rather than with a 1008 right after it.
+                tracing::info!(%id, "the credential lapsed already; answering 401");
+                return refused(Refusal::unauthorized("credential expired"));
+            }
             Ok(Ok(UpgradeVerdict::Accept(identity))) => {
                 let chosen = identity.protocol.clone();
                 (Verdict::Accepted(identity), chosen)

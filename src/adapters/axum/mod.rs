@@ -219,7 +219,6 @@ pub fn configure(upgrade: WebSocketUpgrade, socket: &SocketConfig) -> WebSocketU
     upgrade
         .read_buffer_size(socket.read_buffer_size)
         .write_buffer_size(socket.write_buffer_size)
-        .max_write_buffer_size(socket.max_write_buffer_size)
         .max_message_size(socket.max_message_size.unwrap_or(usize::MAX))
         .max_frame_size(socket.max_frame_size.unwrap_or(usize::MAX))
 }

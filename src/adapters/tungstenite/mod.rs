@@ -166,8 +166,8 @@ where
 {
     let limit = service.config().connection.readiness_timeout;
     let read = tokio::time::timeout(limit, read_head(&mut stream)).await;
-    let (head, mut request) = match read {
-        Ok(Ok(Head::Complete(head, request))) => (head, request),
+    let (head, mut request, version, tail) = match read {
+        Ok(Ok(Head::Complete(head, request, version, tail))) => (head, request, version, tail),
         Ok(Ok(Head::TooLarge)) => {
             let refusal = Refusal::with_status(
                 http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -191,14 +191,15 @@ where
     request.peer = peer;
     // Not a WebSocket upgrade: answered here, before the authenticator runs (as
     // axum's extractor does), since tungstenite would close without a word.
-    if let Err(refusal) = check_upgrade(&request) {
+    if let Err(refusal) = check_upgrade(&request, version, tail) {
         let _ = answer(&mut stream, &refusal).await;
         return Err(AcceptError::BadRequest(refusal.reason().to_owned()));
     }
     let admission = match service.admit(*request).await {
         Ok(admission) => admission,
         Err(refusal) => {
-            answer(&mut stream, &refusal).await?;
+            // The refusal is what matters to the caller, written or not.
+            let _ = answer(&mut stream, &refusal).await;
             return Err(AcceptError::Refused(refusal));
         }
     };
@@ -231,7 +232,6 @@ pub fn websocket_config(socket: &SocketConfig) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(socket.read_buffer_size)
         .write_buffer_size(socket.write_buffer_size)
-        .max_write_buffer_size(socket.max_write_buffer_size)
         .max_message_size(socket.max_message_size)
         .max_frame_size(socket.max_frame_size)
 }
@@ -239,7 +239,7 @@ pub fn websocket_config(socket: &SocketConfig) -> WebSocketConfig {
 /// An upgrade request head as read.
 enum Head {
     /// The bytes read (the head and whatever followed it) and the request.
-    Complete(Vec<u8>, Box<UpgradeRequest>),
+    Complete(Vec<u8>, Box<UpgradeRequest>, u8, usize),
     TooLarge,
     Malformed(String),
 }
@@ -249,7 +249,8 @@ async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Head
     let mut buffer = Vec::with_capacity(1024);
     let mut chunk = [0_u8; 1024];
     loop {
-        let read = stream.read(&mut chunk).await?;
+        let room = chunk.len().min(MAX_HEAD - buffer.len());
+        let read = stream.read(&mut chunk[..room]).await?;
         if read == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
@@ -257,12 +258,13 @@ async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Head
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut parsed = httparse::Request::new(&mut headers);
         match parsed.parse(&buffer) {
-            Ok(httparse::Status::Complete(_)) => {
+            Ok(httparse::Status::Complete(length)) => {
                 let request = match to_request(&parsed) {
                     Ok(request) => request,
                     Err(why) => return Ok(Head::Malformed(why)),
                 };
-                return Ok(Head::Complete(buffer, Box::new(request)));
+                let (version, tail) = (parsed.version.unwrap_or(0), buffer.len() - length);
+                return Ok(Head::Complete(buffer, Box::new(request), version, tail));
             }
             Ok(httparse::Status::Partial) if buffer.len() < MAX_HEAD => {}
             Ok(httparse::Status::Partial) => return Ok(Head::TooLarge),
@@ -293,31 +295,38 @@ fn to_request(parsed: &httparse::Request<'_, '_>) -> Result<UpgradeRequest, Stri
     Ok(request)
 }
 
-/// The request is a WebSocket upgrade (RFC 6455 §4.2.1): `GET`, `Upgrade:
-/// websocket`, `Connection: upgrade`, a `Sec-WebSocket-Key`, version 13. Else the
-/// answer: 405, 426 (another version) or 400.
-fn check_upgrade(request: &UpgradeRequest) -> Result<(), Refusal> {
-    let header = |name: http::HeaderName| {
-        (request.headers.get_all(name).iter())
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .map(str::to_ascii_lowercase)
-            .collect::<Vec<_>>()
-    };
+/// The request is a WebSocket upgrade by tungstenite's own rules (RFC 6455 §4.2.1),
+/// so that what passes here passes its handshake: `GET`, HTTP/1.1 or later, the
+/// first `Connection` header naming `upgrade`, the first `Upgrade` header exactly
+/// `websocket`, version 13, a `Sec-WebSocket-Key`, and nothing sent after the head
+/// before the answer. Else the answer: 405, 426 (another version) or 400.
+fn check_upgrade(request: &UpgradeRequest, version: u8, tail: usize) -> Result<(), Refusal> {
+    let first =
+        |name: http::HeaderName| (request.headers.get(name)).and_then(|value| value.to_str().ok());
     if request.method != Method::GET {
         let status = http::StatusCode::METHOD_NOT_ALLOWED;
         return Err(Refusal::with_status(status, "a WebSocket upgrade is a GET"));
     }
     let bad = |why: &str| Err(Refusal::with_status(http::StatusCode::BAD_REQUEST, why));
-    if !header(http::header::UPGRADE)
-        .iter()
-        .any(|v| v == "websocket")
+    if version < 1 {
+        return bad("a WebSocket upgrade needs HTTP/1.1");
+    }
+    let connection = first(CONNECTION).unwrap_or_default();
+    if !connection
+        .split([' ', ','])
+        .any(|token| token.eq_ignore_ascii_case("upgrade"))
     {
+        return bad("not a WebSocket upgrade: no `Connection: upgrade`");
+    }
+    if !first(http::header::UPGRADE).is_some_and(|value| value.eq_ignore_ascii_case("websocket")) {
         return bad("not a WebSocket upgrade: no `Upgrade: websocket`");
     }
-    if !header(CONNECTION).iter().any(|v| v == "upgrade") {
-        return bad("not a WebSocket upgrade: no `Connection: upgrade`");
+    if first(http::header::SEC_WEBSOCKET_VERSION) != Some("13") {
+        let status = http::StatusCode::UPGRADE_REQUIRED;
+        return Err(Refusal::with_status(
+            status,
+            "Sec-WebSocket-Version must be 13",
+        ));
     }
     if !request
         .headers
@@ -325,12 +334,8 @@ fn check_upgrade(request: &UpgradeRequest) -> Result<(), Refusal> {
     {
         return bad("not a WebSocket upgrade: no `Sec-WebSocket-Key`");
     }
-    if header(http::header::SEC_WEBSOCKET_VERSION) != ["13"] {
-        let status = http::StatusCode::UPGRADE_REQUIRED;
-        return Err(Refusal::with_status(
-            status,
-            "Sec-WebSocket-Version must be 13",
-        ));
+    if tail > 0 {
+        return bad("data sent after the upgrade request, before its answer");
     }
     Ok(())
 }
