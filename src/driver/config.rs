@@ -46,7 +46,14 @@ pub struct DriverConfig {
     /// How long a pending handler call (`on_authenticated`, `on_message`) may go on
     /// once its connection is closing, and how long `on_close` may take, before the
     /// driver drops it (a future that never completes cannot keep a closed
-    /// connection's task alive). Default: 2 s.
+    /// connection's task alive). One deadline per connection, from the moment it is
+    /// first seen closing. Default: 2 s.
+    ///
+    /// The driver learns that a connection is closing by reading: while the handler
+    /// takes no message and the inbound hold is full, it stops reading (back-pressure
+    /// on the client), so a client that leaves then is noticed by the
+    /// [`idle_timeout`](Self::idle_timeout) — with `idle_timeout: None`, a handler
+    /// that never returns while its client floods it can keep the connection.
     pub handler_grace: Duration,
     /// In the first-message mode, hand the first message (the credential) to
     /// [`Handler::on_message`](super::Handler::on_message) too, before every other
