@@ -196,6 +196,10 @@ fn close_cause_and_end_wire_forms_g9() {
         CloseCause::IdleTimeout,
         CloseCause::PreAuthLimit,
         CloseCause::HandlerPanic,
+        // New with the RFC 6455 §7.4.1 close codes (deliberate, additive).
+        CloseCause::ProtocolError,
+        CloseCause::InvalidPayload,
+        CloseCause::MessageTooBig,
     ];
     round_trips(&causes);
     assert_snapshot!("close_cause", json(&causes));

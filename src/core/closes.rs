@@ -25,6 +25,9 @@ use super::{CloseCause, CloseCode, CloseFrame};
 /// | `ReadyBeforeOpen` | `not_admitted` | 1013 | made ready before the server opened | no |
 /// | `AtCapacity` | `not_admitted` | 1013 | server at capacity | no |
 /// | `UserLimit` | `not_admitted` | 1008 | too many connections | no |
+/// | `ProtocolError` | `protocol_error` | 1002 | protocol error | no |
+/// | `InvalidPayload` | `invalid_payload` | 1007 | invalid UTF-8 | no |
+/// | `MessageTooBig` | `message_too_big` | 1009 | message too big | no |
 ///
 /// "Queued messages first": whether what was queued before the close is still
 /// written before our Close ([`CloseCause::flushes_queue`]); otherwise it comes back
@@ -77,11 +80,19 @@ pub enum CrateClose {
     AtCapacity,
     /// The user holds as many connections as the registry allows.
     UserLimit,
+    /// The driver: the peer broke the WebSocket protocol (RFC 6455 §7.4.1: an
+    /// unmasked frame, reserved bits, an unknown opcode, a fragmented or oversized
+    /// control frame, a continuation without a start, a 1-byte Close payload).
+    ProtocolError,
+    /// The driver: invalid UTF-8 in a text message or a Close reason.
+    InvalidPayload,
+    /// The driver: a message or frame over the socket's size limit.
+    MessageTooBig,
 }
 
 impl CrateClose {
     /// The whole table, in the order above.
-    pub const ALL: [CrateClose; 16] = [
+    pub const ALL: [CrateClose; 19] = [
         CrateClose::ReadinessDeadline,
         CrateClose::AuthFailed,
         CrateClose::CredentialExpired,
@@ -98,6 +109,9 @@ impl CrateClose {
         CrateClose::ReadyBeforeOpen,
         CrateClose::AtCapacity,
         CrateClose::UserLimit,
+        CrateClose::ProtocolError,
+        CrateClose::InvalidPayload,
+        CrateClose::MessageTooBig,
     ];
 
     /// The row: cause, code, reason.
@@ -144,6 +158,21 @@ impl CrateClose {
                 CloseCause::HandlerPanic,
                 C::INTERNAL_ERROR,
                 "internal error",
+            ),
+            CrateClose::ProtocolError => (
+                CloseCause::ProtocolError,
+                C::PROTOCOL_ERROR,
+                "protocol error",
+            ),
+            CrateClose::InvalidPayload => (
+                CloseCause::InvalidPayload,
+                C::INVALID_PAYLOAD,
+                "invalid UTF-8",
+            ),
+            CrateClose::MessageTooBig => (
+                CloseCause::MessageTooBig,
+                C::MESSAGE_TOO_BIG,
+                "message too big",
             ),
             CrateClose::Shutdown => (CloseCause::Shutdown, C::GOING_AWAY, "server shutting down"),
             CrateClose::NotOpen | CrateClose::HoldFull => (

@@ -64,6 +64,13 @@ crate::core::names::named! {
         PreAuthLimit => "pre_auth_limit",
         /// The application's authenticator or handler panicked (1011).
         HandlerPanic => "handler_panic",
+        /// The peer broke the WebSocket protocol (1002, RFC 6455 §7.4.1): the driver
+        /// sends its Close and stops reading.
+        ProtocolError => "protocol_error",
+        /// The peer sent invalid UTF-8 in a text message or a Close reason (1007).
+        InvalidPayload => "invalid_payload",
+        /// The peer sent a message or frame over the socket's size limit (1009).
+        MessageTooBig => "message_too_big",
     }
 }
 
