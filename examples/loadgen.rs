@@ -56,12 +56,15 @@ struct Args {
     timeout: Duration,
     json: Option<String>,
     label: String,
+    /// Seconds to hold every connection open, idle, once all are ready (for
+    /// measuring a server's memory per idle connection, `scripts/memory.sh`).
+    hold: u64,
 }
 
 /// The usage line.
 const USAGE: &str = "usage: loadgen [--url ws://127.0.0.1:8080/ws] [--clients 100] \
     [--messages 100] [--payload 32] [--duration 30] [--secret secret] [--window 4] \
-    [--connect-concurrency 4] [--timeout 10] [--json PATH] [--label NAME]";
+    [--connect-concurrency 4] [--timeout 10] [--json PATH] [--label NAME] [--hold SECONDS]";
 
 impl Args {
     fn parse() -> Result<Args, String> {
@@ -77,6 +80,7 @@ impl Args {
             timeout: Duration::from_secs(10),
             json: None,
             label: String::new(),
+            hold: 0,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -102,6 +106,7 @@ impl Args {
                 "--timeout" => a.timeout = Duration::from_secs(num(&value)?.max(1) as u64),
                 "--json" => a.json = Some(value),
                 "--label" => a.label = value,
+                "--hold" => a.hold = num(&value)? as u64,
                 _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
             }
         }
@@ -383,6 +388,13 @@ async fn main() {
         if let Ok(Some(client)) = task.await {
             connected.push(client);
         }
+    }
+
+    // Optionally, everyone idle for a while (the line below is what
+    // `scripts/memory.sh` waits for before it samples the server).
+    if args.hold > 0 {
+        println!("holding {} ready connections for {} s", connected.len(), args.hold);
+        tokio::time::sleep(Duration::from_secs(args.hold)).await;
     }
 
     // Phase 2 and 3: the load.
