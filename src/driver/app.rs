@@ -67,7 +67,7 @@ where
     A: Authenticator,
     H: Handler<A::State>,
     S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin + Send,
-    E: std::fmt::Display,
+    E: super::SocketError,
 {
     let (registry, config, _, handler) = service.parts();
     let super::Admission {

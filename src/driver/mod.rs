@@ -12,7 +12,7 @@
 //! | `config.rs` | [`DriverConfig`], [`SocketConfig`] |
 //! | `app.rs` | the application side of one connection (private) |
 //! | `pump.rs` | the socket side of one connection (private) |
-//! | `wire.rs` | [`WireFrame`], what the adapters convert to and from |
+//! | `wire.rs` | [`WireFrame`], what the adapters convert to and from; [`SocketError`], what a read error tells the peer (1002, 1007, 1009) |
 //!
 //! Per connection, two futures run side by side in the caller's task:
 //!
@@ -56,7 +56,7 @@ pub use config::{DriverConfig, SocketConfig};
 pub use handler::{Closed, Handler, Session};
 pub use request::UpgradeRequest;
 pub use service::{Admission, Service};
-pub use wire::WireFrame;
+pub use wire::{SocketError, WireFrame};
 
 /// The driver's clock: tokio's, so that a paused test clock drives the lifecycle's
 /// deadlines too.

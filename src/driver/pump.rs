@@ -38,7 +38,8 @@ struct Inbound {
     /// In the first-message mode, the first message goes to the authenticator, not
     /// the hold.
     first: Option<oneshot::Sender<Message>>,
-    /// Messages seen before authentication succeeded, the first included.
+    /// Messages seen before the auth message (the first) was taken, that one
+    /// included: what follows it is held (pipelining), bounded by the inbound hold.
     pre_auth: usize,
     /// A message the hold had no room for, retried once it has (back-pressure).
     stalled: Option<Message>,
@@ -89,7 +90,7 @@ pub(super) async fn run<S, E>(
     answer_pings: bool,
 ) where
     S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin + Send,
-    E: std::fmt::Display,
+    E: super::SocketError,
 {
     let id = transport.id();
     let mut inbound = Inbound {
@@ -114,6 +115,9 @@ pub(super) async fn run<S, E>(
         pinged: false,
     };
     let mut reading = true;
+    // The peer broke the protocol: our Close (1002, 1007, 1009) is queued and nothing
+    // more is read; the transport ends once it is written (RFC 6455 §7.1.7, §7.4.1).
+    let mut failing = false;
     loop {
         let event = poll_fn(|cx| {
             let reads = reading && inbound.stalled.is_none();
@@ -130,7 +134,11 @@ pub(super) async fn run<S, E>(
         .await;
         match event {
             Event::Closed => break,
-            Event::Wrote => {}
+            Event::Wrote => {
+                if failing {
+                    end_if_close_written(&transport, &writer);
+                }
+            }
             Event::WriteFailed(error) => {
                 // What the socket never took goes back, to be handed back by
                 // `take_unsent` with the rest (G3); the frame it failed on is gone
@@ -160,9 +168,18 @@ pub(super) async fn run<S, E>(
                         let _ = transport.handle_peer_close(frame, now());
                     }
                     Some(Err(error)) => {
-                        tracing::debug!(%id, %error, "read failed");
                         reading = false;
-                        let _ = transport.handle_transport_lost(TransportLoss::Error, now());
+                        if let Some(close) = error.failure() {
+                            // RFC 6455 §7.4.1: the Close says why (1002, 1007, 1009).
+                            let kind = close.cause().as_str();
+                            tracing::debug!(%id, %error, kind, "protocol failure");
+                            transport.raise(close, now());
+                            failing = true;
+                            end_if_close_written(&transport, &writer);
+                        } else {
+                            tracing::debug!(%id, %error, "read failed");
+                            let _ = transport.handle_transport_lost(TransportLoss::Error, now());
+                        }
                     }
                     None => {
                         reading = false;
@@ -431,13 +448,30 @@ impl Writer {
     }
 }
 
+/// After a protocol failure: once our Close is handed to the socket and flushed,
+/// _Fail the WebSocket Connection_ — end the transport without waiting for an answer
+/// we would not read (RFC 6455 §7.1.7). The record keeps the failure's cause (**G4**).
+fn end_if_close_written(transport: &Transport, writer: &Writer) {
+    let flushed = writer.batch.is_empty() && writer.control.is_none() && !writer.unflushed;
+    if flushed && transport.close_record().is_some_and(|r| r.close_sent) {
+        let _ = transport.handle_transport_lost(TransportLoss::Error, now());
+    }
+}
+
 /// Hands an application message to the core: the first to the authenticator, the
-/// rest to the inbound hold, within the pre-authentication limits.
+/// rest to the inbound hold, within the pre-authentication limits. Until
+/// authentication succeeds every message is held to the size limit; the count limit
+/// counts only what comes before the auth message: a client that pipelines its
+/// first messages behind it has them held (bounded by the inbound hold,
+/// [`Config::inbound_capacity`](crate::core::Config::inbound_capacity)) and
+/// delivered in order once `Ready`.
 fn deliver(transport: &Transport, inbound: &mut Inbound, message: Message, config: &DriverConfig) {
     let now = now();
     let authenticated = matches!(transport.phase(), Phase::Authenticated | Phase::Ready);
     if !authenticated {
-        inbound.pre_auth += 1;
+        if inbound.first.is_some() {
+            inbound.pre_auth += 1;
+        }
         let too_big = message.len() > config.max_pre_auth_message_bytes;
         if too_big || inbound.pre_auth > config.max_pre_auth_messages {
             let close = if too_big {

@@ -363,7 +363,7 @@ impl<A: Authenticator, H: Handler<A::State>> Service<A, H> {
     pub async fn run_admitted<S, E>(&self, socket: S, admission: Admission<A::State>) -> Closed
     where
         S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin + Send,
-        E: std::fmt::Display,
+        E: super::SocketError,
     {
         app::run(self, socket, admission, self.config.answer_pings).await
     }
@@ -418,7 +418,7 @@ impl<A: Authenticator, H: Handler<A::State>> Service<A, H> {
     pub async fn run<S, E>(&self, socket: S, request: UpgradeRequest) -> Closed
     where
         S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin + Send,
-        E: std::fmt::Display,
+        E: super::SocketError,
     {
         self.run_socket(socket, request, self.config.answer_pings)
             .await
@@ -434,7 +434,7 @@ impl<A: Authenticator, H: Handler<A::State>> Service<A, H> {
     ) -> Closed
     where
         S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin + Send,
-        E: std::fmt::Display,
+        E: super::SocketError,
     {
         let admission = self.examine(request).await;
         app::run(self, socket, admission, answer_pings).await
@@ -449,7 +449,7 @@ impl<A: Authenticator, H: Handler<A::State>> Service<A, H> {
     ) -> Closed
     where
         S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin + Send,
-        E: std::fmt::Display,
+        E: super::SocketError,
     {
         app::run(self, socket, admission, answer_pings).await
     }

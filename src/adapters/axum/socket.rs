@@ -7,8 +7,8 @@ use std::task::{Context, Poll};
 use axum::extract::ws::{self, WebSocket};
 use futures_util::{Sink, Stream};
 
-use crate::core::{CloseCode, CloseFrame, Message};
-use crate::driver::WireFrame;
+use crate::core::{CloseCode, CloseFrame, CrateClose, Message};
+use crate::driver::{SocketError, WireFrame};
 
 /// axum's `WebSocket` as the driver's `Stream + Sink` of [`WireFrame`]s.
 ///
@@ -111,5 +111,35 @@ impl Sink<WireFrame> for AxumSocket {
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+/// axum's read errors as RFC 6455 §7.4.1 closes (see the tungstenite adapter's):
+/// axum wraps tungstenite's error, whose type this feature cannot name, so its
+/// message is read — 1002 for a protocol violation, 1007 for invalid UTF-8, 1009 for
+/// a message or frame over the size limit; anything else is a lost transport
+/// (`tests/driver_hostile.rs` checks each class on a real socket).
+impl SocketError for axum::Error {
+    fn failure(&self) -> Option<CrateClose> {
+        failure_of(&self.to_string())
+    }
+}
+
+/// The close a tungstenite error's message calls for.
+fn failure_of(message: &str) -> Option<CrateClose> {
+    if let Some(protocol) = message.strip_prefix("WebSocket protocol error: ") {
+        // Not the peer's fault, or not a violation: a reset, or a frame after a Close.
+        let lost = [
+            "Connection reset without closing handshake",
+            "Sending after closing is not allowed",
+            "Remote sent after having closed",
+        ];
+        (!lost.contains(&protocol)).then_some(CrateClose::ProtocolError)
+    } else if message.starts_with("UTF-8 encoding error") {
+        Some(CrateClose::InvalidPayload)
+    } else if message.starts_with("Space limit exceeded: Message too long") {
+        Some(CrateClose::MessageTooBig)
+    } else {
+        None
     }
 }

@@ -10,8 +10,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame as TCloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message as TMessage};
 
-use crate::core::{CloseCode, CloseFrame, Message};
-use crate::driver::WireFrame;
+use crate::core::{CloseCode, CloseFrame, CrateClose, Message};
+use crate::driver::{SocketError, WireFrame};
 
 /// A tokio-tungstenite `WebSocketStream` as the driver's `Stream + Sink` of
 /// [`WireFrame`]s.
@@ -121,5 +121,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<WireFrame> for TungsteniteSocket<S>
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+/// tungstenite's read errors as RFC 6455 §7.4.1 closes: a protocol violation is
+/// 1002, invalid UTF-8 (in a text message or a Close reason) 1007, a message or
+/// frame over the size limit 1009; anything else (I/O, a reset without a Close) is a
+/// lost transport.
+impl SocketError for tungstenite::Error {
+    fn failure(&self) -> Option<CrateClose> {
+        use tungstenite::error::{CapacityError, ProtocolError as P};
+        match self {
+            tungstenite::Error::Capacity(CapacityError::MessageTooLong { .. }) => {
+                Some(CrateClose::MessageTooBig)
+            }
+            tungstenite::Error::Utf8(_) => Some(CrateClose::InvalidPayload),
+            tungstenite::Error::Protocol(
+                P::NonZeroReservedBits
+                | P::UnmaskedFrameFromClient
+                | P::MaskedFrameFromServer
+                | P::FragmentedControlFrame
+                | P::ControlFrameTooBig
+                | P::UnknownControlFrameType(_)
+                | P::UnknownDataFrameType(_)
+                | P::UnexpectedContinueFrame
+                | P::ExpectedFragment(_)
+                | P::InvalidOpcode(_)
+                | P::InvalidCloseSequence,
+            ) => Some(CrateClose::ProtocolError),
+            _ => None,
+        }
     }
 }
