@@ -3,13 +3,16 @@
 //! ```sh
 //! cargo run --example chat --features axum            # serves http://127.0.0.1:8080
 //! cargo run --example chat --features axum -- --addr 127.0.0.1:9000 --secret s3cret \
-//!     --auth-timeout-ms 5000 --max-conns 10000
+//!     --auth-timeout-ms 5000 --max-conns 10000 --max-unauthenticated 1000 \
+//!     --header-timeout-ms 5000 --max-pending 1024
 //! ```
 //!
 //! - `GET /` — a page that connects, authenticates (by message, or at the upgrade),
 //!   chats, and charts the registry live from `/stats`;
 //! - `GET /stats` — the registry's snapshot as JSON (`open`, `by_phase`, totals),
-//!   and a `driver` object: the messages the driver handed back unsent (**G3**);
+//!   a `driver` object (the messages the driver handed back unsent, **G3**), an
+//!   `http` object (connections that have not upgraded) and an `admission` object
+//!   (the unauthenticated and authenticated WebSockets against their caps);
 //! - `GET /ws` — the WebSocket. The protocol is in `docs/example-protocol.md`:
 //!   `/ws?token=<user>:<secret>` is authenticated at the upgrade (a wrong token is
 //!   answered 401, no WebSocket); without a `token`, the first message must be
@@ -18,7 +21,17 @@
 //!   user's connections.
 //!
 //! SIGINT or SIGTERM drains: every client gets Close 1001, and the process exits 0
-//! once they are closed (at most `DRAIN_TIMEOUT` later).
+//! once they are closed (at most `DRAIN_TIMEOUT` later, HTTP requests in flight and
+//! half-sent ones included).
+//!
+//! The HTTP layer is hyper's HTTP/1 server in an accept loop of its own
+//! ([`serve_http`]), not `axum::serve`, for three bounds `axum::serve` does not set:
+//! a request head must arrive within `--header-timeout-ms` (a silent client, half a
+//! request, an idle keep-alive connection are closed then); at most `--max-pending`
+//! connections may be open and not upgraded (beyond, a new connection is answered
+//! 503 and closed at once); and shutdown drops what has not finished by the drain's
+//! deadline. WebSockets that have not authenticated have their own cap,
+//! `--max-unauthenticated`, apart from `--max-conns` (authenticated ones).
 //!
 //! Tests include this file as a module (`tests/chat.rs`) and call [`serve`].
 
@@ -26,7 +39,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -34,9 +47,13 @@ use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use ws_lifecycle::core::OverflowPolicy;
 use ws_lifecycle::driver::{AuthRequest, Closed, Refusal, UpgradeRequest, UpgradeVerdict};
 use ws_lifecycle::registry::{DrainReport, RegistrySnapshot};
@@ -57,9 +74,20 @@ pub struct Args {
     pub secret: String,
     /// `--auth-timeout-ms`: how long a client has to authenticate. Default 5000.
     pub auth_timeout_ms: u64,
-    /// `--max-conns`: the most connections at once (more are refused with 1013).
-    /// Default: no cap.
+    /// `--max-conns`: the most *authenticated* connections at once. Default: no cap.
+    /// See [`Limits`] for how it is enforced.
     pub max_conns: Option<usize>,
+    /// `--max-unauthenticated`: the most WebSockets still waiting for their auth
+    /// message; more are answered 503 at the upgrade. Default 1000.
+    pub max_unauthenticated: usize,
+    /// `--header-timeout-ms`: how long a connection has to send a whole request head
+    /// (the first one, and each next one on a keep-alive connection) before it is
+    /// closed. Default 5000.
+    pub header_timeout_ms: u64,
+    /// `--max-pending`: the most TCP connections open and not upgraded to a
+    /// WebSocket (waiting for a request head, being answered, or idle between
+    /// requests); more are answered 503 and closed at once. Default 1024.
+    pub max_pending: usize,
 }
 
 impl Default for Args {
@@ -69,6 +97,9 @@ impl Default for Args {
             secret: "secret".to_owned(),
             auth_timeout_ms: 5000,
             max_conns: None,
+            max_unauthenticated: 1000,
+            header_timeout_ms: 5000,
+            max_pending: 1024,
         }
     }
 }
@@ -93,6 +124,13 @@ impl Args {
                     parsed.auth_timeout_ms = value.parse().map_err(|e| bad(&e))?
                 }
                 "--max-conns" => parsed.max_conns = Some(value.parse().map_err(|e| bad(&e))?),
+                "--max-unauthenticated" => {
+                    parsed.max_unauthenticated = value.parse().map_err(|e| bad(&e))?
+                }
+                "--header-timeout-ms" => {
+                    parsed.header_timeout_ms = value.parse().map_err(|e| bad(&e))?
+                }
+                "--max-pending" => parsed.max_pending = value.parse().map_err(|e| bad(&e))?,
                 _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
             }
         }
@@ -101,7 +139,8 @@ impl Args {
 }
 
 const USAGE: &str = "usage: chat [--addr 127.0.0.1:8080] [--secret secret] \
-                     [--auth-timeout-ms 5000] [--max-conns N]";
+                     [--auth-timeout-ms 5000] [--max-conns N] [--max-unauthenticated 1000] \
+                     [--header-timeout-ms 5000] [--max-pending 1024]";
 
 /// The chat's authenticator: a token `<user>:<secret>` with the shared secret and a
 /// non-empty user name, checked in one of two places.
@@ -111,20 +150,45 @@ const USAGE: &str = "usage: chat [--addr 127.0.0.1:8080] [--secret secret] \
 ///   wrong one is answered `401` with the reason as the body, and no WebSocket opens.
 /// - Otherwise in the first message, `{"type":"auth","token":"<user>:<secret>"}`;
 ///   anything else closes the connection with 1008.
+///
+/// The identity's state says which ([`Via`]), for the counts in [`Limits`].
 pub struct Tokens {
     secret: Arc<str>,
+    limits: Arc<Limits>,
+}
+
+/// How a connection authenticated: the handler's per-connection state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A `token` in the upgrade request's query.
+    Upgrade,
+    /// The first message.
+    FirstMessage,
+}
+
+/// The query's `token`, decoded (`Ok(None)`: none, the first message decides;
+/// `Err`: a malformed query). The one reading of the query for the authenticator
+/// and the `/ws` route's count of unauthenticated connections.
+fn query_token(uri: &axum::http::Uri) -> Result<Option<String>, ()> {
+    // axum's query decoder, not `UpgradeRequest::query_param`: a browser sends
+    // `ada%3Asecret` (`encodeURIComponent`), and user names may hold spaces.
+    match Query::<HashMap<String, String>>::try_from_uri(uri) {
+        Ok(Query(mut query)) => Ok(query.remove("token")),
+        Err(_) => Err(()),
+    }
 }
 
 impl Tokens {
-    /// Tokens checked against `secret`.
-    pub fn new(secret: impl Into<Arc<str>>) -> Tokens {
+    /// Tokens checked against `secret`, counting against `limits`.
+    pub fn new(secret: impl Into<Arc<str>>, limits: Arc<Limits>) -> Tokens {
         Tokens {
             secret: secret.into(),
+            limits,
         }
     }
 
     /// The identity a token stands for, or why it does not stand for one.
-    fn check(&self, token: &str) -> Result<Identity, Refusal> {
+    fn check(&self, token: &str, via: Via) -> Result<Identity<Via>, Refusal> {
         let (user, given) = token
             .rsplit_once(':')
             .ok_or("token is not <user>:<secret>")?;
@@ -134,33 +198,28 @@ impl Tokens {
         if given != &*self.secret {
             return Err("wrong token".into());
         }
-        Ok(Identity::user(user))
+        Ok(Identity::user(user).with_state(via))
     }
 }
 
 impl Authenticator for Tokens {
-    type State = ();
+    type State = Via;
 
-    async fn at_upgrade(&self, request: Arc<UpgradeRequest>) -> UpgradeVerdict {
-        // axum's query decoder, not `UpgradeRequest::query_param`: a browser sends
-        // `ada%3Asecret` (`encodeURIComponent`), and user names may hold spaces.
-        let query = match Query::<HashMap<String, String>>::try_from_uri(&request.uri) {
-            Ok(Query(query)) => query,
-            Err(_) => {
+    async fn at_upgrade(&self, request: Arc<UpgradeRequest>) -> UpgradeVerdict<Via> {
+        match query_token(&request.uri) {
+            Err(()) => {
                 let refusal = Refusal::with_status(StatusCode::BAD_REQUEST, "malformed query");
-                return UpgradeVerdict::Refuse(refusal);
+                UpgradeVerdict::Refuse(refusal)
             }
-        };
-        match query.get("token") {
-            None => UpgradeVerdict::AwaitFirstMessage, // the first message decides
-            Some(token) => match self.check(token) {
+            Ok(None) => UpgradeVerdict::AwaitFirstMessage, // the first message decides
+            Ok(Some(token)) => match self.check(&token, Via::Upgrade) {
                 Ok(identity) => UpgradeVerdict::Accept(identity),
                 Err(refusal) => UpgradeVerdict::Refuse(refusal), // 401, the reason as body
             },
         }
     }
 
-    async fn authenticate(&self, request: AuthRequest) -> Result<Identity, Refusal> {
+    async fn authenticate(&self, request: AuthRequest) -> Result<Identity<Via>, Refusal> {
         let text = request
             .first_message
             .as_text()
@@ -169,14 +228,30 @@ impl Authenticator for Tokens {
         if value["type"] != "auth" {
             return Err("first message is not auth".into());
         }
-        self.check(value["token"].as_str().ok_or("no token")?)
+        let identity = self.check(
+            value["token"].as_str().ok_or("no token")?,
+            Via::FirstMessage,
+        )?;
+        // `--max-conns` filled up while this client was authenticating: closed with
+        // 1008 (a refusal after the upgrade), the reason logged.
+        if self.limits.is_full() {
+            self.limits.refused_full.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::with_status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server full",
+            ));
+        }
+        Ok(identity)
     }
 }
 
 /// The chat's handler. It counts what the driver hands back at each connection's
-/// end (**G3** end to end), for `/stats`.
+/// end (**G3** end to end), for `/stats`, and the authenticated connections for
+/// [`Limits`].
 #[derive(Debug, Default)]
 pub struct Chat {
+    /// The caps and counts shared with the authenticator and the HTTP layer.
+    limits: Arc<Limits>,
     /// Messages queued for a client and never written to it, over all connections.
     unsent: AtomicU64,
     /// Connections that ended with at least one such message.
@@ -199,6 +274,14 @@ pub struct DriverStats {
 }
 
 impl Chat {
+    /// A handler counting against `limits`.
+    pub fn new(limits: Arc<Limits>) -> Chat {
+        Chat {
+            limits,
+            ..Chat::default()
+        }
+    }
+
     /// The counters now. Once `sessions_closed` reads `n`, the other two include
     /// those `n` connections.
     pub fn driver_stats(&self) -> DriverStats {
@@ -215,8 +298,11 @@ fn text(value: Value) -> Message {
     Message::text(value.to_string())
 }
 
-impl Handler for Chat {
-    async fn on_authenticated(&self, session: &Session, emitter: &Emitter) {
+impl Handler<Via> for Chat {
+    async fn on_authenticated(&self, session: &Session<Via>, emitter: &Emitter) {
+        // Paired with `on_close` by the driver: every connection that reaches this
+        // call reaches that one, exactly once.
+        self.limits.authenticated(session.state, 1);
         // Both are emitted before Ready and delivered first, in this order (G2).
         let _ = emitter.emit(text(json!({
             "type": "ready",
@@ -234,7 +320,7 @@ impl Handler for Chat {
 
     async fn on_message(
         &self,
-        session: &Session,
+        session: &Session<Via>,
         sender: &Sender,
         message: Message,
     ) -> Result<(), CloseFrame> {
@@ -273,7 +359,8 @@ impl Handler for Chat {
         }
     }
 
-    async fn on_close(&self, _: &Session, closed: &Closed) {
+    async fn on_close(&self, session: &Session<Via>, closed: &Closed) {
+        self.limits.authenticated(session.state, -1);
         // What the connection was sent and never got: a vanished client's queue, or
         // a slow consumer's when its close handshake was cut short. A real server
         // might store it for the user's next visit; the example counts it.
@@ -289,15 +376,197 @@ impl Handler for Chat {
 
 type ChatService = Service<Tokens, Chat>;
 
+/// The caps in front of the registry and their counts, shared by the accept loop,
+/// the `/ws` route, the authenticator and the handler; `/stats` shows them under
+/// `"http"` and `"admission"`.
+///
+/// - **Not upgraded** (`--max-pending`): the accept loop counts every TCP connection
+///   from its accept until it upgrades to a WebSocket or closes; one more is answered
+///   503 and closed at once, before anything is read.
+/// - **Unauthenticated** (`--max-unauthenticated`): a client with no `token` in its
+///   query counts from its upgrade until it has authenticated or its connection has
+///   ended. The `/ws` route counts such upgrades (`awaiting`, down again when the
+///   connection's [`Ended`](ws_lifecycle::axum::Ended) resolves: a task per
+///   connection waits for it), the handler counts those of them that authenticated
+///   (`on_authenticated` up, `on_close` down, which the driver pairs exactly); the
+///   difference is the unauthenticated count. One more is answered 503 at the
+///   upgrade: nothing is listed, no WebSocket opens.
+/// - **Authenticated** (`--max-conns`): `on_authenticated` up, `on_close` down. At
+///   the cap the upgrade is answered 503 `server full`, in both modes; a client whose
+///   auth message arrives once the cap has filled is closed with 1008 (an
+///   authenticator's refusal after the upgrade). The registry's own cap is
+///   `--max-conns` + `--max-unauthenticated`: with the unauthenticated ones capped, it
+///   can refuse (Close 1013) only connections beyond `--max-conns` authenticated
+///   ones, and it is the hard bound on everything listed when many authentications
+///   race for the last places.
+#[derive(Debug, Default)]
+pub struct Limits {
+    max_conns: Option<usize>,
+    max_unauthenticated: usize,
+    max_pending: usize,
+    /// TCP connections open and not upgraded.
+    pending: AtomicUsize,
+    refused_pending: AtomicU64,
+    header_timeouts: AtomicU64,
+    /// First-message upgrades whose connection has not ended.
+    awaiting: AtomicUsize,
+    /// Those of them that authenticated (and have not reached `on_close`).
+    awaiting_authenticated: AtomicUsize,
+    refused_unauthenticated: AtomicU64,
+    /// Authenticated connections (`on_authenticated` without `on_close` yet).
+    sessions: AtomicUsize,
+    refused_full: AtomicU64,
+}
+
+/// `/stats`'s `"http"`: connections that have not upgraded to a WebSocket.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct HttpStats {
+    /// TCP connections open and not upgraded: waiting for a request head, being
+    /// answered, or idle between requests.
+    pub pending: usize,
+    /// `--max-pending`.
+    pub max_pending: usize,
+    /// Connections answered 503 and closed at accept because `pending` was at the cap.
+    pub refused_pending: u64,
+    /// Connections closed because a request head did not arrive within
+    /// `--header-timeout-ms` (a silent or slow client, an idle keep-alive).
+    pub header_timeouts: u64,
+}
+
+/// `/stats`'s `"admission"`: the WebSocket caps.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct AdmissionStats {
+    /// WebSockets open and still waiting for their auth message.
+    pub unauthenticated: usize,
+    /// `--max-unauthenticated`.
+    pub max_unauthenticated: usize,
+    /// Upgrades answered 503 because `unauthenticated` was at the cap.
+    pub refused_unauthenticated: u64,
+    /// Authenticated connections not yet handed to `on_close`.
+    pub authenticated: usize,
+    /// `--max-conns` (`null`: no cap).
+    pub max_conns: Option<usize>,
+    /// Upgrades answered 503 and auth messages closed with 1008 because
+    /// `authenticated` was at `--max-conns`.
+    pub refused_full: u64,
+}
+
+impl Limits {
+    /// The caps of `args`, nothing counted yet.
+    pub fn new(args: &Args) -> Limits {
+        Limits {
+            max_conns: args.max_conns,
+            max_unauthenticated: args.max_unauthenticated,
+            max_pending: args.max_pending,
+            ..Limits::default()
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        (self.max_conns).is_some_and(|max| self.sessions.load(Ordering::Acquire) >= max)
+    }
+
+    fn authenticated(&self, via: Via, delta: isize) {
+        let add = |counter: &AtomicUsize| match delta {
+            1 => counter.fetch_add(1, Ordering::AcqRel),
+            _ => counter.fetch_sub(1, Ordering::AcqRel),
+        };
+        add(&self.sessions);
+        if via == Via::FirstMessage {
+            add(&self.awaiting_authenticated);
+        }
+    }
+
+    fn unauthenticated(&self) -> usize {
+        // Read in this order, a connection that authenticates and ends meanwhile is
+        // over-counted for a moment, never under-counted.
+        let authenticated = self.awaiting_authenticated.load(Ordering::Acquire);
+        (self.awaiting.load(Ordering::Acquire)).saturating_sub(authenticated)
+    }
+
+    /// A place for one more unauthenticated WebSocket, held until the guard drops.
+    fn await_first_message(self: &Arc<Self>) -> Option<Counted> {
+        let counted = Counted::new(self.clone(), |limits| &limits.awaiting);
+        if self.unauthenticated() > self.max_unauthenticated {
+            return None; // released by the drop
+        }
+        Some(counted)
+    }
+
+    /// A place for one more connection that has not upgraded, held until the guard
+    /// drops.
+    fn pend(self: &Arc<Self>) -> Option<Counted> {
+        let counted = Counted::new(self.clone(), |limits| &limits.pending);
+        if self.pending.load(Ordering::Acquire) > self.max_pending {
+            return None;
+        }
+        Some(counted)
+    }
+
+    /// What `/stats` shows under `"http"`.
+    pub fn http_stats(&self) -> HttpStats {
+        HttpStats {
+            pending: self.pending.load(Ordering::Acquire),
+            max_pending: self.max_pending,
+            refused_pending: self.refused_pending.load(Ordering::Relaxed),
+            header_timeouts: self.header_timeouts.load(Ordering::Relaxed),
+        }
+    }
+
+    /// What `/stats` shows under `"admission"`.
+    pub fn admission_stats(&self) -> AdmissionStats {
+        AdmissionStats {
+            unauthenticated: self.unauthenticated(),
+            max_unauthenticated: self.max_unauthenticated,
+            refused_unauthenticated: self.refused_unauthenticated.load(Ordering::Relaxed),
+            authenticated: self.sessions.load(Ordering::Acquire),
+            max_conns: self.max_conns,
+            refused_full: self.refused_full.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One unit of a [`Limits`] count, given back on drop.
+struct Counted {
+    limits: Arc<Limits>,
+    counter: fn(&Limits) -> &AtomicUsize,
+}
+
+impl Counted {
+    fn new(limits: Arc<Limits>, counter: fn(&Limits) -> &AtomicUsize) -> Counted {
+        counter(&limits).fetch_add(1, Ordering::AcqRel);
+        Counted { limits, counter }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        (self.counter)(&self.limits).fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The router's state.
+#[derive(Clone)]
+struct App {
+    service: Arc<ChatService>,
+    limits: Arc<Limits>,
+}
+
 /// Serves the chat on `listener` until `shutdown` completes, then drains; returns
-/// what the drain did.
+/// what the drain did. Everything is over within [`DRAIN_TIMEOUT`] of `shutdown`:
+/// the WebSockets' drain, the HTTP requests in flight, and the connections that
+/// have not sent a whole request (dropped at the deadline, or at once if they are
+/// not in a request).
 pub async fn serve(
     listener: TcpListener,
     args: Args,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<DrainReport> {
+    let limits = Arc::new(Limits::new(&args));
     let mut registry_config = RegistryConfig::default();
-    registry_config.max_connections = args.max_conns;
+    // The hard bound on what is listed; see `Limits`.
+    registry_config.max_connections =
+        (args.max_conns).map(|max| max.saturating_add(args.max_unauthenticated));
     let registry = Registry::new(registry_config);
     let mut config = DriverConfig::default();
     config.connection.readiness_timeout = Duration::from_millis(args.auth_timeout_ms);
@@ -309,57 +578,233 @@ pub async fn serve(
     let service: Arc<ChatService> = Arc::new(Service::new(
         registry.clone(),
         config,
-        Tokens::new(args.secret),
-        Chat::default(),
+        Tokens::new(args.secret.clone(), limits.clone()),
+        Chat::new(limits.clone()),
     ));
     let app = Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route("/stats", get(stats))
         .route("/ws", get(ws))
-        .with_state(service);
+        .with_state(App {
+            service,
+            limits: limits.clone(),
+        });
     // The handlers are in place: admit connections (G8).
     registry.open();
-    let drained = registry.clone();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-    let server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .into_future(),
-    );
+    let (stop_tx, stop_rx) = watch::channel(Stop::Serving);
+    let mut http = tokio::spawn(serve_http(
+        listener,
+        app,
+        limits,
+        args.header_timeout_ms,
+        stop_rx,
+    ));
     shutdown.await;
-    let report = drained.drain(tokio::time::sleep(DRAIN_TIMEOUT)).await;
-    let _ = stop_tx.send(());
-    // Plain HTTP requests in flight finish; upgraded sockets are already closed.
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, server).await;
+    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    // No new connection from now on; connections idle or still sending a request
+    // head are closed at once, requests in flight are answered.
+    let _ = stop_tx.send(Stop::Finishing);
+    let report = registry.drain(tokio::time::sleep_until(deadline)).await;
+    // Whatever HTTP is left at the deadline is dropped (`serve_http` returns once
+    // every connection task has ended).
+    if tokio::time::timeout_at(deadline, &mut http).await.is_err() {
+        let _ = stop_tx.send(Stop::Now);
+        let _ = tokio::time::timeout(Duration::from_millis(100), http).await;
+    }
     Ok(report)
 }
 
+/// What [`serve_http`] is told: serve on, finish, or stop now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Accept and serve.
+    Serving,
+    /// Finish the request in flight, if any, then close.
+    Finishing,
+    /// Close now.
+    Now,
+}
+
+/// The HTTP layer: accepts connections on `listener` and serves each with hyper's
+/// HTTP/1 builder — a `header_timeout_ms` bound on every request head (the first,
+/// and each next one on a keep-alive connection), upgrades for the WebSocket — and
+/// at most `limits.max_pending` of them not upgraded at once. Returns once told to
+/// stop and every connection task has ended (an upgraded connection's task ends
+/// at its upgrade; the WebSocket runs in a task of its own).
+///
+/// This is the setup the axum adapter's documentation recommends; `axum::serve` arms
+/// no header-read timeout (hyper's needs a timer) and has no such cap.
+pub async fn serve_http(
+    listener: TcpListener,
+    app: Router,
+    limits: Arc<Limits>,
+    header_timeout_ms: u64,
+    mut stop: watch::Receiver<Stop>,
+) {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(header_timeout_ms))
+        .keep_alive(true);
+    // Each connection task holds a receiver; `closed()` resolves once all are gone.
+    let (tasks, alive) = watch::channel(());
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors (EMFILE) or a connection reset before
+                    // it was accepted: wait a little rather than spin.
+                    if !matches!(error.kind(), std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset) {
+                        eprintln!("accept: {error}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    continue;
+                }
+            },
+            _ = async { stop.wait_for(|stop| *stop != Stop::Serving).await.is_ok() } => break,
+        };
+        let Some(pending) = limits.pend() else {
+            limits.refused_pending.fetch_add(1, Ordering::Relaxed);
+            refuse_busy(stream);
+            continue;
+        };
+        // Requests being answered on this connection (0 while it waits for a head).
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let service = {
+            let (router, in_flight) = (TowerToHyperService::new(app.clone()), in_flight.clone());
+            hyper::service::service_fn(move |request| {
+                let answer = hyper::service::Service::call(&router, request);
+                let counted = InFlight::new(in_flight.clone());
+                async move {
+                    let _counted = counted;
+                    answer.await
+                }
+            })
+        };
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let (limits, mut stop, alive) = (limits.clone(), stop.clone(), alive.clone());
+        tokio::spawn(async move {
+            let _alive = alive;
+            let _pending = pending;
+            let mut connection = std::pin::pin!(connection);
+            let ended = loop {
+                tokio::select! {
+                    ended = connection.as_mut() => break ended,
+                    changed = stop.changed() => {
+                        let finishing =
+                            matches!(changed.map(|()| *stop.borrow_and_update()), Ok(Stop::Finishing));
+                        // Stopping, and no request in flight (waiting for a head, idle
+                        // or half-sent): nothing is owed, close now.
+                        if !finishing || in_flight.load(Ordering::Acquire) == 0 {
+                            return;
+                        }
+                        // The response in flight is written, then the connection closes.
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            };
+            if let Err(error) = ended {
+                if error.is_timeout() {
+                    limits.header_timeouts.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    drop((listener, alive));
+    tasks.closed().await;
+}
+
+/// One request in flight on a connection, until dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(count: Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::AcqRel);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Answers a connection over `--max-pending` with 503 (if its send buffer takes the
+/// few bytes at once) and closes it, without reading or waiting for anything.
+fn refuse_busy(stream: TcpStream) {
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+        content-length: 17\r\nretry-after: 1\r\nconnection: close\r\n\r\ntoo many requests";
+    let _ = stream.try_write(BUSY);
+}
+
 /// What `/stats` serves: the registry's snapshot, its keys as they are and in their
-/// order, then `"driver"`.
+/// order, then `"driver"`, `"http"` and `"admission"`.
 #[derive(Debug, Serialize)]
 struct Stats {
     #[serde(flatten)]
     registry: RegistrySnapshot,
     driver: DriverStats,
+    http: HttpStats,
+    admission: AdmissionStats,
 }
 
-async fn stats(State(service): State<Arc<ChatService>>) -> Json<Stats> {
+async fn stats(State(app): State<App>) -> Json<Stats> {
     Json(Stats {
-        registry: service.registry().snapshot(),
-        driver: service.handler().driver_stats(),
+        registry: app.service.registry().snapshot(),
+        driver: app.service.handler().driver_stats(),
+        http: app.limits.http_stats(),
+        admission: app.limits.admission_stats(),
     })
 }
 
+/// 503 with a `text/plain` reason.
+fn unavailable(reason: &'static str) -> Response {
+    let content_type = [(
+        axum::http::header::CONTENT_TYPE,
+        "text/plain; charset=utf-8",
+    )];
+    (StatusCode::SERVICE_UNAVAILABLE, content_type, reason).into_response()
+}
+
 async fn ws(
-    State(service): State<Arc<ChatService>>,
+    State(app): State<App>,
     upgrade: WebSocketUpgrade,
     request: UpgradeRequest,
 ) -> Response {
-    ws_lifecycle::axum::serve(upgrade, request, service)
-        .await
-        .into_response()
+    if app.limits.is_full() {
+        app.limits.refused_full.fetch_add(1, Ordering::Relaxed);
+        return unavailable("server full");
+    }
+    // A first-message client counts as unauthenticated from here (see `Limits`).
+    let awaiting = match query_token(&request.uri) {
+        Ok(None) => match app.limits.await_first_message() {
+            Some(counted) => Some(counted),
+            None => {
+                app.limits
+                    .refused_unauthenticated
+                    .fetch_add(1, Ordering::Relaxed);
+                return unavailable("too many unauthenticated connections");
+            }
+        },
+        _ => None,
+    };
+    let served = ws_lifecycle::axum::serve(upgrade, request, app.service).await;
+    if let Some(counted) = awaiting {
+        let ws_lifecycle::axum::Served {
+            response, ended, ..
+        } = served;
+        // Until the connection ends (or the upgrade fails: `None` at once).
+        tokio::spawn(async move {
+            let _counted = counted;
+            ended.await;
+        });
+        return response;
+    }
+    served.into_response()
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.
@@ -384,7 +829,14 @@ async fn main() {
         }
     };
     let addr = listener.local_addr().expect("a bound address");
+    // The first line, which `tests/chat_signal.rs` reads for the address.
     println!("chat listening on http://{addr}  (Ctrl-C drains and exits)");
+    // Every connection is a file descriptor: the soft limit (often 1 024) up to the
+    // hard one.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => println!("open files: up to {limit}"),
+        Err(error) => eprintln!("open files: the limit stays as it is ({error})"),
+    }
     match serve(listener, args, signal()).await {
         Ok(report) => println!(
             "drained: {} asked to close, {} closed in time, {} dropped",

@@ -291,10 +291,10 @@ impl<'de> serde::Deserialize<'de> for Keys {
 async fn stats_is_the_registry_snapshot_as_before_then_the_driver_counts() {
     let server = Server::start_default().await;
     let body = server.stats_body().await;
-    // The snapshot's own keys, in its own order, then "driver".
+    // The snapshot's own keys, in its own order, then "driver", "http", "admission".
     let snapshot = serde_json::to_string(&RegistrySnapshot::default()).unwrap();
     let mut expected = serde_json::from_str::<Keys>(&snapshot).unwrap().0;
-    expected.push("driver".to_owned());
+    expected.extend(["driver", "http", "admission"].map(str::to_owned));
     assert_eq!(
         serde_json::from_str::<Keys>(&body).unwrap().0,
         expected,
