@@ -340,10 +340,10 @@ async fn shutdown_with_200_half_open_requests_is_within_the_drain_bound() {
     let report = stopped.await.unwrap();
     let elapsed = started.elapsed();
     eprintln!("shutdown with 200 half-open requests took {elapsed:?}: {report:?}");
-    assert!(
-        elapsed < chat::DRAIN_TIMEOUT + Duration::from_millis(500),
-        "{elapsed:?}"
-    );
+    // The documented bound is `DRAIN_TIMEOUT`; a connection with no request in
+    // flight is closed at once, so this one is far below it.
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+    assert!(elapsed < chat::DRAIN_TIMEOUT, "{elapsed:?}");
     assert_eq!((report.closing, report.closed), (1, 1), "{report:?}");
     for stream in &mut half_open {
         assert!(until_closed(stream, Duration::from_secs(1)).await.is_some());
