@@ -300,6 +300,10 @@ fn to_request(parsed: &httparse::Request<'_, '_>) -> Result<UpgradeRequest, Stri
 /// first `Connection` header naming `upgrade`, the first `Upgrade` header exactly
 /// `websocket`, version 13, a `Sec-WebSocket-Key`, and nothing sent after the head
 /// before the answer. Else the answer: 405, 426 (another version) or 400.
+///
+/// Stricter than tungstenite on one point: the `Sec-WebSocket-Key` must be what
+/// RFC 6455 §4.2.1 says it is, the base64 of 16 bytes (24 characters, the last two
+/// `==`), else 400; tungstenite would hash whatever it is given.
 fn check_upgrade(request: &UpgradeRequest, version: u8, tail: usize) -> Result<(), Refusal> {
     let first =
         |name: http::HeaderName| (request.headers.get(name)).and_then(|value| value.to_str().ok());
@@ -328,16 +332,27 @@ fn check_upgrade(request: &UpgradeRequest, version: u8, tail: usize) -> Result<(
             "Sec-WebSocket-Version must be 13",
         ));
     }
-    if !request
-        .headers
-        .contains_key(http::header::SEC_WEBSOCKET_KEY)
-    {
+    let Some(key) = request.headers.get(http::header::SEC_WEBSOCKET_KEY) else {
         return bad("not a WebSocket upgrade: no `Sec-WebSocket-Key`");
+    };
+    if !is_websocket_key(key.as_bytes()) {
+        return bad("`Sec-WebSocket-Key` is not the base64 of 16 bytes");
     }
     if tail > 0 {
         return bad("data sent after the upgrade request, before its answer");
     }
     Ok(())
+}
+
+/// Whether `key` is the base64 of 16 bytes (RFC 6455 §4.2.1): 22 characters of the
+/// base64 alphabet, the last of them carrying no bits beyond the 128 (`A`, `Q`, `g`
+/// or `w`), then `==`.
+fn is_websocket_key(key: &[u8]) -> bool {
+    let is_base64 = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
+    key.len() == 24
+        && key[..22].iter().all(is_base64)
+        && matches!(key[21], b'A' | b'Q' | b'g' | b'w')
+        && &key[22..] == b"=="
 }
 
 /// Answers the request with the refusal (status, `text/plain` reason) and closes.
