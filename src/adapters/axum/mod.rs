@@ -90,6 +90,62 @@
 //! axum (through tungstenite) answers pings and echoes the peer's Close by itself:
 //! the driver adds no Pong of its own on these sockets, and its own Close reply is
 //! absorbed by the library, so the peer gets exactly one.
+//!
+//! ## The HTTP server in front of it
+//!
+//! `axum::serve`, as above, arms no header-read timeout (hyper's needs a timer, which
+//! it does not set) and bounds nothing before the upgrade: a client that connects and
+//! sends nothing, sends half a request, or idles on a keep-alive connection holds a
+//! file descriptor for ever, and enough of them lock everyone out. Exposed to the
+//! internet, serve each connection with hyper's HTTP/1 builder in an accept loop of
+//! your own:
+//!
+//! - a timer and a `header_read_timeout` (hyper applies it to the first request head
+//!   and to the wait for each next one on a keep-alive connection: the connection is
+//!   closed when it runs out);
+//! - `with_upgrades()`, for the WebSocket; the connection's future resolves at the
+//!   upgrade (the WebSocket runs on in the task axum spawns), so a permit held until
+//!   then counts exactly the connections that have not upgraded — cap them, and close
+//!   a connection beyond the cap at once (or answer it 503);
+//! - the peer's address, if the authenticator wants it in
+//!   [`UpgradeRequest::peer`], as a `ConnectInfo` extension.
+//!
+//! Unauthenticated WebSockets (the first-message mode) are bounded in time by the
+//! readiness timeout; to bound their number apart from the authenticated ones, count
+//! them in the route (the example chat server does, `--max-unauthenticated`).
+//! `examples/chat.rs` (`serve_http`) is this loop in full, with shutdown.
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use axum::Extension;
+//! use axum::extract::connect_info::ConnectInfo;
+//! use hyper::server::conn::http1;
+//! use hyper_util::rt::{TokioIo, TokioTimer};
+//! use hyper_util::service::TowerToHyperService;
+//!
+//! # async fn run(app: axum::Router) -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+//! let mut http = http1::Builder::new();
+//! http.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(5));
+//! let not_upgraded = Arc::new(tokio::sync::Semaphore::new(1024));
+//! loop {
+//!     let (stream, peer) = listener.accept().await?;
+//!     let Ok(permit) = not_upgraded.clone().try_acquire_owned() else {
+//!         continue; // over the cap: the stream is dropped, closed at once
+//!     };
+//!     let app = app.clone().layer(Extension(ConnectInfo::<SocketAddr>(peer)));
+//!     let connection = http
+//!         .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
+//!         .with_upgrades();
+//!     tokio::spawn(async move {
+//!         let _ = connection.await; // closed, timed out, or upgraded
+//!         drop(permit);
+//!     });
+//! }
+//! # }
+//! ```
 
 mod socket;
 

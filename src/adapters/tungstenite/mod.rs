@@ -91,6 +91,41 @@
 //! tungstenite answers pings and echoes the peer's Close by itself: the driver adds
 //! no Pong of its own on these sockets, and its own Close reply is absorbed by the
 //! library, so the peer gets exactly one.
+//!
+//! ## Bounding the handshakes
+//!
+//! [`accept`] bounds each upgrade request's head in size (16 KiB, else 431) and in
+//! time (the connection's
+//! [`readiness_timeout`](crate::core::Config::readiness_timeout): a client that sends
+//! nothing or half a head is dropped then), and a first-message client has the same
+//! timeout to authenticate. What it cannot bound is how many connections the accept
+//! loop runs at once: each holds a file descriptor and a task. Bound them in the loop,
+//! with a semaphore whose permit lives as long as the `accept` call, and close a
+//! connection beyond the cap at once; a flood of silent or slow clients then holds at
+//! most that many descriptors, each for at most the readiness timeout. Keep the cap
+//! under the process's open-files limit.
+//!
+//! ```no_run
+//! # async fn example<A: ws_lifecycle::Authenticator + 'static, H: ws_lifecycle::Handler<A::State>>(
+//! #     service: std::sync::Arc<ws_lifecycle::Service<A, H>>,
+//! # ) -> std::io::Result<()> {
+//! use std::sync::Arc;
+//!
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+//! let connections = Arc::new(tokio::sync::Semaphore::new(10_000));
+//! loop {
+//!     let (stream, peer) = listener.accept().await?;
+//!     let Ok(permit) = connections.clone().try_acquire_owned() else {
+//!         continue; // over the cap: the stream is dropped, closed at once
+//!     };
+//!     let service = service.clone();
+//!     tokio::spawn(async move {
+//!         let _ = ws_lifecycle::tungstenite::accept(stream, Some(peer), &service).await;
+//!         drop(permit); // the handshake and the connection are over
+//!     });
+//! }
+//! # }
+//! ```
 
 mod rewind;
 mod socket;
