@@ -580,3 +580,147 @@ async fn no_control_frame_follows_our_close_g3() {
     assert_eq!(closed.record.cause, CloseCause::Local);
     assert!(closed.record.is_clean(), "{:?}", closed.record);
 }
+
+// ── the failure path on a socket of our own, and its log ────────────────────
+
+/// A socket error of our own that the driver must answer with 1002.
+#[derive(Debug)]
+struct BadFrame;
+
+impl std::fmt::Display for BadFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a bad frame")
+    }
+}
+
+impl ws_lifecycle::driver::SocketError for BadFrame {
+    fn failure(&self) -> Option<ws_lifecycle::core::CrateClose> {
+        Some(ws_lifecycle::core::CrateClose::ProtocolError)
+    }
+}
+
+/// Like `Logged`, with `BadFrame` errors.
+struct Failing {
+    inbound: UnboundedReceiver<Result<WireFrame, BadFrame>>,
+    written: Arc<Mutex<Vec<WireFrame>>>,
+}
+
+impl Stream for Failing {
+    type Item = Result<WireFrame, BadFrame>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inbound.poll_recv(cx)
+    }
+}
+
+impl Sink<WireFrame> for Failing {
+    type Error = BadFrame;
+    fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), BadFrame>> {
+        Poll::Ready(Ok(()))
+    }
+    fn start_send(self: Pin<&mut Self>, item: WireFrame) -> Result<(), BadFrame> {
+        self.written.lock().unwrap().push(item);
+        Ok(())
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), BadFrame>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), BadFrame>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// One event: its level and its fields, as text.
+type Captured = (tracing::Level, Vec<(String, String)>);
+
+/// Every event, in order.
+#[derive(Default, Clone)]
+struct Events(Arc<Mutex<Vec<Captured>>>);
+
+struct Fields(Vec<(String, String)>);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push((field.name().to_owned(), format!("{value:?}")));
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.push((field.name().to_owned(), value.to_owned()));
+    }
+}
+
+impl tracing::Subscriber for Events {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut fields = Fields(Vec::new());
+        event.record(&mut fields);
+        let level = *event.metadata().level();
+        self.0.lock().unwrap().push((level, fields.0));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Issue 14 (5) at the pump: a read error the socket classifies as a protocol
+/// failure is answered with its Close (1002), recorded with its own cause (not
+/// `transport_lost`), logged at debug with its kind; the transport is ended once the
+/// Close is written, without waiting for an answer (nothing more is read).
+#[tokio::test(start_paused = true)]
+async fn a_protocol_failure_is_closed_recorded_and_logged_with_its_kind() {
+    let events = Events::default();
+    let _guard = tracing::subscriber::set_default(events.clone());
+    let service = Arc::new(Service::new(
+        open_registry(),
+        DriverConfig::default(),
+        |r: AuthRequest| anyone(r),
+        Echo::default(),
+    ));
+    let (to_server, inbound) = unbounded_channel();
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let socket = Failing {
+        inbound,
+        written: written.clone(),
+    };
+    let started = tokio::time::Instant::now();
+    let task = tokio::spawn(async move { service.run(socket, UpgradeRequest::default()).await });
+    to_server
+        .send(Ok(WireFrame::Message(Message::text("auth"))))
+        .unwrap();
+    to_server.send(Err(BadFrame)).unwrap();
+    // Never answered, and the channel stays open: only ending the transport at once
+    // finishes the run before the close timeout.
+    let closed = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "no wait for an answer: {:?}",
+        started.elapsed()
+    );
+    let frames = written.lock().unwrap().clone();
+    assert!(
+        matches!(frames.as_slice(), [WireFrame::Close(Some(f))] if f.code().as_u16() == 1002),
+        "{frames:?}"
+    );
+    assert_eq!(closed.record.cause, CloseCause::ProtocolError);
+    assert_eq!(
+        closed.record.end,
+        Some(CloseEnd::TransportLost(TransportLoss::Error))
+    );
+    let logged = events.0.lock().unwrap().clone();
+    assert!(
+        logged.iter().any(|(level, fields)| {
+            *level == tracing::Level::DEBUG
+                && fields.contains(&("kind".to_owned(), "protocol_error".to_owned()))
+                && fields.contains(&("error".to_owned(), "a bad frame".to_owned()))
+        }),
+        "logged at debug with its kind: {logged:?}"
+    );
+    drop(to_server);
+}
