@@ -645,6 +645,10 @@ pub async fn serve_http(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(header_timeout_ms))
+        // A request head over 16 KiB is answered 431 (hyper's default buffers up
+        // to ~400 KiB per connection: 1 024 slow clients could hold 400 MB); the
+        // tungstenite adapter's bound.
+        .max_buf_size(16 * 1024)
         .keep_alive(true);
     // Each connection task holds a receiver; `closed()` resolves once all are gone.
     let (tasks, alive) = watch::channel(());

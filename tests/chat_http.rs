@@ -119,6 +119,37 @@ async fn silent_half_sent_and_idle_keep_alive_connections_are_closed_at_the_head
     server.shutdown().await;
 }
 
+/// A request head over 16 KiB is answered 431 and closed, not buffered on.
+#[tokio::test]
+async fn a_request_head_over_16_kib_is_answered_431() {
+    let server = Server::start(args(5000)).await;
+    let head = format!(
+        "GET /stats HTTP/1.1\r\nHost: chat\r\nX-Padding: {}\r\n\r\n",
+        "x".repeat(20 * 1024)
+    );
+    let mut stream = open(&server, head.as_bytes()).await;
+    let answer = until_closed(&mut stream, WAIT)
+        .await
+        .expect("closed in time");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // A head just under it is answered.
+    let head = format!(
+        "GET /stats HTTP/1.1\r\nHost: chat\r\nConnection: close\r\nX-Padding: {}\r\n\r\n",
+        "x".repeat(12 * 1024)
+    );
+    let mut stream = open(&server, head.as_bytes()).await;
+    let answer = until_closed(&mut stream, WAIT)
+        .await
+        .expect("closed in time");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    server.shutdown().await;
+}
+
 /// Beyond `--max-pending` connections that have not upgraded, a new connection is
 /// closed at once (answered 503 when the bytes fit), long before any timeout;
 /// clients already upgraded chat on, upgraded ones do not count, and once the
