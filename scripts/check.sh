@@ -5,11 +5,13 @@
 #
 # Steps: formatting, clippy (-D warnings, all targets and features, and the loom
 # build), every test (unit, integration, trybuild UI, bounded-exhaustive, proptest,
-# threads, doctests), the loom models (release, own target dir, preemption bound 3),
-# the SPIN model check (every LTL property, then every deliberately broken variant
-# must be caught; needs spin and gcc, which .ci/run installs), the API docs with
-# warnings denied, the library on the minimum Rust version (1.85.0, which .ci/run
-# installs) and the packaged crate.
+# threads, doctests), the Autobahn TestSuite's quick subset against the echo example
+# on both adapters (needs Python 2.7 through pyenv, and the suite, which .ci/run
+# installs), the loom models (release, own target dir, preemption bound 3), the SPIN
+# model check (every LTL property, then every deliberately broken variant must be
+# caught; needs spin and gcc, which .ci/run installs), the API docs with warnings
+# denied, the library on the minimum Rust version (1.85.0, which .ci/run installs)
+# and the packaged crate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +33,10 @@ step core-without-tokio bash -c 'cargo build --no-default-features &&
 step clippy-loom env RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target-loom \
     cargo clippy --release --no-default-features --test loom -- -D warnings
 step test cargo test --all-features
+# RFC 6455 conformance on the wire: the Autobahn TestSuite's quick subset against
+# examples/echo.rs on each adapter (docs/conformance.md; the full run is
+# `bash scripts/autobahn.sh`).
+step autobahn bash scripts/autobahn.sh --quick
 step loom env RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" \
     CARGO_TARGET_DIR=target-loom cargo test --release --no-default-features --test loom
 step model bash model/check.sh
