@@ -393,7 +393,11 @@ async fn main() {
     // Optionally, everyone idle for a while (the line below is what
     // `scripts/memory.sh` waits for before it samples the server).
     if args.hold > 0 {
-        println!("holding {} ready connections for {} s", connected.len(), args.hold);
+        println!(
+            "holding {} ready connections for {} s",
+            connected.len(),
+            args.hold
+        );
         tokio::time::sleep(Duration::from_secs(args.hold)).await;
     }
 

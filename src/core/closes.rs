@@ -14,7 +14,6 @@ use super::{CloseCause, CloseCode, CloseFrame};
 /// | `CredentialExpired` | `credential_expired` | 1008 | credential expired | no |
 /// | `InboundOverflow` | `inbound_overflow` | 1008 | too many messages before ready | no |
 /// | `PreAuthTooBig` | `pre_auth_limit` | 1008 | message too big before authentication | no |
-/// | `PreAuthTooMany` | `pre_auth_limit` | 1008 | too many messages before authentication | no |
 /// | `SlowConsumer` | `slow_consumer` | 1013 | slow consumer | yes |
 /// | `IdleTimeout` | `idle_timeout` | 1001 | idle timeout | yes |
 /// | `HandlerPanic` | `handler_panic` | 1011 | internal error | yes |
@@ -59,7 +58,7 @@ pub enum CrateClose {
     /// The driver: a message before authentication over its size limit.
     PreAuthTooBig,
     /// The driver: more messages before authentication than it allows.
-    PreAuthTooMany,
+
     /// The outbox overflowed under the slow-consumer policy.
     SlowConsumer,
     /// The driver: nothing heard from the peer within its idle timeout.
@@ -92,13 +91,12 @@ pub enum CrateClose {
 
 impl CrateClose {
     /// The whole table, in the order above.
-    pub const ALL: [CrateClose; 19] = [
+    pub const ALL: [CrateClose; 18] = [
         CrateClose::ReadinessDeadline,
         CrateClose::AuthFailed,
         CrateClose::CredentialExpired,
         CrateClose::InboundOverflow,
         CrateClose::PreAuthTooBig,
-        CrateClose::PreAuthTooMany,
         CrateClose::SlowConsumer,
         CrateClose::IdleTimeout,
         CrateClose::HandlerPanic,
@@ -142,11 +140,6 @@ impl CrateClose {
                 CloseCause::PreAuthLimit,
                 C::POLICY_VIOLATION,
                 "message too big before authentication",
-            ),
-            CrateClose::PreAuthTooMany => (
-                CloseCause::PreAuthLimit,
-                C::POLICY_VIOLATION,
-                "too many messages before authentication",
             ),
             CrateClose::SlowConsumer => (
                 CloseCause::SlowConsumer,

@@ -26,11 +26,11 @@ pub struct DriverConfig {
     /// timeout, no keep-alive pings. Default: 60 s.
     pub idle_timeout: Option<Duration>,
     /// Before authentication succeeds, a message larger than this many bytes closes
-    /// the connection with 1008. Default: 4096.
+    /// the connection with 1008. How many may wait is the inbound hold's bound
+    /// ([`Config::inbound_capacity`]): the auth message goes to the authenticator,
+    /// what a client pipelines behind it is held, in order, for the handler.
+    /// Default: 4096.
     pub max_pre_auth_message_bytes: usize,
-    /// Before authentication succeeds, more than this many messages (the first, which
-    /// the authenticator sees, included) close the connection with 1008. Default: 8.
-    pub max_pre_auth_messages: usize,
     /// Answer each Ping with a Pong, for a socket of your own passed to
     /// [`Service::run`](super::Service::run) whose library does not. The sockets of
     /// the `axum` and `tungstenite` adapters answer pings themselves (tungstenite
@@ -114,7 +114,6 @@ impl Default for DriverConfig {
             connection: Config::default(),
             idle_timeout: Some(Duration::from_secs(60)),
             max_pre_auth_message_bytes: 4096,
-            max_pre_auth_messages: 8,
             answer_pings: true,
             protocols: Vec::new(),
             handler_grace: Duration::from_secs(2),

@@ -38,9 +38,6 @@ struct Inbound {
     /// In the first-message mode, the first message goes to the authenticator, not
     /// the hold.
     first: Option<oneshot::Sender<Message>>,
-    /// Messages seen before the auth message (the first) was taken, that one
-    /// included: what follows it is held (pipelining), bounded by the inbound hold.
-    pre_auth: usize,
     /// A message the hold had no room for, retried once it has (back-pressure).
     stalled: Option<Message>,
 }
@@ -95,7 +92,6 @@ pub(super) async fn run<S, E>(
     let id = transport.id();
     let mut inbound = Inbound {
         first,
-        pre_auth: 0,
         stalled: None,
     };
     let mut writer = Writer {
@@ -459,29 +455,17 @@ fn end_if_close_written(transport: &Transport, writer: &Writer) {
 }
 
 /// Hands an application message to the core: the first to the authenticator, the
-/// rest to the inbound hold, within the pre-authentication limits. Until
-/// authentication succeeds every message is held to the size limit; the count limit
-/// counts only what comes before the auth message: a client that pipelines its
-/// first messages behind it has them held (bounded by the inbound hold,
-/// [`Config::inbound_capacity`](crate::core::Config::inbound_capacity)) and
+/// rest to the inbound hold. Until authentication succeeds every message is held to
+/// the pre-authentication size limit; how many may wait is the inbound hold's bound
+/// ([`Config::inbound_capacity`](crate::core::Config::inbound_capacity)): a client
+/// that pipelines its first messages behind the auth message has them held and
 /// delivered in order once `Ready`.
 fn deliver(transport: &Transport, inbound: &mut Inbound, message: Message, config: &DriverConfig) {
     let now = now();
     let authenticated = matches!(transport.phase(), Phase::Authenticated | Phase::Ready);
-    if !authenticated {
-        if inbound.first.is_some() {
-            inbound.pre_auth += 1;
-        }
-        let too_big = message.len() > config.max_pre_auth_message_bytes;
-        if too_big || inbound.pre_auth > config.max_pre_auth_messages {
-            let close = if too_big {
-                CrateClose::PreAuthTooBig
-            } else {
-                CrateClose::PreAuthTooMany
-            };
-            transport.raise(close, now);
-            return;
-        }
+    if !authenticated && message.len() > config.max_pre_auth_message_bytes {
+        transport.raise(CrateClose::PreAuthTooBig, now);
+        return;
     }
     if let Some(first) = inbound.first.take() {
         let _ = first.send(message);
