@@ -380,3 +380,56 @@ async fn shutdown_with_200_half_open_requests_is_within_the_drain_bound() {
         assert!(until_closed(stream, Duration::from_secs(1)).await.is_some());
     }
 }
+
+/// The process raises its open-files soft limit to the hard one at start and says
+/// so on its second line (started here with the soft limit lowered to 256). The
+/// binary is the one `cargo test` builds (`target/<profile>/examples/chat`, as in
+/// `tests/chat_signal.rs`; `cargo test --test chat_http` alone does not rebuild it).
+#[cfg(unix)]
+#[tokio::test]
+async fn the_open_files_soft_limit_is_raised_to_the_hard_one_at_start() {
+    use tokio::io::AsyncBufReadExt;
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let binary = binary.join("examples").join("chat");
+    assert!(
+        binary.exists(),
+        "{} is built by `cargo test`",
+        binary.display()
+    );
+    let script = format!(
+        "ulimit -Sn 256 && ulimit -Hn && exec {} --addr 127.0.0.1:0",
+        binary.display()
+    );
+    let mut child = tokio::process::Command::new("sh")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("printed in time")
+            .unwrap()
+            .unwrap()
+    };
+    let hard = next_line().await;
+    let listening = next_line().await;
+    assert!(
+        listening.starts_with("chat listening on http://"),
+        "{listening}"
+    );
+    let limit = next_line().await;
+    eprintln!("hard limit {hard}; the chat printed {limit:?}");
+    let expected = match hard.as_str() {
+        "unlimited" => None,
+        hard => Some(format!("open files: up to {hard}")),
+    };
+    match expected {
+        Some(expected) => assert_eq!(limit, expected),
+        None => assert!(limit.starts_with("open files: up to "), "{limit}"),
+    }
+    child.kill().await.unwrap();
+}
