@@ -61,7 +61,7 @@ async fn stats_until(server: &Server, done: impl Fn(&Value) -> bool) -> Value {
 /// and as header timeouts after.
 #[tokio::test]
 async fn silent_half_sent_and_idle_keep_alive_connections_are_closed_at_the_header_timeout() {
-    let timeout = Duration::from_millis(400);
+    let timeout = Duration::from_millis(1000);
     let server = Server::start(args(timeout.as_millis() as u64)).await;
     let started = Instant::now();
     let mut silent = open(&server, b"").await;
