@@ -741,7 +741,7 @@ impl Drop for InFlight {
 /// few bytes at once) and closes it, without reading or waiting for anything.
 fn refuse_busy(stream: TcpStream) {
     const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
-        content-length: 17\r\nretry-after: 1\r\nconnection: close\r\n\r\ntoo many requests";
+        content-length: 20\r\nretry-after: 1\r\nconnection: close\r\n\r\ntoo many connections";
     let _ = stream.try_write(BUSY);
 }
 
