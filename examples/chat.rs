@@ -838,7 +838,18 @@ async fn main() {
     // Every connection is a file descriptor: the soft limit (often 1 024) up to the
     // hard one.
     match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => println!("open files: up to {limit}"),
+        Ok(limit) => {
+            println!("open files: up to {limit}");
+            // Connections not upgraded alone could take every descriptor: the
+            // WebSockets and the listener would find none left.
+            if limit <= args.max_pending as u64 + 64 {
+                eprintln!(
+                    "warning: --max-pending {} leaves little of the {limit} open files to the \
+                     WebSockets; lower it",
+                    args.max_pending
+                );
+            }
+        }
         Err(error) => eprintln!("open files: the limit stays as it is ({error})"),
     }
     match serve(listener, args, signal()).await {
