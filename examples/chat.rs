@@ -88,6 +88,10 @@ pub struct Args {
     /// WebSocket (waiting for a request head, being answered, or idle between
     /// requests); more are answered 503 and closed at once. Default 1024.
     pub max_pending: usize,
+    /// `--max-message-bytes`: the largest message (and frame) a client may send;
+    /// larger is refused as it arrives, with Close 1009, never buffered whole.
+    /// Default 1 MiB (`SocketConfig`'s).
+    pub max_message_bytes: usize,
 }
 
 impl Default for Args {
@@ -100,6 +104,7 @@ impl Default for Args {
             max_unauthenticated: 1000,
             header_timeout_ms: 5000,
             max_pending: 1024,
+            max_message_bytes: 1 << 20,
         }
     }
 }
@@ -131,6 +136,9 @@ impl Args {
                     parsed.header_timeout_ms = value.parse().map_err(|e| bad(&e))?
                 }
                 "--max-pending" => parsed.max_pending = value.parse().map_err(|e| bad(&e))?,
+                "--max-message-bytes" => {
+                    parsed.max_message_bytes = value.parse().map_err(|e| bad(&e))?
+                }
                 _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
             }
         }
@@ -140,7 +148,8 @@ impl Args {
 
 const USAGE: &str = "usage: chat [--addr 127.0.0.1:8080] [--secret secret] \
                      [--auth-timeout-ms 5000] [--max-conns N] [--max-unauthenticated 1000] \
-                     [--header-timeout-ms 5000] [--max-pending 1024]";
+                     [--header-timeout-ms 5000] [--max-pending 1024] \
+                     [--max-message-bytes 1048576]";
 
 /// The chat's authenticator: a token `<user>:<secret>` with the shared secret and a
 /// non-empty user name, checked in one of two places.
@@ -573,6 +582,9 @@ pub async fn serve(
     // A client that reads so slowly that its outbox fills is closed with 1013 "slow
     // consumer" rather than left open with a gap in what it heard.
     config.connection.overflow = OverflowPolicy::slow_consumer();
+    // Refused at the frame's header or as the message grows (Close 1009).
+    config.socket.max_message_size = Some(args.max_message_bytes);
+    config.socket.max_frame_size = Some(args.max_message_bytes);
     // `hand_on_first_message` stays false (the default): an auth message is the
     // authenticator's, never the handler's.
     let service: Arc<ChatService> = Arc::new(Service::new(

@@ -13,6 +13,8 @@
 //! --features axum` first).
 #![cfg(all(feature = "axum", target_os = "linux"))]
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -118,4 +120,67 @@ async fn an_idle_ready_connection_costs_the_server_a_bounded_amount_of_memory() 
         "{per_connection:.1} kB of server memory per idle connection (bound {BOUND_KB} kB)"
     );
     drop((warm, clients));
+}
+
+/// An unauthenticated client streaming one huge message in fragments is refused as
+/// the message grows past the socket's limit (Close 1009), so twelve of them cost
+/// the server at most a few MiB each. Before the limits moved to the framing layer's
+/// defaults (1 MiB; tungstenite's own is 64 MiB), twelve clients sending 60 MiB each
+/// took the example server from 48 MB to 728 MB (issue 14, finding 1); here each
+/// sends 8 MiB, which the old default would have held whole (≈ 96 MB in all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_messages_before_authentication_are_refused_as_they_grow() {
+    use support::raw::{Raw, RawFrame, TEXT};
+    const CLIENTS: usize = 12;
+    const FRAGMENT: usize = 64 * 1024;
+    const TOTAL: usize = 8 << 20;
+    let (child, addr) = start().await;
+    let pid = child.id().unwrap();
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let warm = Raw::connect(addr).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = rss_kb(pid);
+    // Every client sends its fragments (until refused), then waits: the server's
+    // memory is sampled while they all hold their unfinished messages.
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        clients.push(tokio::spawn(async move {
+            let mut raw = Raw::connect(addr).await;
+            let payload = vec![b'x'; FRAGMENT];
+            let mut sent = 0;
+            while sent < TOTAL {
+                // A text message's first fragment, then continuations; never final.
+                let opcode = if sent == 0 { TEXT } else { 0x0 };
+                let mut frame = Raw::frame(opcode, &payload);
+                frame[0] &= 0x7f; // FIN off
+                if !raw.write_raw(&frame).await {
+                    break; // the server closed
+                }
+                sent += FRAGMENT;
+            }
+            (sent, raw)
+        }));
+    }
+    let mut done = Vec::new();
+    for client in clients {
+        done.push(client.await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await; // what was sent, read
+    let after = rss_kb(pid);
+    let per_client_mb = (after - before) / 1024.0 / CLIENTS as f64;
+    println!(
+        "server RSS {before} kB → {after} kB with {CLIENTS} oversized messages sent: {per_client_mb:.2} MB each"
+    );
+    assert!(
+        per_client_mb <= 3.0,
+        "{per_client_mb:.2} MB of server memory per client streaming an oversized message"
+    );
+    for (sent, mut raw) in done {
+        let frames = raw.read_to_end().await;
+        assert!(
+            frames.contains(&RawFrame::Close(Some(1009))),
+            "after {sent} bytes: {frames:?}"
+        );
+    }
+    drop(warm);
 }

@@ -66,8 +66,11 @@ pub struct DriverConfig {
 
 /// The socket settings the adapters pass to their WebSocket library (tungstenite's
 /// `WebSocketConfig`, axum's `WebSocketUpgrade` setters): buffer sizes and the frame
-/// and message size limits. The defaults are tungstenite's own, except the read
-/// buffer (4 KiB, not 128 KiB).
+/// and message size limits. A frame or message over its limit is refused as it
+/// arrives — a frame at its header, a message as its fragments grow — and the
+/// connection closed with 1009, so a client can make the server hold at most this
+/// much of an unfinished message. The defaults are leaner than tungstenite's own
+/// (4 KiB, not 128 KiB, of read buffer; 1 MiB messages and frames, not 64 and 16 MiB).
 ///
 /// The library's write-buffer bound is left unbounded on purpose: a library that
 /// refuses a frame for want of room drops it, which would break **G3**; the outbox
@@ -76,9 +79,9 @@ pub struct DriverConfig {
 ///
 /// ```
 /// let mut config = ws_lifecycle::DriverConfig::default();
-/// config.socket.max_message_size = Some(1 << 20); // refuse messages over 1 MiB
+/// config.socket.max_message_size = Some(8 << 20); // allow messages up to 8 MiB
 /// config.socket.read_buffer_size = 16 * 1024; // fewer reads for large messages
-/// assert_eq!(config.socket.max_frame_size, Some(16 << 20));
+/// assert_eq!(config.socket.max_frame_size, Some(1 << 20));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -91,9 +94,9 @@ pub struct SocketConfig {
     /// How many bytes of written frames the library collects before writing them to
     /// the stream. Default: 128 KiB.
     pub write_buffer_size: usize,
-    /// The largest message the library accepts; `None`: no limit. Default: 64 MiB.
+    /// The largest message the library accepts; `None`: no limit. Default: 1 MiB.
     pub max_message_size: Option<usize>,
-    /// The largest frame the library accepts; `None`: no limit. Default: 16 MiB.
+    /// The largest frame the library accepts; `None`: no limit. Default: 1 MiB.
     pub max_frame_size: Option<usize>,
 }
 
@@ -102,8 +105,8 @@ impl Default for SocketConfig {
         SocketConfig {
             read_buffer_size: 4 * 1024,
             write_buffer_size: 128 * 1024,
-            max_message_size: Some(64 << 20),
-            max_frame_size: Some(16 << 20),
+            max_message_size: Some(1 << 20),
+            max_frame_size: Some(1 << 20),
         }
     }
 }
