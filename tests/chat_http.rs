@@ -386,20 +386,13 @@ async fn shutdown_with_200_half_open_requests_is_within_the_drain_bound() {
 
 /// The process raises its open-files soft limit to the hard one at start and says
 /// so on its second line (started here with the soft limit lowered to 256). The
-/// binary is the one `cargo test` builds (`target/<profile>/examples/chat`, as in
-/// `tests/chat_signal.rs`; `cargo test --test chat_http` alone does not rebuild it).
+/// binary is the one `cargo test` builds (`target/<profile>/examples/chat`, see
+/// `support::chat_binary`; `cargo test --test chat_http` alone does not rebuild it).
 #[cfg(unix)]
 #[tokio::test]
 async fn the_open_files_soft_limit_is_raised_to_the_hard_one_at_start() {
     use tokio::io::AsyncBufReadExt;
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let binary = binary.join("examples").join("chat");
-    assert!(
-        binary.exists(),
-        "{} is built by `cargo test`",
-        binary.display()
-    );
+    let binary = support::chat_binary();
     let script = format!(
         "ulimit -Sn 256 && ulimit -Hn && exec {} --addr 127.0.0.1:0",
         binary.display()

@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -17,22 +16,9 @@ use support::{Got, WAIT, Ws, json, next, send};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// `target/<profile>/examples/chat`, next to this test's own `deps/` directory.
-fn chat_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let binary = profile_dir.join("examples").join("chat");
-    assert!(
-        binary.exists(),
-        "{} is built by `cargo test` with the axum feature",
-        binary.display()
-    );
-    binary
-}
-
 /// Starts the chat; returns the process and the address it printed.
 async fn start() -> (Child, String) {
-    let mut child = Command::new(chat_binary())
+    let mut child = Command::new(support::chat_binary())
         .args(["--addr", "127.0.0.1:0", "--auth-timeout-ms", "10000"])
         .stdout(Stdio::piped())
         .kill_on_drop(true)

@@ -15,7 +15,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -29,22 +28,9 @@ const CLIENTS: usize = 400;
 /// The most server memory an idle `Ready` connection may cost, in kB.
 const BOUND_KB: f64 = 48.0;
 
-/// `target/<profile>/examples/chat`, next to this test's own `deps/` directory.
-fn chat_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let binary = profile_dir.join("examples").join("chat");
-    assert!(
-        binary.exists(),
-        "{} is built by `cargo test` with the axum feature",
-        binary.display()
-    );
-    binary
-}
-
 /// Starts the chat; returns the process and the address it printed.
 async fn start() -> (Child, String) {
-    let mut child = Command::new(chat_binary())
+    let mut child = Command::new(support::chat_binary())
         .args(["--addr", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .kill_on_drop(true)

@@ -340,3 +340,18 @@ pub async fn raw_login(server: &Server, user: &str) -> raw::Raw {
     }
     raw
 }
+
+/// `target/<profile>/examples/chat`, next to the running test's own `deps/`
+/// directory: the example binary `cargo test` builds (a `--test` run alone does not
+/// rebuild it).
+pub fn chat_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let binary = profile_dir.join("examples").join("chat");
+    assert!(
+        binary.exists(),
+        "{} is built by `cargo test` with the axum feature",
+        binary.display()
+    );
+    binary
+}
