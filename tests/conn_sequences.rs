@@ -19,12 +19,15 @@
 //! starting sequences ([`ROOTS`]: accepted with a full pre-ready buffer; `Ready` with
 //! nothing queued; `Ready` with a full outbox), so that the bound reaches as far past
 //! `Ready` as past the start. That is 4 × (11 + 11² + … + 11⁵) = 708 620 sequences per
-//! overflow policy, and the whole enumeration runs twice, under
-//! [`OverflowPolicy::Reject`] and under [`OverflowPolicy::slow_consumer`]: 1 417 240
-//! sequences, each followed by the end checks below, which take it up to four
+//! overflow policy and byte budget, and the whole enumeration runs four times, under
+//! [`OverflowPolicy::Reject`] and under [`OverflowPolicy::slow_consumer`], each with the
+//! default byte budget (1 MiB: the count bound is met first) and with a budget of one
+//! byte (a second one-digit message is refused for its bytes while the count bound
+//! has room; the pre-ready flush and `requeue` take the outbox past the budget):
+//! 2 834 480 sequences, each followed by the end checks below, which take it up to four
 //! operations further (the longest run is 14 operations). The tests print the counts,
-//! what was reached, and the time: 7 to 9 s per policy in a debug build on this
-//! project's two-core machine, the two tests in parallel. (A bound of 6 from a new
+//! what was reached, and the time: 11 to 14 s per run in a debug build on this
+//! project's two-core machine, the four tests two at a time. (A bound of 6 from a new
 //! connection alone would be 1.9 million sequences per policy, about 25 s each, and
 //! would reach only three operations past `Ready`. `CONN_SEQUENCES_LEN=6` continues
 //! every root by up to 6 operations: 7 794 864 sequences per policy, about three
@@ -38,11 +41,13 @@
 //!   with its code), how many messages `requeue` puts back, and exactly which messages
 //!   `take_unsent` hands back;
 //! - the observable state must agree: machine state, phase, `check_send`,
-//!   `close_deferred`, `queued`, `has_room`, and the close record when it changed;
+//!   `close_deferred`, `queued`, `queued_bytes`, `has_room`, and the close record when
+//!   it changed;
 //! - `take_effects` must be exactly what the documentation of [`Effects`] says:
 //!   `STATE` when the machine changed state, `TRANSMIT` for an accepted send (and a
 //!   slow-consumer close request), `ROOM` when the outbox went from full to not full
-//!   (and when a slow-consumer close request shuts the gate), nothing else;
+//!   or a message is taken after one was refused for the byte budget (and when a
+//!   slow-consumer close request shuts the gate), nothing else;
 //! - and, independently of the model, the guarantees, on the frames actually yielded:
 //!   - **G2**: no message frame before the connection was `Ready`; events emitted
 //!     before `Ready` are written in emission order, at most once, before any message
@@ -167,8 +172,15 @@ impl Op {
     }
 }
 
-fn config(overflow: OverflowPolicy) -> Config {
+/// The byte budget of the byte-budget runs: one byte, so that a second one-digit
+/// message is refused for its bytes while the count bound has room.
+const TINY_BYTE_BUDGET: usize = 1;
+
+fn config(overflow: OverflowPolicy, outbox_bytes: Option<usize>) -> Config {
     let mut config = Config::default();
+    if let Some(bytes) = outbox_bytes {
+        config.outbox_bytes = bytes;
+    }
     // Deadlines keep their defaults (readiness 10 s, close handshake 5 s): a sequence
     // spans a few milliseconds, so none of them fires.
     config.outbox_capacity = OUTBOX_CAPACITY;
@@ -246,6 +258,12 @@ struct Model {
     /// Events emitted before `Ready`, in emission order.
     pending: VecDeque<u32>,
     outbox_capacity: usize,
+    /// The byte budget: a message fits while the outbox is empty, or its bytes plus
+    /// the queued bytes are within it.
+    outbox_bytes: usize,
+    /// A message did not fit the byte budget (the count having room) since the last
+    /// message was taken: the next one taken records `ROOM`.
+    room_wanted: bool,
     pending_capacity: usize,
     /// The slow-consumer policy's frame; `None` under `Reject`.
     overflow_close: Option<CloseFrame>,
@@ -265,6 +283,8 @@ impl Model {
             outbox: VecDeque::new(),
             pending: VecDeque::new(),
             outbox_capacity,
+            outbox_bytes: config.outbox_bytes.max(1),
+            room_wanted: false,
             pending_capacity: config.pending_capacity.max(1).min(outbox_capacity),
             overflow_close: match &config.overflow {
                 OverflowPolicy::Close(frame) => Some(frame.clone()),
@@ -277,6 +297,18 @@ impl Model {
 
     fn state(&self) -> MachineState {
         self.life.state()
+    }
+
+    /// The bytes queued in the outbox.
+    fn bytes(&self) -> usize {
+        self.outbox.iter().map(|&n| message(n).len()).sum()
+    }
+
+    /// Room for a message of `len` bytes: under the count bound, and the outbox
+    /// empty or the bytes within the budget.
+    fn has_room_for(&self, len: usize) -> bool {
+        self.outbox.len() < self.outbox_capacity
+            && (self.outbox.is_empty() || self.bytes() + len <= self.outbox_bytes)
     }
 
     fn phase(&self) -> Phase {
@@ -344,9 +376,13 @@ impl Model {
             Err(_) => return (Err(SendErrorKind::Closed), Effects::NONE),
             Ok(()) => {}
         }
-        if self.outbox.len() < self.outbox_capacity {
+        if self.has_room_for(message(n).len()) {
             self.outbox.push_back(n);
             return (Ok(()), Effects::TRANSMIT);
+        }
+        if self.outbox.len() < self.outbox_capacity {
+            // Refused for its bytes: the next message taken wakes a waiting sender.
+            self.room_wanted = true;
         }
         if self.overflow_close.is_some() {
             // The gate shuts now; the driver is woken to apply the close, and
@@ -385,8 +421,14 @@ impl Model {
             if self.may_write() {
                 if let Some(n) = self.outbox.pop_front() {
                     let before = self.outbox.len() + 1;
-                    if before >= self.outbox_capacity && self.outbox.len() < self.outbox_capacity {
-                        effects |= Effects::ROOM; // full → not full
+                    let wanted = std::mem::take(&mut self.room_wanted);
+                    if wanted
+                        || before >= self.outbox_capacity
+                            && self.outbox.len() < self.outbox_capacity
+                    {
+                        // Full → not full, or bytes freed for a message that did not
+                        // fit.
+                        effects |= Effects::ROOM;
                     }
                     frames.push(Want::Message(n));
                     continue;
@@ -530,6 +572,9 @@ struct Coverage {
     full: u64,
     /// A send that requested the slow-consumer close.
     overflow_closes: u64,
+    /// A send refused (`Full`, or the slow-consumer close) for the byte budget, the
+    /// count bound having room.
+    byte_refusals: u64,
     /// Messages taken from an outbox holding more than its bound (after a requeue).
     over_bound: u64,
     /// Messages handed back by `requeue`.
@@ -551,6 +596,7 @@ impl Coverage {
         self.sequences += other.sequences;
         self.full += other.full;
         self.overflow_closes += other.overflow_closes;
+        self.byte_refusals += other.byte_refusals;
         self.over_bound += other.over_bound;
         self.requeued += other.requeued;
         self.requeued_after_close += other.requeued_after_close;
@@ -674,6 +720,13 @@ impl Checker {
             ));
         }
         let ready = self.model.phase() == Phase::Ready;
+        let byte_refusal = op == Op::Send
+            && self.model.check_send().is_ok()
+            && self.model.outbox.len() < self.model.outbox_capacity
+            && !self.model.has_room_for(message(n).len());
+        if byte_refusal {
+            coverage.byte_refusals += 1;
+        }
         let (expected, effects) = if op == Op::Send {
             self.model.send(n)
         } else {
@@ -932,7 +985,17 @@ impl Checker {
                 ),
             ));
         }
-        if conn.has_room() != (model.outbox.len() < model.outbox_capacity) {
+        if conn.queued_bytes() != model.bytes() {
+            return Err(fail(
+                MODEL,
+                format_args!(
+                    "queued_bytes: expected {}, got {}",
+                    model.bytes(),
+                    conn.queued_bytes()
+                ),
+            ));
+        }
+        if conn.has_room() != model.has_room_for(0) {
             return Err(fail(
                 MODEL,
                 format_args!("has_room: got {} with {queued:?} queued", conn.has_room()),
@@ -1195,10 +1258,10 @@ fn max_len() -> usize {
 
 /// Runs the enumeration from every root under `overflow`, fails with a shortest
 /// failing sequence, and checks that the enumeration reached what it is meant to.
-fn check_all(overflow: OverflowPolicy) -> Coverage {
+fn check_all(overflow: OverflowPolicy, outbox_bytes: Option<usize>) -> Coverage {
     let started = Instant::now();
     let extra = max_len();
-    let config = config(overflow);
+    let config = config(overflow, outbox_bytes);
     let mut total = Coverage::default();
     for root in ROOTS {
         let coverage = match Search::new(&config, root, extra).run() {
@@ -1222,9 +1285,10 @@ fn check_all(overflow: OverflowPolicy) -> Coverage {
         "every sequence ran"
     );
     println!(
-        "{:?}: checked {} sequences ({} roots, each continued by 1..={extra} of {} ops) \
-         in {:.1?}; reached: {total:?}",
+        "{:?}, {} bytes: checked {} sequences ({} roots, each continued by 1..={extra} \
+         of {} ops) in {:.1?}; reached: {total:?}",
         config.overflow,
+        config.outbox_bytes,
         total.sequences,
         ROOTS.len(),
         ALPHABET.len(),
@@ -1237,16 +1301,21 @@ fn check_all(overflow: OverflowPolicy) -> Coverage {
             total.requeued_after_close,
             "a requeue of a batch ending with our Close",
         ),
-        (
-            total.over_bound,
-            "a message taken from an outbox past its bound",
-        ),
         (total.unsent, "a message handed back by take_unsent"),
         (
             total.early_events_written,
             "an event emitted before Ready, written",
         ),
         (total.closes, "our Close written"),
+        (
+            if outbox_bytes.is_some() {
+                total.byte_refusals
+            } else {
+                total.over_bound
+            },
+            "a send refused for the byte budget (with one), a message taken from an \
+             outbox past its count bound (without)",
+        ),
     ] {
         assert!(
             count > 0,
@@ -1261,7 +1330,29 @@ fn check_all(overflow: OverflowPolicy) -> Coverage {
 /// hold on the frames yielded (see the module docs).
 #[test]
 fn g2_g3_every_sequence_up_to_max_len_matches_model_reject() {
-    check_all(OverflowPolicy::Reject);
+    check_all(OverflowPolicy::Reject, None);
+}
+
+/// The byte budget under [`OverflowPolicy::Reject`]: as above with a budget of
+/// [`TINY_BYTE_BUDGET`] = 1 byte, so that a second message is refused as `Full` for
+/// its bytes while the count bound (2) has room, the pre-ready flush and `requeue`
+/// take the outbox past the budget, and taking a message after a refusal for bytes
+/// records `ROOM`.
+#[test]
+fn g2_g3_every_sequence_matches_model_with_a_byte_budget_reject() {
+    check_all(OverflowPolicy::Reject, Some(TINY_BYTE_BUDGET));
+}
+
+/// The byte budget under [`OverflowPolicy::slow_consumer`]: a send past the budget
+/// requests the 1013 close exactly as a count overflow does.
+#[test]
+fn g2_g3_every_sequence_matches_model_with_a_byte_budget_slow_consumer() {
+    let coverage = check_all(OverflowPolicy::slow_consumer(), Some(TINY_BYTE_BUDGET));
+    assert!(
+        coverage.overflow_closes > 0 && coverage.slow_consumer_closes > 0,
+        "never reached: a send past the byte budget that requested the slow-consumer \
+         close, and its 1013 Close written"
+    );
 }
 
 /// **G2** and **G3** under [`OverflowPolicy::slow_consumer`]: as above; besides, a
@@ -1269,7 +1360,7 @@ fn g2_g3_every_sequence_up_to_max_len_matches_model_reject() {
 /// close, what was queued is still written, and the 1013 Close comes last.
 #[test]
 fn g2_g3_every_sequence_up_to_max_len_matches_model_slow_consumer() {
-    let coverage = check_all(OverflowPolicy::slow_consumer());
+    let coverage = check_all(OverflowPolicy::slow_consumer(), None);
     assert!(
         coverage.overflow_closes > 0 && coverage.slow_consumer_closes > 0,
         "never reached: a send that requested the slow-consumer close, and its 1013 \

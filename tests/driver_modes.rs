@@ -751,6 +751,9 @@ async fn unsent_handed_back(adapter: Adapter) {
     let registry = Registry::open_now();
     let mut config = DriverConfig::default();
     config.connection.outbox_capacity = 4096;
+    // Room for the huge message and the small ones behind it (an empty outbox takes
+    // the huge one whatever the budget; the small ones must fit beside it).
+    config.connection.outbox_bytes = 16 << 20;
     config.connection.overflow = OverflowPolicy::Reject;
     let probe = Probe {
         flood: N,

@@ -183,6 +183,9 @@ enum Expect {
 #[derive(Debug, Clone)]
 struct Model {
     outbox_capacity: usize,
+    /// The byte budget: a message fits an empty outbox, or within it with the queued
+    /// bytes.
+    outbox_bytes: usize,
     pending_capacity: usize,
     slow_consumer: bool,
 
@@ -326,7 +329,10 @@ impl Model {
         if self.st != St::Ready || self.deferred.is_some() {
             return Err(SendErrorKind::Closed);
         }
-        if self.outbox.len() >= self.outbox_capacity {
+        let queued: usize = self.outbox.iter().map(|m| m.message().len()).sum();
+        let over_budget =
+            !self.outbox.is_empty() && queued + msg.message().len() > self.outbox_bytes;
+        if self.outbox.len() >= self.outbox_capacity || over_budget {
             if self.slow_consumer {
                 self.deferred = Some(crate_frame(1013, "slow consumer"));
                 return Err(SendErrorKind::Closed);
@@ -401,27 +407,33 @@ impl ReferenceStateMachine for HandlesModel {
     type Transition = Op;
 
     fn init_state() -> BoxedStrategy<Model> {
-        (1usize..=6, 1usize..=6, any::<bool>())
-            .prop_map(|(outbox_capacity, pending_capacity, slow_consumer)| Model {
-                outbox_capacity,
-                // `Config` is normalized: the pre-ready buffer fits in the outbox.
-                pending_capacity: pending_capacity.clamp(1, outbox_capacity.max(1)),
-                slow_consumer,
-                owner: Owner::Connecting,
-                emitters: 0,
-                senders: false,
-                seqs: BTreeMap::new(),
-                st: St::Connecting,
-                local: false,
-                record: None,
-                outbox: VecDeque::new(),
-                pending: VecDeque::new(),
-                now: 0,
-                deferred: None,
-                readiness_at: None,
-                close_at: None,
-                expect: Expect::Nothing,
-            })
+        // The byte budget: the default (1 MiB, never met here), or a few messages'
+        // worth (each is 4 or 5 bytes), met before or after the count bound.
+        let budget = prop_oneof![Just(1usize << 20), 1usize..=24];
+        (1usize..=6, 1usize..=6, any::<bool>(), budget)
+            .prop_map(
+                |(outbox_capacity, pending_capacity, slow_consumer, outbox_bytes)| Model {
+                    outbox_capacity,
+                    outbox_bytes,
+                    // `Config` is normalized: the pre-ready buffer fits in the outbox.
+                    pending_capacity: pending_capacity.clamp(1, outbox_capacity.max(1)),
+                    slow_consumer,
+                    owner: Owner::Connecting,
+                    emitters: 0,
+                    senders: false,
+                    seqs: BTreeMap::new(),
+                    st: St::Connecting,
+                    local: false,
+                    record: None,
+                    outbox: VecDeque::new(),
+                    pending: VecDeque::new(),
+                    now: 0,
+                    deferred: None,
+                    readiness_at: None,
+                    close_at: None,
+                    expect: Expect::Nothing,
+                },
+            )
             .boxed()
     }
 
@@ -654,6 +666,7 @@ impl StateMachineTest for HandlesTest {
         config.readiness_timeout = Duration::from_millis(READINESS_MS);
         config.close_timeout = Duration::from_millis(CLOSE_MS);
         config.outbox_capacity = model.outbox_capacity;
+        config.outbox_bytes = model.outbox_bytes;
         config.pending_capacity = model.pending_capacity;
         config.overflow = if model.slow_consumer {
             OverflowPolicy::slow_consumer()

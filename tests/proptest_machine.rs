@@ -38,12 +38,15 @@ fn at(ms: u64) -> Instant {
 }
 
 /// Short timeouts (relative to `AdvanceTime`) so deadlines fire, and a small outbox so
-/// `SendErrorKind::Full` happens.
+/// `SendErrorKind::Full` happens: three messages, and a byte budget of 7 bytes, so
+/// that three short messages ([`message`]: 2 to 5 bytes) meet the count bound and
+/// two or three longer ones the byte budget.
 fn config() -> Config {
     let mut config = Config::default();
     config.readiness_timeout = Duration::from_millis(300);
     config.close_timeout = Duration::from_millis(200);
     config.outbox_capacity = 3;
+    config.outbox_bytes = 7;
     config
 }
 
@@ -52,14 +55,17 @@ fn close_frame(code: u16) -> CloseFrame {
     CloseFrame::new(code, format!("close {code}")).expect("a valid frame")
 }
 
+/// Message `id`: `m<id>` padded with `id % 3` dots, so that sizes vary (2 to 5 bytes
+/// in a run) and the byte budget is met by some bursts and the count bound by others.
 fn message(id: u32) -> Message {
-    Message::text(format!("m{id}"))
+    Message::text(format!("m{id}{}", ".".repeat(id as usize % 3)))
 }
 
 fn message_id(message: &Message) -> u32 {
     message
         .as_text()
         .and_then(|t| t.strip_prefix('m'))
+        .map(|n| n.trim_end_matches('.'))
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("not one of ours: {message:?}"))
 }
@@ -174,6 +180,8 @@ struct ModelState {
     now_ms: u64,
     outbox: VecDeque<u32>,
     capacity: usize,
+    /// The byte budget: a message fits an empty outbox, or within it.
+    budget: usize,
     next_message: u32,
     expect: Expect,
 }
@@ -196,6 +204,7 @@ impl ReferenceStateMachine for TypedModel {
             now_ms: 0,
             outbox: VecDeque::new(),
             capacity: config.outbox_capacity,
+            budget: config.outbox_bytes,
             next_message: 0,
             expect: Expect::Start,
         })
@@ -281,7 +290,12 @@ impl ReferenceStateMachine for TypedModel {
                 s.next_message = n + 1;
                 if !s.lifecycle.send_permitted() {
                     Expect::Send(Err(SendErrorKind::Closed))
-                } else if s.outbox.len() >= s.capacity {
+                } else if s.outbox.len() >= s.capacity
+                    || !s.outbox.is_empty()
+                        && s.outbox.iter().map(|&m| message(m).len()).sum::<usize>()
+                            + message(*n).len()
+                            > s.budget
+                {
                     Expect::Send(Err(SendErrorKind::Full))
                 } else {
                     s.outbox.push_back(*n);

@@ -948,3 +948,80 @@ fn g5_duration_max_timeouts_do_not_panic_and_leave_deadlines_unarmed() {
     assert!(conn.handle_timeout(much_later).is_some());
     assert_eq!(conn.poll_timeout(), None, "close deadline unarmed");
 }
+
+/// The outbox's byte budget (`Config::outbox_bytes`): a few large messages, far
+/// under the count bound, fill it; the next is refused as `Full` under the default
+/// policy (handed back intact), and requests the 1013 slow-consumer close under
+/// `OverflowPolicy::slow_consumer`, the queued ones still written before the Close
+/// (**G3**). Taking one frees room for it (and wakes a waiting sender: `ROOM`).
+#[test]
+fn the_byte_budget_refuses_or_closes_1013_under_the_count_bound() {
+    use ws_lifecycle::core::{Conn, Effects, OverflowPolicy};
+    let big = |n: u8| Message::binary(vec![n; 400]);
+    for slow_consumer in [false, true] {
+        let now = Instant::now();
+        let mut config = Config::default();
+        config.outbox_bytes = 1000; // two of 400 bytes fit, a third does not
+        if slow_consumer {
+            config.overflow = OverflowPolicy::slow_consumer();
+        }
+        assert!(
+            config.outbox_capacity > 3,
+            "the count bound is not what refuses"
+        );
+        let mut conn = Conn::new(ConnectionId::new(1), config);
+        conn.handle(Input::Accept, now).unwrap();
+        conn.handle(Input::AuthSucceeded { expires_at: None }, now)
+            .unwrap();
+        conn.handle(Input::ServicesReady, now).unwrap();
+        conn.send(big(1)).unwrap();
+        conn.send(big(2)).unwrap();
+        assert_eq!(conn.queued_bytes(), 800);
+        assert!(conn.has_room() && !conn.has_room_for(400));
+        let _ = conn.take_effects();
+        let refused = conn.send(big(3)).unwrap_err();
+        assert_eq!(refused.message, big(3), "handed back intact (G3)");
+        if !slow_consumer {
+            assert_eq!(refused.kind, SendErrorKind::Full);
+            assert_eq!(conn.take_effects(), Effects::NONE);
+            assert_eq!(conn.next_frame(now), Some(Frame::Message(big(1))));
+            assert!(
+                conn.take_effects().contains(Effects::ROOM),
+                "G6: room freed"
+            );
+            conn.send(big(3)).unwrap();
+            assert_eq!(conn.queued_bytes(), 800);
+            continue;
+        }
+        assert_eq!(refused.kind, SendErrorKind::Closed);
+        assert!(conn.close_deferred());
+        assert_eq!(conn.next_frame(now), Some(Frame::Message(big(1))));
+        assert_eq!(conn.next_frame(now), Some(Frame::Message(big(2))));
+        let Some(Frame::Close(Some(close))) = conn.next_frame(now) else {
+            panic!("our Close, last");
+        };
+        assert_eq!(close.code(), CloseCode::TRY_AGAIN_LATER);
+        assert_eq!(
+            conn.close_record().map(|r| r.cause),
+            Some(CloseCause::SlowConsumer)
+        );
+    }
+}
+
+/// An empty outbox takes one message whatever its size (the framing layer's message
+/// limit bounds it), so a message larger than the budget is not refused for ever.
+#[test]
+fn an_empty_outbox_takes_one_message_over_the_budget() {
+    use ws_lifecycle::core::Conn;
+    let now = Instant::now();
+    let mut config = Config::default();
+    config.outbox_bytes = 10;
+    let mut conn = Conn::new(ConnectionId::new(1), config);
+    conn.handle(Input::Accept, now).unwrap();
+    conn.handle(Input::AuthSucceeded { expires_at: None }, now)
+        .unwrap();
+    conn.handle(Input::ServicesReady, now).unwrap();
+    conn.send(Message::binary(vec![0; 100])).unwrap();
+    let refused = conn.send(Message::text("x")).unwrap_err();
+    assert_eq!(refused.kind, SendErrorKind::Full);
+}

@@ -6,9 +6,10 @@ use crate::core::{CloseFrame, CrateClose};
 
 /// Per-connection configuration. Start from [`Config::default`] and change fields.
 ///
-/// Capacities are normalized when a connection is made: each is at least 1 and at
-/// most `u32::MAX`, and `pending_capacity` is at most `outbox_capacity` (the buffered
-/// events are flushed into the outbox at `Ready`, and must fit). A timeout of
+/// Capacities (the byte budget included) are normalized when a connection is made:
+/// each is at least 1 and at most `u32::MAX`, and `pending_capacity` is at most `outbox_capacity` (the buffered
+/// events are flushed into the outbox at `Ready`, and must fit; the flush is not held
+/// to `outbox_bytes`, which then refuses sends until the outbox drains below it). A timeout of
 /// 2⁶⁴ − 1 ns (about 584 years) or more means "no deadline".
 ///
 /// ```
@@ -27,8 +28,24 @@ pub struct Config {
     /// Default: 5 s.
     pub close_timeout: Duration,
     /// How many messages the outbox holds before `send` returns them as
-    /// [`SendErrorKind::Full`](crate::core::SendErrorKind::Full). Default: 1024.
+    /// [`SendErrorKind::Full`](crate::core::SendErrorKind::Full). Default: 16 384.
+    ///
+    /// The byte budget ([`outbox_bytes`](Self::outbox_bytes)) is the bound an ordinary
+    /// burst meets: 16 384 messages fill 1 MiB at 64 bytes apiece, so only a backlog
+    /// of messages shorter than a short chat line reaches the count first — and it
+    /// still bounds the per-message overhead of a flood of empty messages (about
+    /// 40 bytes each, 640 KiB). A room of 200 where everyone speaks at once queues a
+    /// few thousand small messages to each client within milliseconds; with the old
+    /// count of 1024 such a burst cut a client that was reading all along.
     pub outbox_capacity: usize,
+    /// How many bytes (the sum of [`Message::len`](crate::Message::len)) the outbox
+    /// holds: a send that would take the queued bytes past it is
+    /// [`SendErrorKind::Full`](crate::core::SendErrorKind::Full), exactly as a count
+    /// overflow is, and [`overflow`](Self::overflow) applies. An empty outbox takes
+    /// any one message, however large (the framing layer's message limit bounds it).
+    /// Default: 1 MiB, Centrifugo's per-client queue: a client that holds that much
+    /// unread is a slow consumer, whatever the count.
+    pub outbox_bytes: usize,
     /// What a full outbox does to a [`Sender::send`](crate::handle::Sender::send) (the
     /// slow-consumer policy). Default: [`OverflowPolicy::Reject`].
     pub overflow: OverflowPolicy,
@@ -95,7 +112,8 @@ impl Default for Config {
         Config {
             readiness_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
-            outbox_capacity: 1024,
+            outbox_capacity: 16 * 1024,
+            outbox_bytes: 1024 * 1024,
             overflow: OverflowPolicy::Reject,
             pending_capacity: 256,
             inbound_capacity: 256,

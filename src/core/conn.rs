@@ -76,6 +76,13 @@ pub struct Conn {
     /// Normalized bound (see [`Conn::new`]), as `u32`: a bound past `u32::MAX`
     /// messages is no bound a server can hold in memory anyway.
     outbox_capacity: u32,
+    /// The byte budget ([`Config::outbox_bytes`]), normalized as the capacities are
+    /// (at least 1, at most `u32::MAX`); beside the count bound, in its padding.
+    outbox_bytes: u32,
+    /// A message was found not to fit the byte budget (while the count had room)
+    /// since the outbox last gave one up: the next message taken records `ROOM`, so
+    /// that a sender waiting for room for a large message is woken (**G6**).
+    room_wanted: bool,
     /// A slow-consumer close requested by a send, which carries no time: sending is
     /// refused from the request on (**G3**), and the close itself is applied by the
     /// next input that carries `now` ([`tick`](Conn::tick)), so its handshake timeout
@@ -129,6 +136,8 @@ impl Conn {
             clock: None,
             outbox: Outbox::default(),
             outbox_capacity,
+            outbox_bytes: bound(config.outbox_bytes),
+            room_wanted: false,
             deferred_close: false,
             effects: Effects::NONE,
             held: false,
@@ -189,15 +198,42 @@ impl Conn {
         (self.outbox.len(), self.pending.len())
     }
 
+    /// The bytes queued in the outbox (the sum of their [`Message::len`]), which
+    /// [`Config::outbox_bytes`] bounds.
+    pub fn queued_bytes(&self) -> usize {
+        self.outbox.bytes()
+    }
+
     /// Held inbound messages.
     pub fn inbound_len(&self) -> usize {
         self.inbound.len()
     }
 
-    /// True while the outbox has room for one more message.
+    /// True while the outbox has room for one more message: under its count bound
+    /// and under its byte budget (an empty message would fit).
     #[inline]
     pub fn has_room(&self) -> bool {
+        self.has_room_for(0)
+    }
+
+    /// True while the outbox has room for a message of `len` bytes: under its count
+    /// bound, and empty or with `len` more bytes within [`Config::outbox_bytes`].
+    #[inline]
+    pub fn has_room_for(&self, len: usize) -> bool {
         self.outbox.len() < self.outbox_capacity as usize
+            && (self.outbox.is_empty()
+                || self.outbox.bytes().saturating_add(len) <= self.outbox_bytes as usize)
+    }
+
+    /// [`has_room_for`](Self::has_room_for), remembering a refusal for the byte
+    /// budget so that the next message taken records `ROOM` (**G6**).
+    #[inline]
+    pub(crate) fn check_room_for(&mut self, len: usize) -> bool {
+        let room = self.has_room_for(len);
+        if !room && self.outbox.len() < self.outbox_capacity as usize {
+            self.room_wanted = true;
+        }
+        room
     }
 
     /// True while the inbound hold has room for one more message, or the connection
@@ -331,7 +367,7 @@ impl Conn {
     /// wake the driver themselves.
     #[inline]
     pub(crate) fn try_enqueue(&mut self, message: Message) -> Result<(), Message> {
-        if self.check_send().is_err() || !self.has_room() {
+        if self.check_send().is_err() || !self.check_room_for(message.len()) {
             return Err(message);
         }
         self.outbox.push_back(message);
@@ -388,8 +424,10 @@ impl Conn {
         self.tick(now);
         if self.lifecycle.may_write_messages() {
             if let Some(message) = self.outbox.pop_front() {
-                if self.outbox.len() + 1 == self.outbox_capacity as usize {
-                    // Full → not full: room for a waiting sender.
+                let wanted = std::mem::take(&mut self.room_wanted);
+                if wanted || self.outbox.len() + 1 == self.outbox_capacity as usize {
+                    // Full → not full, or bytes freed for a message that did not
+                    // fit: room for a waiting sender.
                     self.effects |= Effects::ROOM;
                 }
                 return Some(Frame::Message(message));
@@ -435,7 +473,8 @@ impl Conn {
             || self.deferred_close
             || self.held
             || self.timed_waits
-            || !self.has_room()
+            || self.room_wanted
+            || self.outbox.len() >= self.outbox_capacity as usize
         {
             return None;
         }

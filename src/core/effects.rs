@@ -38,8 +38,9 @@ impl Effects {
     /// The next deadline moved without a change of state (a re-authentication moved
     /// the credential's expiry): the driver re-reads `poll_timeout` (**G5**).
     pub const DEADLINE: Effects = Effects(1 << 2);
-    /// The outbox went from full to not full, or the send gate shut: senders waiting
-    /// for room re-check.
+    /// The outbox went from full to not full, a message was taken after one was
+    /// refused for the byte budget ([`Config::outbox_bytes`](crate::Config::outbox_bytes)),
+    /// or the send gate shut: senders waiting for room re-check.
     pub const ROOM: Effects = Effects(1 << 3);
     /// An application message arrived in an empty inbound hold of a `Ready`
     /// connection: a reader has something to read.

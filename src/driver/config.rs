@@ -25,6 +25,17 @@ pub struct DriverConfig {
     /// time, so a live client's automatic pong keeps it open. `None`: no idle
     /// timeout, no keep-alive pings. Default: 60 s.
     pub idle_timeout: Option<Duration>,
+    /// A connection whose socket has accepted nothing for this long while frames
+    /// wait to be written — no write or flush made progress — is a slow consumer,
+    /// whatever it reads or sends (a client that pings but never reads is one): it is
+    /// closed with 1013 "slow consumer" (`CloseCause::SlowConsumer`), and the close
+    /// handshake's timeout then ends it if the Close cannot be written either. This
+    /// bounds how long a stalled client holds its outbox, on top of the outbox's own
+    /// bounds ([`Config::outbox_bytes`], [`Config::outbox_capacity`]). `None`: no
+    /// stall timeout. Default: 10 s (a reading client over a slow link makes some
+    /// progress every few hundred milliseconds; one that accepts nothing for ten
+    /// seconds is not reading).
+    pub stall_timeout: Option<Duration>,
     /// Before authentication succeeds, a message larger than this many bytes closes
     /// the connection with 1008. How many may wait is the inbound hold's bound
     /// ([`Config::inbound_capacity`]): the auth message goes to the authenticator,
@@ -74,8 +85,10 @@ pub struct DriverConfig {
 ///
 /// The library's write-buffer bound is left unbounded on purpose: a library that
 /// refuses a frame for want of room drops it, which would break **G3**; the outbox
-/// ([`Config::outbox_capacity`](crate::core::Config::outbox_capacity)) is the bound
-/// on what waits to be written.
+/// ([`Config::outbox_bytes`](crate::core::Config::outbox_bytes) and
+/// [`Config::outbox_capacity`](crate::core::Config::outbox_capacity)) is the bound
+/// on what waits to be written, and [`DriverConfig::stall_timeout`] the bound on how
+/// long a socket may accept nothing.
 ///
 /// ```
 /// let mut config = ws_lifecycle::DriverConfig::default();
@@ -116,6 +129,7 @@ impl Default for DriverConfig {
         DriverConfig {
             connection: Config::default(),
             idle_timeout: Some(Duration::from_secs(60)),
+            stall_timeout: Some(Duration::from_secs(10)),
             max_pre_auth_message_bytes: 4096,
             answer_pings: true,
             protocols: Vec::new(),

@@ -60,6 +60,9 @@ struct Writer {
     pong: Option<Vec<u8>>,
     /// A keep-alive Ping is due.
     ping: bool,
+    /// When the socket last refused to take anything (a write or flush `Pending`)
+    /// with no progress since; `None` while writes progress or nothing waits.
+    stalled_since: Option<Instant>,
 }
 
 /// What woke the pump.
@@ -102,6 +105,7 @@ pub(super) async fn run<S, E>(
         cut_off: false,
         pong: None,
         ping: false,
+        stalled_since: None,
     };
     let mut clock = Clock {
         sleep: pin!(sleep_until(far_future())),
@@ -109,6 +113,7 @@ pub(super) async fn run<S, E>(
         idle: config.idle_timeout,
         last_heard: now(),
         pinged: false,
+        stall: config.stall_timeout,
     };
     let mut reading = true;
     // The peer broke the protocol: our Close (1002, 1007, 1009) is queued and nothing
@@ -196,6 +201,14 @@ pub(super) async fn run<S, E>(
                     Some(KeepAlive::Ping) => writer.ping = true,
                     None => {}
                 }
+                if clock.stalled(&writer, now) {
+                    // The socket accepted nothing for the whole stall timeout while
+                    // frames waited: a slow consumer, whatever it reads (1013).
+                    tracing::debug!(%id, "write stalled");
+                    transport.raise(CrateClose::SlowConsumer, now);
+                    // Once: the close handshake's timeout takes over.
+                    clock.stall = None;
+                }
             }
         }
     }
@@ -253,7 +266,7 @@ where
     // The clock before the reads: a peer that keeps the socket readable must not
     // put off the deadlines (and the sleep sees the deadline as the write side left
     // it, e.g. a slow-consumer close `poll_busy` just started).
-    if clock.poll(cx, transport).is_ready() {
+    if clock.poll(cx, transport, writer.stalled_since).is_ready() {
         return Poll::Ready(Event::Timer);
     }
     if inbound.stalled.is_some() && transport.poll_inbound_room(cx).is_ready() {
@@ -281,6 +294,8 @@ struct Clock<'a> {
     last_heard: Instant,
     /// A keep-alive Ping went out since then.
     pinged: bool,
+    /// `DriverConfig::stall_timeout`, until it has closed the connection.
+    stall: Option<Duration>,
 }
 
 /// What the keep-alive asks for when the clock fires.
@@ -295,7 +310,12 @@ impl Clock<'_> {
     /// Re-reads the deadline on every poll — a deadline another thread moved wakes
     /// the pump through the core (**G5**, **G6**) — resets the sleep if it changed,
     /// and polls it. `Ready` once it fires (it is then spent).
-    fn poll(&mut self, cx: &mut Context<'_>, transport: &Transport) -> Poll<()> {
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        transport: &Transport,
+        stalled_since: Option<Instant>,
+    ) -> Poll<()> {
         // Keep-alive: ping after half the idle timeout, close after all of it.
         let keep_alive = self.idle.map(|idle| {
             if self.pinged {
@@ -304,6 +324,8 @@ impl Clock<'_> {
                 self.last_heard + idle / 2
             }
         });
+        let stall = self.stall.zip(stalled_since).map(|(t, since)| since + t);
+        let keep_alive = earliest(keep_alive, stall);
         let Some(wake) = earliest(transport.poll_timeout(), keep_alive) else {
             self.armed = None;
             return Poll::Pending;
@@ -326,6 +348,14 @@ impl Clock<'_> {
     fn heard(&mut self) {
         self.last_heard = now();
         self.pinged = false;
+    }
+
+    /// True once the socket has accepted nothing for the stall timeout while frames
+    /// wait to be written.
+    fn stalled(&self, writer: &Writer, now: Instant) -> bool {
+        self.stall
+            .zip(writer.stalled_since)
+            .is_some_and(|(stall, since)| now >= since + stall)
     }
 
     /// What the keep-alive asks for at `now`, if anything.
@@ -371,7 +401,7 @@ impl Writer {
         }
         while self.control.is_some() || !self.batch.is_empty() {
             match socket.poll_ready_unpin(cx) {
-                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Ok(())) => self.stalled_since = None,
                 Poll::Ready(Err(error)) => return self.failed(error),
                 Poll::Pending => return self.busy(cx, transport),
             }
@@ -390,6 +420,7 @@ impl Writer {
         }
         match socket.poll_flush_unpin(cx) {
             Poll::Ready(Ok(())) => {
+                self.stalled_since = None;
                 self.unflushed = false;
                 Poll::Ready(Event::Wrote)
             }
@@ -409,6 +440,8 @@ impl Writer {
     /// The socket is busy: the core gets the time and our waker meanwhile (**G5**,
     /// **G6**); `Closed` ends the pump even though the socket never drained.
     fn busy<E>(&mut self, cx: &mut Context<'_>, transport: &Transport) -> Poll<Event<E>> {
+        // Frames wait and the socket took nothing: the stall starts (or goes on).
+        self.stalled_since.get_or_insert_with(now);
         match transport.poll_busy(cx, now()) {
             Poll::Ready(()) => {
                 self.cut_off = true;

@@ -523,7 +523,7 @@ impl Connection<Ready> {
     ///
     /// Fails, handing the message back, when the connection is closing or closed
     /// (**G3**: nothing follows our Close, nothing is silently dropped) or when the
-    /// outbox is full ([`Config::outbox_capacity`]).
+    /// outbox is full ([`Config::outbox_capacity`], [`Config::outbox_bytes`]).
     ///
     /// ```
     /// use std::time::Instant;

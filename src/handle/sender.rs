@@ -48,7 +48,9 @@ crate::handle::common::shared_handle!(Sender);
 impl Sender {
     /// Queues `message` for the peer, or hands it back: `Closed` once a close was
     /// requested, received or forced (**G3**); `Full` when the outbox is at
-    /// [`Config::outbox_capacity`](crate::core::Config::outbox_capacity) and the policy is
+    /// [`Config::outbox_capacity`](crate::core::Config::outbox_capacity) or the message
+    /// would take it past [`Config::outbox_bytes`](crate::core::Config::outbox_bytes),
+    /// and the policy is
     /// [`OverflowPolicy::Reject`](crate::core::OverflowPolicy::Reject) (with
     /// [`OverflowPolicy::Close`](crate::core::OverflowPolicy::Close) the connection is
     /// closed instead and the message comes back as `Closed`).
@@ -115,7 +117,7 @@ impl Sender {
                 if inner.conn.check_send().is_err() {
                     return Some(Err(SendError::new(SendErrorKind::Closed, msg)));
                 }
-                if !inner.conn.has_room() {
+                if !inner.conn.check_room_for(msg.len()) {
                     *message = Some(msg);
                     return None;
                 }

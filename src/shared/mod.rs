@@ -384,7 +384,10 @@ impl Inner {
         if let Some(refusal) = self.stamps.refusal(epoch) {
             return refusal;
         }
-        let (open, room) = (self.conn.check_send().is_ok(), self.conn.has_room());
+        let (open, room) = (
+            self.conn.check_send().is_ok(),
+            self.conn.has_room_for(message.len()),
+        );
         match self.conn.send(message) {
             Ok(()) => Delivery::Delivered,
             Err(e) if e.kind == SendErrorKind::Full || (open && !room) => Delivery::Full,

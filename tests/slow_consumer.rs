@@ -1,0 +1,230 @@
+//! Slow consumers over a real socket (the tungstenite adapter on 127.0.0.1): the
+//! outbox's byte budget ([`Config::outbox_bytes`]) and the driver's write-progress
+//! bound ([`DriverConfig::stall_timeout`]) close a client that does not read with
+//! 1013, and neither cuts a client that reads a little slower than a burst.
+//!
+//! [`Config::outbox_bytes`]: ws_lifecycle::Config::outbox_bytes
+#![cfg(feature = "tungstenite")]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as TMessage;
+use ws_lifecycle::core::{CloseCause, OverflowPolicy};
+use ws_lifecycle::driver::{AuthRequest, Closed};
+use ws_lifecycle::{
+    CloseFrame, DriverConfig, Handler, Identity, Message, Registry, RegistryConfig, Sender,
+    Service, Session,
+};
+
+/// What the handler reports: the index of the first refused send of a burst, and the
+/// close record with when it came.
+#[derive(Debug)]
+enum Report {
+    Refused(usize),
+    Closed(CloseCause, Option<u16>, Instant),
+}
+
+/// On "burst N SIZE": sends N messages of SIZE bytes at once (numbered, so the
+/// client can check the order), reporting the first the outbox refused.
+struct Burst(mpsc::UnboundedSender<Report>);
+
+impl Handler for Burst {
+    async fn on_message(
+        &self,
+        _: &Session,
+        sender: &Sender,
+        message: Message,
+    ) -> Result<(), CloseFrame> {
+        let text = message.as_text().unwrap_or("").to_owned();
+        let mut words = text.split(' ').skip(1).map(|w| w.parse::<usize>().unwrap());
+        let (n, size) = (words.next().unwrap(), words.next().unwrap());
+        for i in 0..n {
+            let mut body = format!("{i:08}");
+            body.extend(std::iter::repeat_n('x', size.saturating_sub(8)));
+            if sender.send(Message::text(body)).is_err() {
+                let _ = self.0.send(Report::Refused(i));
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_close(&self, _: &Session, closed: &Closed) {
+        let code = closed.record.frame.as_ref().map(|f| u16::from(f.code()));
+        let _ = self
+            .0
+            .send(Report::Closed(closed.record.cause, code, Instant::now()));
+    }
+}
+
+async fn anyone(_: AuthRequest) -> Result<Identity, String> {
+    Ok(Identity::user("u"))
+}
+
+/// A server with `config` (the first message authenticates); its reports.
+async fn start(config: DriverConfig) -> (std::net::SocketAddr, mpsc::UnboundedReceiver<Report>) {
+    let registry = Registry::new(RegistryConfig::default());
+    registry.open();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let service = Arc::new(Service::new(registry, config, anyone, Burst(tx)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, peer)) = listener.accept().await {
+            let service = service.clone();
+            tokio::spawn(async move {
+                ws_lifecycle::tungstenite::accept(stream, Some(peer), &service).await
+            });
+        }
+    });
+    (addr, rx)
+}
+
+fn slow_consumer_config() -> DriverConfig {
+    let mut config = DriverConfig::default();
+    config.connection.overflow = OverflowPolicy::slow_consumer();
+    config.connection.close_timeout = Duration::from_secs(1);
+    config
+}
+
+async fn closed(rx: &mut mpsc::UnboundedReceiver<Report>, within: Duration) -> Report {
+    loop {
+        match tokio::time::timeout(within, rx.recv()).await {
+            Ok(Some(report @ Report::Closed(..))) => return report,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the server stopped"),
+            Err(_) => panic!("not closed within {within:?}"),
+        }
+    }
+}
+
+/// Finding 4: a client that never reads but keeps pinging (so it is always "heard")
+/// is closed 1013 once its socket has accepted nothing for `stall_timeout`, even
+/// though the outbox is far from its budget.
+#[tokio::test]
+async fn a_pinging_client_that_never_reads_is_closed_1013_on_a_write_stall() {
+    let stall = Duration::from_millis(500);
+    let mut config = slow_consumer_config();
+    config.stall_timeout = Some(stall);
+    // Budgets out of the way: only the stall can close it.
+    config.connection.outbox_bytes = 256 << 20;
+    let (addr, mut rx) = start(config).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .unwrap();
+    ws.send(TMessage::text("auth")).await.unwrap();
+    // 64 MiB: far more than loopback's socket buffers hold.
+    ws.send(TMessage::text("burst 512 131072")).await.unwrap();
+    let started = Instant::now();
+    let pinging = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if ws.send(TMessage::Ping(Vec::new().into())).await.is_err() {
+                return;
+            }
+        }
+    });
+    // The stall, the close handshake's timeout (1 s) for a Close that cannot be
+    // written either, and a margin.
+    let Report::Closed(cause, code, at) = closed(&mut rx, Duration::from_secs(8)).await else {
+        unreachable!()
+    };
+    pinging.abort();
+    assert_eq!((cause, code), (CloseCause::SlowConsumer, Some(1013)));
+    let took = at - started;
+    assert!(
+        took >= stall && took < stall + Duration::from_secs(1) + Duration::from_secs(2),
+        "closed after {took:?}"
+    );
+}
+
+/// Finding 4: a client that reads continuously, a little slower than a burst of
+/// 5 000 small messages (more than the old count bound of 1024), is never cut and
+/// gets every message in order.
+#[tokio::test]
+async fn a_reading_client_gets_a_burst_of_5000_in_order() {
+    let mut config = slow_consumer_config();
+    config.stall_timeout = Some(Duration::from_secs(2));
+    let (addr, mut rx) = start(config).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .unwrap();
+    ws.send(TMessage::text("auth")).await.unwrap();
+    ws.send(TMessage::text("burst 5000 100")).await.unwrap();
+    for i in 0..5000usize {
+        if i % 250 == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("no error");
+        let TMessage::Text(text) = message else {
+            panic!("message {i}: expected text, got {message:?}")
+        };
+        assert_eq!(text.len(), 100);
+        assert_eq!(&text[..8], format!("{i:08}"), "in order");
+    }
+    assert!(rx.try_recv().is_err(), "nothing refused, not closed");
+    ws.close(None).await.unwrap();
+}
+
+/// Finding 3/4: the outbox is bounded in bytes: a non-reading client sent 20 × 200 KiB
+/// is closed 1013 as the queued bytes pass 1 MiB — at the sixth message, not after
+/// 1024.
+#[tokio::test]
+async fn a_non_reader_is_closed_1013_once_the_outbox_passes_1_mib() {
+    let mut config = slow_consumer_config();
+    config.stall_timeout = None; // the byte budget alone
+    let (addr, mut rx) = start(config).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .unwrap();
+    ws.send(TMessage::text("auth")).await.unwrap();
+    ws.send(TMessage::text("burst 20 204800")).await.unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("refused in time");
+    // 5 × 200 KiB = 1000 KiB fit the default 1 MiB; the sixth does not.
+    assert!(matches!(refused, Some(Report::Refused(5))), "{refused:?}");
+    let Report::Closed(cause, code, _) = closed(&mut rx, Duration::from_secs(5)).await else {
+        unreachable!()
+    };
+    assert_eq!((cause, code), (CloseCause::SlowConsumer, Some(1013)));
+    drop(ws);
+}
+
+/// G6 with the byte budget: a `send_async` whose message does not fit the bytes
+/// left (the count bound far away) waits, and is woken by the write that frees
+/// enough bytes — not only by the outbox going from full to not full in count.
+#[tokio::test]
+async fn send_async_waits_for_bytes_and_is_woken_by_the_write_that_frees_them_g6() {
+    use ws_lifecycle::{Config, Connection, ConnectionId, Frame};
+    let now = Instant::now();
+    let mut config = Config::default();
+    config.outbox_bytes = 1000;
+    let conn = Connection::new(ConnectionId::new(1), config)
+        .accept(now)
+        .unwrap();
+    let conn = conn.authenticate(None, now).unwrap().ready(now).unwrap();
+    let (sender, transport) = (conn.sender(), conn.transport());
+    let big = |n: u8| Message::binary(vec![n; 400]);
+    sender.send(big(1)).unwrap();
+    sender.send(big(2)).unwrap();
+    let waiting = tokio::spawn(sender.send_async(big(3)));
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished(), "800 + 400 bytes > 1000: it waits");
+    assert_eq!(transport.next_frame(now), Some(Frame::Message(big(1))));
+    tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("woken by the write that freed 400 bytes (G6)")
+        .unwrap()
+        .unwrap();
+    assert_eq!(transport.next_frame(now), Some(Frame::Message(big(2))));
+    assert_eq!(transport.next_frame(now), Some(Frame::Message(big(3))));
+    drop(conn);
+}
