@@ -336,8 +336,9 @@ async fn main() {
     };
     if args.clients * args.window > 1024 {
         eprintln!(
-            "warning: clients × window = {} messages in flight may exceed a server's \
-             default per-connection outbox (1024): expect slow-consumer closes or missing deliveries",
+            "warning: clients × window = {} messages in flight may exceed the axum \
+             baseline's channel (1024 messages) or a server's per-connection outbox (the \
+             chat's: 1 MiB): expect slow-consumer closes or missing deliveries",
             args.clients * args.window
         );
     }
