@@ -318,27 +318,26 @@ impl<A: Authenticator, H: Handler<A::State>> Service<A, H> {
                 return refused(Refusal::with_status(status, "authentication timed out"));
             }
         };
-        let offered: Vec<&str> = request.protocols().collect();
+        // No allocation: most clients offer no subprotocol, and the header is read
+        // in place for each question.
+        let offered = |protocol: &str| request.protocols().any(|p| p == protocol);
         // RFC 6455 §4.2.2: the server selects one of the protocols the client
         // offered; a client fails a connection answered with another.
         let chosen = chosen.filter(|protocol| {
-            let ok = offered.contains(&protocol.as_str());
+            let ok = offered(protocol);
             if !ok {
                 tracing::warn!(%id, %protocol, "the authenticator selected a subprotocol the client did not offer; none is selected");
             }
             ok
         });
-        let protocol = chosen.or_else(|| {
-            (self.config.protocols.iter())
-                .find(|p| offered.contains(&p.as_str()))
-                .cloned()
-        });
-        if protocol.is_none() && !offered.is_empty() {
+        let protocol =
+            chosen.or_else(|| (self.config.protocols.iter()).find(|p| offered(p)).cloned());
+        if protocol.is_none() && request.protocols().next().is_some() {
             // A browser fails a connection whose 101 names none of the protocols it
             // offered: say so where the server's author will look.
             tracing::warn!(
                 %id,
-                offered = offered.len(),
+                offered = request.protocols().count(),
                 "the client offered subprotocols and none was selected (DriverConfig::protocols, \
                  Identity::selecting_protocol): browsers will fail this connection"
             );
