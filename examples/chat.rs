@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
@@ -786,11 +786,7 @@ fn unavailable(reason: &'static str) -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, content_type, reason).into_response()
 }
 
-async fn ws(
-    State(app): State<App>,
-    upgrade: WebSocketUpgrade,
-    request: UpgradeRequest,
-) -> Response {
+async fn ws(State(app): State<App>, request: UpgradeRequest) -> Response {
     if app.limits.is_full() {
         app.limits.refused_full.fetch_add(1, Ordering::Relaxed);
         return unavailable("server full");
@@ -808,7 +804,7 @@ async fn ws(
         },
         _ => None,
     };
-    let served = ws_lifecycle::axum::serve(upgrade, request, app.service).await;
+    let served = ws_lifecycle::axum::serve(request, app.service).await;
     if let Some(counted) = awaiting {
         let ws_lifecycle::axum::Served {
             response, ended, ..

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::State;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use ws_lifecycle::axum::Served;
@@ -107,12 +107,8 @@ enum Adapter {
 
 type EchoService = Service<Public, Echo>;
 
-async fn ws(
-    State(service): State<Arc<EchoService>>,
-    upgrade: WebSocketUpgrade,
-    request: UpgradeRequest,
-) -> Served {
-    ws_lifecycle::axum::serve(upgrade, request, service).await
+async fn ws(State(service): State<Arc<EchoService>>, request: UpgradeRequest) -> Served {
+    ws_lifecycle::axum::serve(request, service).await
 }
 
 async fn serve_axum(listener: TcpListener, service: Arc<EchoService>) -> std::io::Result<()> {

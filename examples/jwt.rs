@@ -50,7 +50,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::StatusCode;
@@ -329,10 +329,9 @@ pub fn router<H: Handler<Granted>>(service: Arc<Service<JwtAuth, H>>) -> Router 
 
 async fn ws<H: Handler<Granted>>(
     State(service): State<Arc<Service<JwtAuth, H>>>,
-    upgrade: WebSocketUpgrade,
     request: UpgradeRequest,
 ) -> Response {
-    ws_lifecycle::axum::serve(upgrade, request, service)
+    ws_lifecycle::axum::serve(request, service)
         .await
         .into_response()
 }

@@ -118,11 +118,10 @@ mod wire {
                 });
             }
             Adapter::Axum => {
-                use axum::extract::WebSocketUpgrade;
-                let route = move |upgrade: WebSocketUpgrade, request: UpgradeRequest| {
+                let route = move |request: UpgradeRequest| {
                     let (service, tx) = (service.clone(), tx.clone());
                     async move {
-                        let served = ws_lifecycle::axum::serve(upgrade, request, service).await;
+                        let served = ws_lifecycle::axum::serve(request, service).await;
                         let response = served.response;
                         let ended = served.ended;
                         tokio::spawn(async move {
@@ -423,9 +422,9 @@ async fn axum_closes_protocol_errors_with_rfc_codes() {
     each_error_class_closes_with_its_rfc_code(Adapter::Axum).await;
 }
 
-/// An invalid close code (1005 may not be sent): tungstenite answers it itself with
-/// 1002 "Protocol violation" and hands the driver a peer Close carrying that code,
-/// so the record says `peer` (what the peer sees is still 1002).
+/// An invalid close code (1005 may not be sent) is a protocol error: the peer gets
+/// 1002 and the record says `protocol_error`, not `peer` (under tungstenite's
+/// framing, which answered it itself, the record said `peer`).
 #[cfg(all(feature = "tungstenite", feature = "axum"))]
 #[tokio::test]
 async fn an_invalid_close_code_is_answered_1002_on_both_adapters() {
@@ -444,7 +443,11 @@ async fn an_invalid_close_code_is_answered_1002_on_both_adapters() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(closed.record.cause, CloseCause::Peer, "{adapter:?}");
+        assert_eq!(
+            closed.record.cause,
+            CloseCause::ProtocolError,
+            "{adapter:?}"
+        );
     }
 }
 

@@ -5,6 +5,8 @@
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+#[cfg(any(feature = "axum", feature = "tungstenite"))]
+mod frames;
 #[cfg(feature = "tungstenite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tungstenite")))]
 pub mod tungstenite;

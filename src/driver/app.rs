@@ -61,7 +61,7 @@ pub(super) async fn run<A, H, S, E>(
     service: &Service<A, H>,
     socket: S,
     admission: super::Admission<A::State>,
-    answer_pings: bool,
+    wiring: pump::Wiring,
 ) -> Closed
 where
     A: Authenticator,
@@ -122,7 +122,7 @@ where
         Verdict::AwaitFirstMessage => Start::AwaitFirstMessage(conn, first_rx),
         Verdict::Refused(refusal) => Start::Refused(conn, refusal),
     };
-    let pump = pump::run(socket, transport.clone(), config, first_tx, answer_pings);
+    let pump = pump::run(socket, transport.clone(), config, first_tx, wiring);
     let app = async {
         let registration = registration.as_ref()?;
         application(service, start, registration, request).await

@@ -19,7 +19,7 @@ use tokio::time::{Sleep, sleep_until};
 use crate::core::{CrateClose, Frame, InboundError, Message, Phase, TransportLoss};
 use crate::handle::Transport;
 
-use super::{DriverConfig, WireFrame, now};
+use super::{DriverConfig, MessageLimit, WireFrame, now};
 
 /// Frames taken from the core at a time: one lock and one flush for up to this many
 /// (a broadcast burst is written with one `write` instead of one per message).
@@ -81,13 +81,32 @@ enum Event<E> {
     Timer,
 }
 
+/// What the pump knows of its socket beyond `Stream + Sink`.
+pub(super) struct Wiring {
+    /// Answer each Ping with a Pong (the socket does not).
+    pub(super) answer_pings: bool,
+    /// The socket holds each frame to a size limit that depends on whether the
+    /// connection is authenticated: marked here once it is.
+    pub(super) limit: Option<MessageLimit>,
+}
+
+impl Wiring {
+    /// A socket of the user's own (`Service::run`): as configured, no limit to mark.
+    pub(super) fn of(config: &DriverConfig) -> Wiring {
+        Wiring {
+            answer_pings: config.answer_pings,
+            limit: None,
+        }
+    }
+}
+
 /// Runs the socket until the connection is `Closed`, then ends the transport.
 pub(super) async fn run<S, E>(
     mut socket: S,
     transport: Transport,
     config: &DriverConfig,
     first: Option<oneshot::Sender<Message>>,
-    answer_pings: bool,
+    wiring: Wiring,
 ) where
     S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin + Send,
     E: super::SocketError,
@@ -119,8 +138,17 @@ pub(super) async fn run<S, E>(
     // The peer broke the protocol: our Close (1002, 1007, 1009) is queued and nothing
     // more is read; the transport ends once it is written (RFC 6455 §7.1.7, §7.4.1).
     let mut failing = false;
+    let Wiring {
+        answer_pings,
+        mut limit,
+    } = wiring;
     loop {
         let event = poll_fn(|cx| {
+            // Before reading: a socket that checks frame sizes at their header must
+            // know the connection is authenticated before it reads the next one.
+            if let Some(marked) = limit.take_if(|_| authenticated(&transport)) {
+                marked.authenticated();
+            }
             let reads = reading && inbound.stalled.is_none();
             poll_event(
                 cx,
@@ -495,8 +523,7 @@ fn end_if_close_written(transport: &Transport, writer: &Writer) {
 /// delivered in order once `Ready`.
 fn deliver(transport: &Transport, inbound: &mut Inbound, message: Message, config: &DriverConfig) {
     let now = now();
-    let authenticated = matches!(transport.phase(), Phase::Authenticated | Phase::Ready);
-    if !authenticated && message.len() > config.max_pre_auth_message_bytes {
+    if !authenticated(transport) && message.len() > config.max_pre_auth_message_bytes {
         transport.raise(CrateClose::PreAuthTooBig, now);
         return;
     }
@@ -508,6 +535,11 @@ fn deliver(transport: &Transport, inbound: &mut Inbound, message: Message, confi
         Ok(()) | Err(InboundError::Closed) => {}
         Err(InboundError::Full(message)) => inbound.stalled = Some(message),
     }
+}
+
+/// True once the connection is authenticated (or `Ready`).
+fn authenticated(transport: &Transport) -> bool {
+    matches!(transport.phase(), Phase::Authenticated | Phase::Ready)
 }
 
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {

@@ -44,6 +44,11 @@ pub struct UpgradeRequest {
     /// `into_make_service_with_connect_info::<SocketAddr>()`; tungstenite: passed to
     /// `accept`).
     pub peer: Option<SocketAddr>,
+    /// What an adapter carries from the HTTP request to the upgrade it completes
+    /// (axum: hyper's `OnUpgrade` and the HTTP version). Taken out before the
+    /// request reaches the authenticator.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) extensions: http::Extensions,
 }
 
 impl fmt::Debug for UpgradeRequest {
@@ -94,6 +99,7 @@ impl UpgradeRequest {
             uri,
             headers,
             peer: None,
+            extensions: http::Extensions::new(),
         }
     }
 

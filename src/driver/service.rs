@@ -10,7 +10,9 @@ use http::StatusCode;
 use crate::core::ConnectionId;
 use crate::registry::Registry;
 
+use super::MessageLimit;
 use super::app::{self, Verdict};
+use super::pump::Wiring;
 use super::{
     Authenticator, Closed, DriverConfig, Handler, Public, Refusal, UpgradeRequest, UpgradeVerdict,
     WireFrame, now,
@@ -364,7 +366,7 @@ impl<A: Authenticator, H: Handler<A::State>> Service<A, H> {
         S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin + Send,
         E: super::SocketError,
     {
-        app::run(self, socket, admission, self.config.answer_pings).await
+        app::run(self, socket, admission, Wiring::of(&self.config)).await
     }
 
     /// [`admit`](Self::admit) then [`run_admitted`](Self::run_admitted), for a socket
@@ -419,38 +421,28 @@ impl<A: Authenticator, H: Handler<A::State>> Service<A, H> {
         S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin + Send,
         E: super::SocketError,
     {
-        self.run_socket(socket, request, self.config.answer_pings)
-            .await
-    }
-
-    /// [`run`](Self::run), for the adapters: `answer_pings` off when their library
-    /// answers pings itself.
-    pub(crate) async fn run_socket<S, E>(
-        &self,
-        socket: S,
-        request: UpgradeRequest,
-        answer_pings: bool,
-    ) -> Closed
-    where
-        S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin + Send,
-        E: super::SocketError,
-    {
         let admission = self.examine(request).await;
-        app::run(self, socket, admission, answer_pings).await
+        app::run(self, socket, admission, Wiring::of(&self.config)).await
     }
 
-    /// [`run_admitted`](Self::run_admitted), for the adapters.
+    /// [`run_admitted`](Self::run_admitted), for the adapters: their framing leaves
+    /// Pings to the driver, and holds each frame to the size limit `limit` says is in
+    /// force.
     pub(crate) async fn run_admitted_socket<S, E>(
         &self,
         socket: S,
         admission: Admission<A::State>,
-        answer_pings: bool,
+        limit: MessageLimit,
     ) -> Closed
     where
         S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin + Send,
         E: super::SocketError,
     {
-        app::run(self, socket, admission, answer_pings).await
+        let wiring = Wiring {
+            answer_pings: true,
+            limit: Some(limit),
+        };
+        app::run(self, socket, admission, wiring).await
     }
 
     /// The service's parts, for the connection's run (`app`).

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use futures_util::StreamExt;
@@ -159,18 +159,14 @@ impl<A, H> Clone for AxumState<A, H> {
 }
 
 /// The route: the adapter's `serve`, with its `ended` reported on the channel.
-async fn axum_route<A, H>(
-    State(state): State<AxumState<A, H>>,
-    upgrade: WebSocketUpgrade,
-    request: UpgradeRequest,
-) -> Response
+async fn axum_route<A, H>(State(state): State<AxumState<A, H>>, request: UpgradeRequest) -> Response
 where
     A: Authenticator + 'static,
     H: Handler<A::State>,
 {
     let Served {
         response, ended, ..
-    } = ws_lifecycle::axum::serve(upgrade, request, state.service.clone()).await;
+    } = ws_lifecycle::axum::serve(request, state.service.clone()).await;
     let outcomes = state.outcomes.clone();
     tokio::spawn(async move {
         let outcome = match ended.await {

@@ -14,7 +14,7 @@
 //! use std::net::SocketAddr;
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use axum::extract::{State, WebSocketUpgrade};
+//! use axum::extract::State;
 //! use axum::{Router, routing::get};
 //! use futures_util::{SinkExt, StreamExt};
 //! use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -54,8 +54,8 @@
 //!
 //! type Chats = Service<Tokens, Chat>;
 //!
-//! async fn ws(State(service): State<Arc<Chats>>, upgrade: WebSocketUpgrade, request: UpgradeRequest) -> Served {
-//!     ws_lifecycle::axum::serve(upgrade, request, service).await
+//! async fn ws(State(service): State<Arc<Chats>>, request: UpgradeRequest) -> Served {
+//!     ws_lifecycle::axum::serve(request, service).await
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -162,10 +162,15 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use http::HeaderValue;
+use http::StatusCode;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
-use crate::driver::{Authenticator, Closed, Handler, Service, SocketConfig, UpgradeRequest};
+use crate::adapters::frames::{ServerSocket, check_upgrade, switching_headers};
+use crate::driver::{
+    Authenticator, Closed, Handler, MessageLimit, Refusal, Service, SocketConfig, UpgradeRequest,
+};
 
 pub use socket::{AxumSocket, from_axum, to_axum};
 
@@ -208,60 +213,75 @@ impl Future for Ended {
     }
 }
 
-/// Answers an upgrade request: asks the service's authenticator
+/// Answers an upgrade request: checks it is a WebSocket upgrade (405, 426 or 400
+/// if not, before the authenticator runs), asks the service's authenticator
 /// ([`Service::admit`]); on a refusal answers with its status and reason (no
-/// WebSocket); otherwise completes the upgrade (with the selected subprotocol and
-/// the [`SocketConfig`] applied) and runs the connection on `service` in the task axum
-/// spawns for it.
+/// WebSocket); otherwise answers `101 Switching Protocols` (with the selected
+/// subprotocol) and runs the connection on `service`, over the crate's own framing
+/// with the [`SocketConfig`] applied, in a task of its own once hyper hands over the
+/// connection.
+///
+/// Only HTTP/1.1 upgrades: a request that cannot be upgraded (HTTP/2, or a server
+/// that does not offer hyper's upgrades) is answered 426.
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use axum::extract::{State, WebSocketUpgrade};
+/// use axum::extract::State;
 /// use ws_lifecycle::axum::Served;
 /// use ws_lifecycle::driver::UpgradeRequest;
 /// use ws_lifecycle::{Authenticator, Handler, Service};
 ///
 /// async fn ws<A: Authenticator + 'static, H: Handler<A::State>>(
 ///     State(service): State<Arc<Service<A, H>>>,
-///     upgrade: WebSocketUpgrade,
 ///     request: UpgradeRequest, // method, URI, headers, peer: the adapter builds it
 /// ) -> Served {
-///     ws_lifecycle::axum::serve(upgrade, request, service).await
+///     ws_lifecycle::axum::serve(request, service).await
 /// }
 /// ```
-pub async fn serve<A, H>(
-    upgrade: WebSocketUpgrade,
-    request: UpgradeRequest,
-    service: Arc<Service<A, H>>,
-) -> Served
+pub async fn serve<A, H>(mut request: UpgradeRequest, service: Arc<Service<A, H>>) -> Served
 where
     A: Authenticator + 'static,
     H: Handler<A::State>,
 {
+    let on_upgrade = request.extensions.remove::<OnUpgrade>();
+    let http11 = request
+        .extensions
+        .remove::<http::Version>()
+        .is_some_and(|version| version >= http::Version::HTTP_11);
+    let key = match check_upgrade(&request, http11) {
+        Ok(key) => key,
+        Err(refusal) => return refused(&refusal),
+    };
+    let Some(on_upgrade) = on_upgrade else {
+        let refusal =
+            Refusal::with_status(StatusCode::UPGRADE_REQUIRED, "connection not upgradable");
+        return refused(&refusal);
+    };
     let admission = match service.admit(request).await {
         Ok(admission) => admission,
-        Err(refusal) => {
-            let body = refusal.reason().to_owned();
-            let content_type = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
-            return Served {
-                response: (refusal.status(), content_type, body).into_response(),
-                ended: Ended { receiver: None },
-            };
-        }
+        Err(refusal) => return refused(&refusal),
     };
-    let mut upgrade = configure(upgrade, &service.config().socket);
-    if let Some(protocol) = admission
-        .protocol()
-        .and_then(|p| HeaderValue::from_str(p).ok())
-    {
-        upgrade.set_selected_protocol(protocol);
-    }
+    let mut response = Response::new(axum::body::Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *response.headers_mut() = switching_headers(&key, admission.protocol());
     let (tx, rx) = oneshot::channel();
-    let response = upgrade.on_upgrade(move |socket| async move {
-        // axum's tungstenite queues the Pong itself as it reads a Ping.
-        let closed = service
-            .run_admitted_socket(AxumSocket::new(socket), admission, false)
-            .await;
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => {
+                tracing::debug!(id = %admission.id(), %error, "upgrade failed");
+                return;
+            }
+        };
+        let config = service.config();
+        let limit = MessageLimit::new(admission.is_authenticated());
+        let socket = ServerSocket::new(
+            TokioIo::new(upgraded),
+            &config.socket,
+            config.max_pre_auth_message_bytes,
+            limit.clone(),
+        );
+        let closed = service.run_admitted_socket(socket, admission, limit).await;
         let _ = tx.send(closed);
     });
     Served {
@@ -270,7 +290,19 @@ where
     }
 }
 
-/// The [`SocketConfig`] applied to axum's upgrade.
+/// A refusal as the HTTP answer: its status, its reason as a `text/plain` body.
+fn refused(refusal: &Refusal) -> Served {
+    let body = refusal.reason().to_owned();
+    let content_type = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
+    Served {
+        response: (refusal.status(), content_type, body).into_response(),
+        ended: Ended { receiver: None },
+    }
+}
+
+/// The [`SocketConfig`] applied to axum's own upgrade, for a server that runs
+/// [`AxumSocket`] with [`Service::run`] itself ([`serve`] uses the crate's framing,
+/// which reads the same settings).
 pub fn configure(upgrade: WebSocketUpgrade, socket: &SocketConfig) -> WebSocketUpgrade {
     upgrade
         .read_buffer_size(socket.read_buffer_size)
@@ -281,7 +313,8 @@ pub fn configure(upgrade: WebSocketUpgrade, socket: &SocketConfig) -> WebSocketU
 
 /// The upgrade request as an axum extractor: method, URI, headers, and the peer's
 /// address when the server was built with
-/// `into_make_service_with_connect_info::<SocketAddr>()` (else `None`). Never fails.
+/// `into_make_service_with_connect_info::<SocketAddr>()` (else `None`); it also
+/// takes hyper's handle on the connection's upgrade, for [`serve`]. Never fails.
 impl<S: Send + Sync> FromRequestParts<S> for UpgradeRequest {
     type Rejection = Infallible;
 
@@ -289,6 +322,10 @@ impl<S: Send + Sync> FromRequestParts<S> for UpgradeRequest {
         let mut request = UpgradeRequest::new(parts.uri.clone(), parts.headers.clone());
         request.method = parts.method.clone();
         request.peer = (parts.extensions.get::<ConnectInfo<SocketAddr>>()).map(|info| info.0);
+        if let Some(on_upgrade) = parts.extensions.get::<OnUpgrade>().cloned() {
+            request.extensions.insert(on_upgrade);
+        }
+        request.extensions.insert(parts.version);
         Ok(request)
     }
 }

@@ -127,25 +127,22 @@
 //! # }
 //! ```
 
-mod rewind;
 mod socket;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, SEC_WEBSOCKET_PROTOCOL};
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Method, Uri};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self};
 
+use crate::adapters::frames::{ServerSocket, check_upgrade, switching_head};
 use crate::driver::{
-    Authenticator, Closed, Handler, Refusal, Service, SocketConfig, UpgradeRequest,
+    Authenticator, Closed, Handler, MessageLimit, Refusal, Service, SocketConfig, UpgradeRequest,
 };
 
 pub use socket::{TungsteniteSocket, from_tungstenite, to_tungstenite};
-
-use rewind::Rewind;
 
 /// The longest upgrade request head read before answering 431.
 const MAX_HEAD: usize = 16 * 1024;
@@ -166,9 +163,6 @@ pub enum AcceptError {
     /// Reading the request or writing the answer failed.
     #[error("i/o error during the upgrade: {0}")]
     Io(#[from] std::io::Error),
-    /// The WebSocket handshake failed after the request was checked and admitted.
-    #[error("WebSocket handshake failed: {0}")]
-    Handshake(#[from] tungstenite::Error),
 }
 
 /// Reads the upgrade request on `stream` (from `peer`, if known), checks it with the
@@ -201,8 +195,8 @@ where
 {
     let limit = service.config().connection.readiness_timeout;
     let read = tokio::time::timeout(limit, read_head(&mut stream)).await;
-    let (head, mut request, version, tail) = match read {
-        Ok(Ok(Head::Complete(head, request, version, tail))) => (head, request, version, tail),
+    let (mut request, version, tail) = match read {
+        Ok(Ok(Head::Complete(request, version, tail))) => (request, version, tail),
         Ok(Ok(Head::TooLarge)) => {
             let refusal = Refusal::with_status(
                 http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -226,10 +220,20 @@ where
     request.peer = peer;
     // Not a WebSocket upgrade: answered here, before the authenticator runs (as
     // axum's extractor does), since tungstenite would close without a word.
-    if let Err(refusal) = check_upgrade(&request, version, tail) {
-        let _ = answer(&mut stream, &refusal).await;
-        return Err(AcceptError::BadRequest(refusal.reason().to_owned()));
-    }
+    let checked = check_upgrade(&request, version >= 1).and_then(|key| match tail {
+        0 => Ok(key),
+        _ => Err(Refusal::with_status(
+            http::StatusCode::BAD_REQUEST,
+            "data sent after the upgrade request, before its answer",
+        )),
+    });
+    let key = match checked {
+        Ok(key) => key,
+        Err(refusal) => {
+            let _ = answer(&mut stream, &refusal).await;
+            return Err(AcceptError::BadRequest(refusal.reason().to_owned()));
+        }
+    };
     let admission = match service.admit(*request).await {
         Ok(admission) => admission,
         Err(refusal) => {
@@ -238,28 +242,31 @@ where
             return Err(AcceptError::Refused(refusal));
         }
     };
-    let protocol = admission.protocol().map(HeaderValue::from_str);
-    let config = websocket_config(&service.config().socket);
-    // The callback's types are tungstenite's (its error is an HTTP response).
-    #[allow(clippy::result_large_err)]
-    let socket = tokio_tungstenite::accept_hdr_async_with_config(
-        Rewind::new(head, stream),
-        |_: &tungstenite::handshake::server::Request,
-         mut response: tungstenite::handshake::server::Response| {
-            if let Some(Ok(protocol)) = protocol {
-                response
-                    .headers_mut()
-                    .insert(SEC_WEBSOCKET_PROTOCOL, protocol);
-            }
-            Ok(response)
-        },
-        Some(config),
-    )
-    .await?;
-    // tungstenite queues the Pong itself as it reads a Ping.
-    Ok(service
-        .run_admitted_socket(TungsteniteSocket::new(socket), admission, false)
-        .await)
+    // The handshake's answer, then our own framing on the raw stream (no byte
+    // follows the head: `check_upgrade` refused a client that sent any).
+    write_bounded(&mut stream, &switching_head(&key, admission.protocol())).await?;
+    let limit = MessageLimit::new(admission.is_authenticated());
+    let config = service.config();
+    let socket = ServerSocket::new(
+        stream,
+        &config.socket,
+        config.max_pre_auth_message_bytes,
+        limit.clone(),
+    );
+    // The driver answers Pings itself (our framing does not).
+    Ok(service.run_admitted_socket(socket, admission, limit).await)
+}
+
+/// Writes `bytes` and flushes, within a second (a peer that reads nothing cannot hold
+/// the task).
+async fn write_bounded<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> std::io::Result<()> {
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    tokio::time::timeout(Duration::from_secs(1), write)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
 /// The [`SocketConfig`] as tungstenite's.
@@ -273,8 +280,8 @@ pub fn websocket_config(socket: &SocketConfig) -> WebSocketConfig {
 
 /// An upgrade request head as read.
 enum Head {
-    /// The bytes read (the head and whatever followed it) and the request.
-    Complete(Vec<u8>, Box<UpgradeRequest>, u8, usize),
+    /// The request, its HTTP minor version, and how many bytes followed the head.
+    Complete(Box<UpgradeRequest>, u8, usize),
     TooLarge,
     Malformed(String),
 }
@@ -299,7 +306,7 @@ async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Head
                     Err(why) => return Ok(Head::Malformed(why)),
                 };
                 let (version, tail) = (parsed.version.unwrap_or(0), buffer.len() - length);
-                return Ok(Head::Complete(buffer, Box::new(request), version, tail));
+                return Ok(Head::Complete(Box::new(request), version, tail));
             }
             Ok(httparse::Status::Partial) if buffer.len() < MAX_HEAD => {}
             Ok(httparse::Status::Partial) => return Ok(Head::TooLarge),
@@ -328,66 +335,6 @@ fn to_request(parsed: &httparse::Request<'_, '_>) -> Result<UpgradeRequest, Stri
     let mut request = UpgradeRequest::new(uri, headers);
     request.method = method;
     Ok(request)
-}
-
-/// The request is a WebSocket upgrade by tungstenite's own rules (RFC 6455 §4.2.1),
-/// so that what passes here passes its handshake: `GET`, HTTP/1.1 or later, the
-/// first `Connection` header naming `upgrade`, the first `Upgrade` header exactly
-/// `websocket`, version 13, a `Sec-WebSocket-Key`, and nothing sent after the head
-/// before the answer. Else the answer: 405, 426 (another version) or 400.
-///
-/// Stricter than tungstenite on one point: the `Sec-WebSocket-Key` must be what
-/// RFC 6455 §4.2.1 says it is, the base64 of 16 bytes (24 characters, the last two
-/// `==`), else 400; tungstenite would hash whatever it is given.
-fn check_upgrade(request: &UpgradeRequest, version: u8, tail: usize) -> Result<(), Refusal> {
-    let first =
-        |name: http::HeaderName| (request.headers.get(name)).and_then(|value| value.to_str().ok());
-    if request.method != Method::GET {
-        let status = http::StatusCode::METHOD_NOT_ALLOWED;
-        return Err(Refusal::with_status(status, "a WebSocket upgrade is a GET"));
-    }
-    let bad = |why: &str| Err(Refusal::with_status(http::StatusCode::BAD_REQUEST, why));
-    if version < 1 {
-        return bad("a WebSocket upgrade needs HTTP/1.1");
-    }
-    let connection = first(CONNECTION).unwrap_or_default();
-    if !connection
-        .split([' ', ','])
-        .any(|token| token.eq_ignore_ascii_case("upgrade"))
-    {
-        return bad("not a WebSocket upgrade: no `Connection: upgrade`");
-    }
-    if !first(http::header::UPGRADE).is_some_and(|value| value.eq_ignore_ascii_case("websocket")) {
-        return bad("not a WebSocket upgrade: no `Upgrade: websocket`");
-    }
-    if first(http::header::SEC_WEBSOCKET_VERSION) != Some("13") {
-        let status = http::StatusCode::UPGRADE_REQUIRED;
-        return Err(Refusal::with_status(
-            status,
-            "Sec-WebSocket-Version must be 13",
-        ));
-    }
-    let Some(key) = request.headers.get(http::header::SEC_WEBSOCKET_KEY) else {
-        return bad("not a WebSocket upgrade: no `Sec-WebSocket-Key`");
-    };
-    if !is_websocket_key(key.as_bytes()) {
-        return bad("`Sec-WebSocket-Key` is not the base64 of 16 bytes");
-    }
-    if tail > 0 {
-        return bad("data sent after the upgrade request, before its answer");
-    }
-    Ok(())
-}
-
-/// Whether `key` is the base64 of 16 bytes (RFC 6455 §4.2.1): 22 characters of the
-/// base64 alphabet, the last of them carrying no bits beyond the 128 (`A`, `Q`, `g`
-/// or `w`), then `==`.
-fn is_websocket_key(key: &[u8]) -> bool {
-    let is_base64 = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
-    key.len() == 24
-        && key[..22].iter().all(is_base64)
-        && matches!(key[21], b'A' | b'Q' | b'g' | b'w')
-        && &key[22..] == b"=="
 }
 
 /// Answers the request with the refusal (status, `text/plain` reason) and closes.
