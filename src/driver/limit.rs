@@ -14,6 +14,8 @@ pub(crate) struct MessageLimit {
     authenticated: Arc<AtomicBool>,
 }
 
+// Made by the adapters' framing: unused with the driver alone (feature `tokio`).
+#[cfg_attr(not(any(feature = "axum", feature = "tungstenite")), allow(dead_code))]
 impl MessageLimit {
     /// The limit of a connection authenticated already (at the upgrade) or not.
     pub(crate) fn new(authenticated: bool) -> MessageLimit {

@@ -428,6 +428,7 @@ impl<A: Authenticator, H: Handler<A::State>> Service<A, H> {
     /// [`run_admitted`](Self::run_admitted), for the adapters: their framing leaves
     /// Pings to the driver, and holds each frame to the size limit `limit` says is in
     /// force.
+    #[cfg_attr(not(any(feature = "axum", feature = "tungstenite")), allow(dead_code))]
     pub(crate) async fn run_admitted_socket<S, E>(
         &self,
         socket: S,
