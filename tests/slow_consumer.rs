@@ -228,3 +228,80 @@ async fn send_async_waits_for_bytes_and_is_woken_by_the_write_that_frees_them_g6
     assert_eq!(transport.next_frame(now), Some(Frame::Message(big(3))));
     drop(conn);
 }
+
+/// A client that reads one large message slowly but steadily is not a slow
+/// consumer: the stall timeout counts from the last byte the socket wrote, not from
+/// the last frame it finished. One 8 MiB message to a client with a small receive
+/// window, read at about 3 MB/s (≈ 3 s), under a 1 s stall timeout: before the
+/// framing reported partial writes to the pump, this was closed 1013 after ≈ 1 s.
+#[tokio::test]
+async fn a_steady_reader_of_one_large_message_is_not_cut_by_the_stall_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const SIZE: usize = 8 << 20;
+    let mut config = slow_consumer_config();
+    config.stall_timeout = Some(Duration::from_secs(1));
+    let (addr, mut rx) = start(config).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The 101 first (RFC 6455 §4.1: nothing before the answer).
+    let mut buffer = vec![0_u8; 16 * 1024];
+    let mut answer = Vec::new();
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+            .expect("answered in time")
+            .unwrap();
+        assert!(n > 0, "the server hung up during the upgrade");
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    assert!(
+        answer.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let mut received =
+        answer.len() - (answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4);
+    // A masked text frame (mask 0: the payload as it is).
+    let frame = |text: &str| {
+        let mut bytes = vec![0x81, 0x80 | text.len() as u8, 0, 0, 0, 0];
+        bytes.extend_from_slice(text.as_bytes());
+        bytes
+    };
+    stream.write_all(&frame("auth")).await.unwrap();
+    stream
+        .write_all(&frame(&format!("burst 1 {SIZE}")))
+        .await
+        .unwrap();
+    // The frame's 10-byte header and the payload, slowly.
+    let expected = SIZE + 10;
+    let started = Instant::now();
+    while received < expected {
+        assert!(started.elapsed() < Duration::from_secs(30), "read in time");
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+            .expect("the server keeps writing")
+            .unwrap();
+        assert!(
+            n > 0,
+            "the server closed after {received} bytes: {:?}",
+            rx.try_recv()
+        );
+        received += n;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = started.elapsed();
+    assert!(
+        took > Duration::from_secs(1),
+        "slower than the stall timeout: {took:?}"
+    );
+    assert!(
+        !matches!(rx.try_recv(), Ok(Report::Closed(..))),
+        "not closed while reading"
+    );
+}

@@ -37,16 +37,23 @@ pub struct DriverConfig {
     /// seconds is not reading).
     pub stall_timeout: Option<Duration>,
     /// Before authentication succeeds, a message larger than this many bytes closes
-    /// the connection with 1008. How many may wait is the inbound hold's bound
+    /// the connection with 1008 (`pre_auth_limit`). The adapters' framing checks it
+    /// at each frame's header, before the payload is read, so an unauthenticated
+    /// client can make the server hold at most this much of a message; a socket of
+    /// your own ([`Service::run`](super::Service::run)) is checked once a message is
+    /// complete, so bound its own message size too. How many may wait is the inbound hold's bound
     /// ([`Config::inbound_capacity`]): the auth message goes to the authenticator,
     /// what a client pipelines behind it is held, in order, for the handler.
     /// Default: 4096.
     pub max_pre_auth_message_bytes: usize,
     /// Answer each Ping with a Pong, for a socket of your own passed to
-    /// [`Service::run`](super::Service::run) whose library does not. The sockets of
-    /// the `axum` and `tungstenite` adapters answer pings themselves (tungstenite
-    /// queues the Pong as it reads the Ping), so there the driver never adds one,
-    /// whatever this says. Default: `true`.
+    /// [`Service::run`](super::Service::run); set it to `false` for a socket whose
+    /// library answers pings itself (a tokio-tungstenite `WebSocketStream` in
+    /// [`TungsteniteSocket`](crate::tungstenite::TungsteniteSocket) or axum's
+    /// `WebSocket` in [`AxumSocket`](crate::axum::AxumSocket) do). The `axum` and
+    /// `tungstenite` adapters run the crate's own framing, which leaves pings to the
+    /// driver: there it always answers (the latest Ping, RFC 6455 §5.5.3), whatever
+    /// this says. Default: `true`.
     pub answer_pings: bool,
     /// The subprotocols this server speaks, in order of preference: the upgrade is
     /// answered with the first of them the client offered
@@ -75,16 +82,24 @@ pub struct DriverConfig {
     pub socket: SocketConfig,
 }
 
-/// The socket settings the adapters pass to their WebSocket library (tungstenite's
-/// `WebSocketConfig`, axum's `WebSocketUpgrade` setters): buffer sizes and the frame
-/// and message size limits. A frame or message over its limit is refused as it
-/// arrives — a frame at its header, a message as its fragments grow — and the
-/// connection closed with 1009, so a client can make the server hold at most this
-/// much of an unfinished message. The defaults are leaner than tungstenite's own
-/// (4 KiB, not 128 KiB, of read buffer; 1 MiB messages and frames, not 64 and 16 MiB).
+/// The socket's frame and message size limits and buffer sizes, applied by both
+/// adapters' framing (and, for a socket of tungstenite's own, by
+/// [`websocket_config`](crate::tungstenite::websocket_config) and
+/// [`configure`](crate::axum::configure)). A frame or message over its limit is
+/// refused at the header of the frame that takes it over, before that frame's
+/// payload is read, and the connection closed with 1009; before authentication
+/// the tighter [`DriverConfig::max_pre_auth_message_bytes`] applies (1008). So a
+/// client can make the server hold at most the limit in force of an unfinished
+/// message. The defaults are leaner than tungstenite's own (1 MiB messages and
+/// frames, not 64 and 16 MiB).
 ///
-/// The library's write-buffer bound is left unbounded on purpose: a library that
-/// refuses a frame for want of room drops it, which would break **G3**; the outbox
+/// The adapters' framing keeps no per-connection buffer while a connection is idle:
+/// it reads 4 KiB at a time into a buffer on the stack (a large frame's payload
+/// straight into its message), and queues frames to write as a header and the
+/// message's own shared payload — a broadcast is never copied per connection.
+///
+/// No write-buffer bound drops a frame: a library that refuses a frame for want of
+/// room drops it, which would break **G3**; the outbox
 /// ([`Config::outbox_bytes`](crate::core::Config::outbox_bytes) and
 /// [`Config::outbox_capacity`](crate::core::Config::outbox_capacity)) is the bound
 /// on what waits to be written, and [`DriverConfig::stall_timeout`] the bound on how
@@ -93,23 +108,25 @@ pub struct DriverConfig {
 /// ```
 /// let mut config = ws_lifecycle::DriverConfig::default();
 /// config.socket.max_message_size = Some(8 << 20); // allow messages up to 8 MiB
-/// config.socket.read_buffer_size = 16 * 1024; // fewer reads for large messages
 /// assert_eq!(config.socket.max_frame_size, Some(1 << 20));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SocketConfig {
-    /// The read buffer's size: allocated per connection up front, so it is most of
-    /// an idle connection's memory (the example chat server holds 10 000 idle
-    /// clients at ≈ 18 kB each with 4 KiB, ≈ 137 kB each with tungstenite's 128 KiB;
-    /// `scripts/memory.sh`). Larger reads take more than one call. Default: 4 KiB.
+    /// tungstenite's read buffer, for a socket of tungstenite's own: allocated per
+    /// connection up front, so it is most of an idle connection's memory there
+    /// (10 000 idle clients of the example chat cost ≈ 18 kB each with 4 KiB,
+    /// ≈ 137 kB each with tungstenite's 128 KiB; `scripts/memory.sh`). The adapters'
+    /// framing holds no read buffer (≈ 13 kB each). Default: 4 KiB.
     pub read_buffer_size: usize,
-    /// How many bytes of written frames the library collects before writing them to
-    /// the stream. Default: 128 KiB.
+    /// How many bytes of frames the socket takes before it waits for some to be
+    /// written (the adapters' framing: a header and a shared payload each, no copy;
+    /// tungstenite: copied into its write buffer). Default: 128 KiB.
     pub write_buffer_size: usize,
-    /// The largest message the library accepts; `None`: no limit. Default: 1 MiB.
+    /// The largest message a client may send once authenticated; `None`: no limit.
+    /// Default: 1 MiB.
     pub max_message_size: Option<usize>,
-    /// The largest frame the library accepts; `None`: no limit. Default: 1 MiB.
+    /// The largest frame a client may send; `None`: no limit. Default: 1 MiB.
     pub max_frame_size: Option<usize>,
 }
 

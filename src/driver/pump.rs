@@ -19,7 +19,7 @@ use tokio::time::{Sleep, sleep_until};
 use crate::core::{CrateClose, Frame, InboundError, Message, Phase, TransportLoss};
 use crate::handle::Transport;
 
-use super::{DriverConfig, MessageLimit, WireFrame, now};
+use super::{DriverConfig, SocketLink, WireFrame, now};
 
 /// Frames taken from the core at a time: one lock and one flush for up to this many
 /// (a broadcast burst is written with one `write` instead of one per message).
@@ -63,6 +63,11 @@ struct Writer {
     /// When the socket last refused to take anything (a write or flush `Pending`)
     /// with no progress since; `None` while writes progress or nothing waits.
     stalled_since: Option<Instant>,
+    /// The adapters' framing, which counts the bytes it writes: a frame written in
+    /// part is progress too.
+    link: Option<SocketLink>,
+    /// The link's count of bytes written when the pump last looked.
+    seen_written: u64,
 }
 
 /// What woke the pump.
@@ -85,9 +90,9 @@ enum Event<E> {
 pub(super) struct Wiring {
     /// Answer each Ping with a Pong (the socket does not).
     pub(super) answer_pings: bool,
-    /// The socket holds each frame to a size limit that depends on whether the
-    /// connection is authenticated: marked here once it is.
-    pub(super) limit: Option<MessageLimit>,
+    /// The adapters' framing: told here once the connection is authenticated (its
+    /// size limit changes), and telling the stall clock about partial writes.
+    pub(super) link: Option<SocketLink>,
 }
 
 impl Wiring {
@@ -95,7 +100,7 @@ impl Wiring {
     pub(super) fn of(config: &DriverConfig) -> Wiring {
         Wiring {
             answer_pings: config.answer_pings,
-            limit: None,
+            link: None,
         }
     }
 }
@@ -125,7 +130,10 @@ pub(super) async fn run<S, E>(
         pong: None,
         ping: false,
         stalled_since: None,
+        link: wiring.link,
+        seen_written: 0,
     };
+    let answer_pings = wiring.answer_pings;
     let mut clock = Clock {
         sleep: pin!(sleep_until(far_future())),
         armed: None,
@@ -138,16 +146,14 @@ pub(super) async fn run<S, E>(
     // The peer broke the protocol: our Close (1002, 1007, 1009) is queued and nothing
     // more is read; the transport ends once it is written (RFC 6455 §7.1.7, §7.4.1).
     let mut failing = false;
-    let Wiring {
-        answer_pings,
-        mut limit,
-    } = wiring;
     loop {
         let event = poll_fn(|cx| {
             // Before reading: a socket that checks frame sizes at their header must
             // know the connection is authenticated before it reads the next one.
-            if let Some(marked) = limit.take_if(|_| authenticated(&transport)) {
-                marked.authenticated();
+            if let Some(link) = &writer.link {
+                if !link.is_authenticated() && authenticated(&transport) {
+                    link.authenticated();
+                }
             }
             let reads = reading && inbound.stalled.is_none();
             poll_event(
@@ -468,7 +474,14 @@ impl Writer {
     /// The socket is busy: the core gets the time and our waker meanwhile (**G5**,
     /// **G6**); `Closed` ends the pump even though the socket never drained.
     fn busy<E>(&mut self, cx: &mut Context<'_>, transport: &Transport) -> Poll<Event<E>> {
-        // Frames wait and the socket took nothing: the stall starts (or goes on).
+        // Frames wait and the socket took nothing: the stall starts (or goes on) —
+        // unless it wrote part of a frame since the last look, which restarts it.
+        if let Some(written) = self.link.as_ref().map(SocketLink::written) {
+            if written != self.seen_written {
+                self.seen_written = written;
+                self.stalled_since = None;
+            }
+        }
         self.stalled_since.get_or_insert_with(now);
         match transport.poll_busy(cx, now()) {
             Poll::Ready(()) => {

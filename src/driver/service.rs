@@ -10,7 +10,7 @@ use http::StatusCode;
 use crate::core::ConnectionId;
 use crate::registry::Registry;
 
-use super::MessageLimit;
+use super::SocketLink;
 use super::app::{self, Verdict};
 use super::pump::Wiring;
 use super::{
@@ -426,14 +426,14 @@ impl<A: Authenticator, H: Handler<A::State>> Service<A, H> {
     }
 
     /// [`run_admitted`](Self::run_admitted), for the adapters: their framing leaves
-    /// Pings to the driver, and holds each frame to the size limit `limit` says is in
-    /// force.
+    /// Pings to the driver, and shares `link` with the pump (the size limit in force,
+    /// the bytes written).
     #[cfg_attr(not(any(feature = "axum", feature = "tungstenite")), allow(dead_code))]
     pub(crate) async fn run_admitted_socket<S, E>(
         &self,
         socket: S,
         admission: Admission<A::State>,
-        limit: MessageLimit,
+        link: SocketLink,
     ) -> Closed
     where
         S: Stream<Item = Result<WireFrame, E>> + Sink<WireFrame, Error = E> + Unpin + Send,
@@ -441,7 +441,7 @@ impl<A: Authenticator, H: Handler<A::State>> Service<A, H> {
     {
         let wiring = Wiring {
             answer_pings: true,
-            limit: Some(limit),
+            link: Some(link),
         };
         app::run(self, socket, admission, wiring).await
     }

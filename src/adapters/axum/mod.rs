@@ -169,7 +169,7 @@ use tokio::sync::oneshot;
 
 use crate::adapters::frames::{ServerSocket, check_upgrade, switching_headers};
 use crate::driver::{
-    Authenticator, Closed, Handler, MessageLimit, Refusal, Service, SocketConfig, UpgradeRequest,
+    Authenticator, Closed, Handler, Refusal, Service, SocketConfig, SocketLink, UpgradeRequest,
 };
 
 pub use socket::{AxumSocket, from_axum, to_axum};
@@ -274,14 +274,14 @@ where
             }
         };
         let config = service.config();
-        let limit = MessageLimit::new(admission.is_authenticated());
+        let link = SocketLink::new(admission.is_authenticated());
         let socket = ServerSocket::new(
             TokioIo::new(upgraded),
             &config.socket,
             config.max_pre_auth_message_bytes,
-            limit.clone(),
+            link.clone(),
         );
-        let closed = service.run_admitted_socket(socket, admission, limit).await;
+        let closed = service.run_admitted_socket(socket, admission, link).await;
         let _ = tx.send(closed);
     });
     Served {

@@ -18,7 +18,8 @@
 //!   most `DriverConfig::max_pre_auth_message_bytes` (1008 "pre-auth limit"); after,
 //!   `SocketConfig::max_message_size` (1009). Both are checked at each frame's
 //!   header, before its payload is read: a client can make the server hold at most
-//!   the limit in force ([`MessageLimit`]).
+//!   the limit in force (`driver::SocketLink`, which also tells the pump of partial
+//!   writes: a large frame written slowly is progress, not a stall).
 //! - **Protocol errors are named.** Every violation RFC 6455 lists fails fast with
 //!   1002, 1007 or 1009 ([`FrameError`]).
 //!
@@ -39,7 +40,7 @@ use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::core::CrateClose;
-use crate::driver::{MessageLimit, SocketConfig, SocketError, WireFrame};
+use crate::driver::{SocketConfig, SocketError, SocketLink, WireFrame};
 
 pub(crate) use handshake::check_upgrade;
 #[cfg(feature = "tungstenite")]
@@ -107,7 +108,7 @@ pub(crate) struct ServerSocket<IO> {
     /// Bytes read and not yet decoded (only after a read that held more than one
     /// frame; empty, with no storage, otherwise).
     unread: Vec<u8>,
-    limit: MessageLimit,
+    link: SocketLink,
     max_frame: Option<usize>,
     max_message: Option<usize>,
     max_pre_auth: usize,
@@ -119,20 +120,20 @@ pub(crate) struct ServerSocket<IO> {
 
 impl<IO> ServerSocket<IO> {
     /// The server side of a WebSocket whose handshake is done on `io`, with the
-    /// limits of `config` and `max_pre_auth` bytes per message until `limit` is
+    /// limits of `config` and `max_pre_auth` bytes per message until `link` is
     /// marked authenticated.
     pub(crate) fn new(
         io: IO,
         config: &SocketConfig,
         max_pre_auth: usize,
-        limit: MessageLimit,
+        link: SocketLink,
     ) -> ServerSocket<IO> {
         ServerSocket {
             io,
             decoder: Decoder::default(),
             encoder: Encoder::default(),
             unread: Vec::new(),
-            limit,
+            link,
             max_frame: config.max_frame_size,
             max_message: config.max_message_size,
             max_pre_auth,
@@ -142,7 +143,7 @@ impl<IO> ServerSocket<IO> {
     }
 
     fn limits(&self) -> Limits {
-        let pre_auth = !self.limit.is_authenticated();
+        let pre_auth = !self.link.is_authenticated();
         let message = if pre_auth {
             Some(
                 self.max_message
@@ -244,6 +245,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ServerSocket<IO> {
                 return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
             }
             self.encoder.advance(written);
+            self.link.wrote(written);
         }
         Poll::Ready(Ok(()))
     }

@@ -139,7 +139,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::adapters::frames::{ServerSocket, check_upgrade, switching_head};
 use crate::driver::{
-    Authenticator, Closed, Handler, MessageLimit, Refusal, Service, SocketConfig, UpgradeRequest,
+    Authenticator, Closed, Handler, Refusal, Service, SocketConfig, SocketLink, UpgradeRequest,
 };
 
 pub use socket::{TungsteniteSocket, from_tungstenite, to_tungstenite};
@@ -245,16 +245,16 @@ where
     // The handshake's answer, then our own framing on the raw stream (no byte
     // follows the head: `check_upgrade` refused a client that sent any).
     write_bounded(&mut stream, &switching_head(&key, admission.protocol())).await?;
-    let limit = MessageLimit::new(admission.is_authenticated());
+    let link = SocketLink::new(admission.is_authenticated());
     let config = service.config();
     let socket = ServerSocket::new(
         stream,
         &config.socket,
         config.max_pre_auth_message_bytes,
-        limit.clone(),
+        link.clone(),
     );
     // The driver answers Pings itself (our framing does not).
-    Ok(service.run_admitted_socket(socket, admission, limit).await)
+    Ok(service.run_admitted_socket(socket, admission, link).await)
 }
 
 /// Writes `bytes` and flushes, within a second (a peer that reads nothing cannot hold
