@@ -24,6 +24,9 @@ use ws_lifecycle::{
 #[derive(Debug)]
 enum Report {
     Refused(usize),
+    /// The numbers of the messages handed back unsent, in order (sent just before
+    /// `Closed`).
+    Unsent(Vec<usize>),
     Closed(CloseCause, Option<u16>, Instant),
 }
 
@@ -53,6 +56,9 @@ impl Handler for Burst {
     }
 
     async fn on_close(&self, _: &Session, closed: &Closed) {
+        let numbers = closed.unsent.iter();
+        let numbers = numbers.map(|m| m.as_text().unwrap()[..8].parse().unwrap());
+        let _ = self.0.send(Report::Unsent(numbers.collect()));
         let code = closed.record.frame.as_ref().map(|f| u16::from(f.code()));
         let _ = self
             .0
@@ -303,5 +309,113 @@ async fn a_steady_reader_of_one_large_message_is_not_cut_by_the_stall_timeout() 
     assert!(
         !matches!(rx.try_recv(), Ok(Report::Closed(..))),
         "not closed while reading"
+    );
+}
+
+/// G3 end to end through the socket: a client that stops reading is cut (stall,
+/// then the close timeout) while messages still wait in the socket's own queue.
+/// Every message is either read whole by the client afterwards (it reads its
+/// buffer to the end once the server has gone) or handed back in `Closed::unsent`
+/// — exactly once, in order, none lost in between. Under tungstenite's framing the
+/// frames in its write buffer were lost (and the test fails with the hand-back
+/// removed from the pump).
+#[tokio::test]
+async fn messages_left_in_the_socket_come_back_in_unsent_g3() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const COUNT: usize = 160; // 10 MiB: more than the kernel buffers on loopback
+    const SIZE: usize = 64 * 1024;
+    let mut config = slow_consumer_config();
+    config.stall_timeout = Some(Duration::from_millis(300));
+    config.connection.outbox_bytes = 64 << 20;
+    let (addr, mut rx) = start(config).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4 * 1024).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    let mut chunk = vec![0_u8; 4096];
+    let end = loop {
+        if let Some(at) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("answered in time")
+            .unwrap();
+        assert!(n > 0, "the server hung up during the upgrade");
+        bytes.extend_from_slice(&chunk[..n]);
+    };
+    assert!(bytes.starts_with(b"HTTP/1.1 101"));
+    bytes.drain(..end);
+    let frame = |text: &str| {
+        let mut out = vec![0x81, 0x80 | text.len() as u8, 0, 0, 0, 0];
+        out.extend_from_slice(text.as_bytes());
+        out
+    };
+    stream.write_all(&frame("auth")).await.unwrap();
+    stream
+        .write_all(&frame(&format!("burst {COUNT} {SIZE}")))
+        .await
+        .unwrap();
+    // Not reading: the server stalls, closes 1013, and cuts the connection once the
+    // close timeout (1 s) passes with the Close still stuck behind the data.
+    let unsent = loop {
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+            Ok(Some(Report::Unsent(unsent))) => break unsent,
+            Ok(Some(_)) => {}
+            other => panic!("no close: {other:?}"),
+        }
+    };
+    // Now read everything the server wrote, to the end of the stream.
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("the stream ends")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+    // The whole text frames received, by number.
+    let mut received = Vec::new();
+    let mut at = 0;
+    while bytes.len() >= at + 2 {
+        let (length, header) = match bytes[at + 1] & 0x7F {
+            126 if bytes.len() >= at + 4 => (
+                usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]])),
+                4,
+            ),
+            127 if bytes.len() >= at + 10 => (
+                u64::from_be_bytes(bytes[at + 2..at + 10].try_into().unwrap()) as usize,
+                10,
+            ),
+            126 | 127 => break,
+            n => (usize::from(n), 2),
+        };
+        if bytes.len() < at + header + length {
+            break; // a frame cut short: not received
+        }
+        if bytes[at] & 0x0F == 0x1 {
+            let payload = &bytes[at + header..at + header + length];
+            received.push(
+                std::str::from_utf8(&payload[..8])
+                    .unwrap()
+                    .parse::<usize>()
+                    .unwrap(),
+            );
+        }
+        at += header + length;
+    }
+    assert!(!unsent.is_empty(), "the cut left messages unwritten");
+    let ledger: Vec<usize> = received.iter().chain(&unsent).copied().collect();
+    assert_eq!(
+        ledger,
+        (0..COUNT).collect::<Vec<_>>(),
+        "received {received:?}, handed back {unsent:?}"
     );
 }

@@ -1,8 +1,10 @@
 //! [`SocketLink`]: what the adapters' framing and the pump tell each other about
 //! one connection, beyond the frames.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::core::Message;
 
 /// Shared between a socket of the adapters' framing and the connection's pump:
 ///
@@ -15,7 +17,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// - **the socket tells the pump how many bytes it has written**, so that a
 ///   socket still writing a large frame, slowly but steadily, is not taken for a
 ///   stalled one ([`DriverConfig::stall_timeout`](super::DriverConfig::stall_timeout)
-///   counts from the last byte written, not from the last frame completed).
+///   counts from the last byte written, not from the last frame completed);
+/// - **the socket hands back what it never wrote**: the messages still in its
+///   queue when it is dropped (a failed write, a peer that stopped reading until the
+///   close timeout), for the pump to return with the connection's unsent messages
+///   (**G3** end to end).
 ///
 /// Relaxed atomics: neither orders anything else. A frame whose header was read a
 /// moment before the mark is held to the limit in force then; progress seen one
@@ -29,6 +35,7 @@ pub(crate) struct SocketLink {
 struct State {
     authenticated: AtomicBool,
     written: AtomicU64,
+    handed_back: Mutex<Vec<Message>>,
 }
 
 // Made by the adapters' framing: unused with the driver alone (feature `tokio`).
@@ -65,5 +72,25 @@ impl SocketLink {
     /// Bytes the socket has written so far.
     pub(crate) fn written(&self) -> u64 {
         self.state.written.load(Ordering::Relaxed)
+    }
+
+    /// The socket never wrote these messages whole (in order).
+    pub(crate) fn hand_back(&self, messages: Vec<Message>) {
+        let mut handed_back = self
+            .state
+            .handed_back
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        handed_back.extend(messages);
+    }
+
+    /// Takes what the socket handed back.
+    pub(crate) fn take_handed_back(&self) -> Vec<Message> {
+        let mut handed_back = self
+            .state
+            .handed_back
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *handed_back)
     }
 }

@@ -252,13 +252,22 @@ pub(super) async fn run<S, E>(
     if requeued > 0 {
         tracing::debug!(%id, requeued, "closed with frames unwritten");
     }
-    if writer.cut_off {
-        // Closed while a write was still pending (the close timeout ran out on a peer
-        // that stopped reading): our Close never went out, and `close()` would queue
-        // a Close without our code behind the stuck data. Dropping the socket ends it.
-        return;
+    // Closed while a write was still pending (the close timeout ran out on a peer
+    // that stopped reading): our Close never went out, and `close()` would queue a
+    // Close without our code behind the stuck data. Dropping the socket ends it.
+    if !writer.cut_off {
+        let _ = tokio::time::timeout(END_TIMEOUT, socket.close()).await;
     }
-    let _ = tokio::time::timeout(END_TIMEOUT, socket.close()).await;
+    // The adapters' framing hands back, as it is dropped, what it never wrote whole;
+    // older than what was taken after it, so it goes back in front of it (G3).
+    drop(socket);
+    if let Some(link) = &writer.link {
+        let handed_back = link.take_handed_back();
+        if !handed_back.is_empty() {
+            let requeued = transport.requeue_unwritten(handed_back.into_iter().map(Frame::Message));
+            tracing::debug!(%id, requeued, "the socket handed back messages it never wrote");
+        }
+    }
 }
 
 /// Polls, in this order, the write side, the clock, the inbound room and the

@@ -1,10 +1,17 @@
-//! The axum adapter (feature `axum`): run a ws-lifecycle connection from axum's
-//! `WebSocketUpgrade` in one call. [`UpgradeRequest`] is an extractor (method, URI,
-//! headers, and the peer address when the server is built with
-//! `into_make_service_with_connect_info::<SocketAddr>()`); [`serve`] asks the
-//! service's authenticator before answering (a refusal is the HTTP response, no
-//! WebSocket opens), applies the [`SocketConfig`](crate::driver::SocketConfig) and
-//! the selected subprotocol, and runs the connection in the task axum spawns for it.
+//! The axum adapter (feature `axum`): run a ws-lifecycle connection from an axum
+//! route in one call. [`UpgradeRequest`] is an extractor (method, URI, headers, the
+//! peer address when the server is built with
+//! `into_make_service_with_connect_info::<SocketAddr>()`, and hyper's handle on the
+//! connection's upgrade); [`serve`] checks the request is a WebSocket upgrade, asks
+//! the service's authenticator before answering (a refusal is the HTTP response, no
+//! WebSocket opens), answers `101` with the selected subprotocol, and runs the
+//! connection on the crate's own framing with the
+//! [`SocketConfig`](crate::driver::SocketConfig) applied: frames written with their
+//! payload shared, not copied per connection; no read buffer held while idle; each
+//! frame's size checked at its header, against the pre-authentication limit until
+//! the connection is authenticated. axum's `WebSocketUpgrade` is not needed (it runs
+//! tungstenite's framing, which copies every frame into a per-connection buffer);
+//! for a server that wants it, [`AxumSocket`] and [`configure`] remain.
 //!
 //! A complete server: a query token checked at the upgrade (401 without a valid
 //! one), the room as per-connection state, group broadcast, the startup gate and a

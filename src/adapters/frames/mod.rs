@@ -258,6 +258,18 @@ fn eof_mid_frame() -> FrameError {
     ))
 }
 
+/// What the socket never wrote whole goes back through the link, for the pump to
+/// hand back with the connection's other unsent messages (**G3** end to end: a
+/// socket's queue is not a place where messages disappear).
+impl<IO> Drop for ServerSocket<IO> {
+    fn drop(&mut self) {
+        let unwritten = self.encoder.take_unwritten();
+        if !unwritten.is_empty() {
+            self.link.hand_back(unwritten);
+        }
+    }
+}
+
 impl<IO: AsyncRead + AsyncWrite + Unpin> Stream for ServerSocket<IO> {
     type Item = Result<WireFrame, FrameError>;
 

@@ -167,6 +167,22 @@ impl Encoder {
         self.shrink();
     }
 
+    /// Takes every application message queued and not written whole — a frame cut
+    /// short by a failed write never reached the peer as a message — in order, for
+    /// the driver to hand back (**G3**). Control frames and our Close are dropped.
+    pub(crate) fn take_unwritten(&mut self) -> Vec<Message> {
+        self.queued = 0;
+        let taken = std::mem::take(&mut self.queue);
+        taken
+            .into_iter()
+            .filter_map(|out| match out.payload {
+                Payload::Text(text) => Some(Message::Text(text)),
+                Payload::Binary(bytes) => Some(Message::Binary(bytes)),
+                Payload::Owned(_) => None,
+            })
+            .collect()
+    }
+
     /// Frees the queue's storage once it is empty: an idle connection holds none.
     fn shrink(&mut self) {
         if self.queue.is_empty() && self.queue.capacity() > 0 {

@@ -2,9 +2,15 @@
 //! `AsyncRead + AsyncWrite`) stream and run a ws-lifecycle connection on it in one
 //! call — [`accept`] reads the HTTP upgrade request, asks the service's
 //! authenticator before answering (a refusal is an HTTP response, no WebSocket
-//! opens), answers the handshake with the selected subprotocol and the
-//! [`SocketConfig`](crate::driver::SocketConfig) applied, and runs the connection
-//! until it is closed.
+//! opens), answers `101` with the selected subprotocol, and runs the connection
+//! until it is closed on the crate's own framing with the
+//! [`SocketConfig`](crate::driver::SocketConfig) applied: frames written with their
+//! payload shared, not copied per connection; no read buffer held while idle; each
+//! frame's size checked at its header, against the pre-authentication limit until
+//! the connection is authenticated. (tokio-tungstenite's framing copies every frame
+//! into a per-connection buffer; [`TungsteniteSocket`] remains for a server that
+//! runs a `WebSocketStream` of its own with [`Service::run`].) The handshake is
+//! checked by RFC 6455 §4.2.1, as tungstenite checks it, plus the key's form.
 //!
 //! A complete server: upgrade-time authentication from a JWT-like token carried in
 //! `Sec-WebSocket-Protocol` (answered with the `chat` subprotocol), per-connection
