@@ -109,6 +109,40 @@ fn g6_full_outbox_drain_and_async_send() {
     });
 }
 
+/// Model 8b (G6, issue 14's byte budget): the count bound far away, the bytes bound
+/// room for one message (`outbox_bytes` = 1, each message one byte); an async sender
+/// waits for *bytes* twice while the driver drains with `poll_transmit`. The wake
+/// comes from the take that frees the bytes (the refusal is remembered and the next
+/// take records ROOM), not from the outbox going from full to not full in count,
+/// which never happens here. A lost wakeup is a deadlock loom reports; no
+/// reordering.
+#[test]
+fn g6_byte_budget_drain_and_async_send() {
+    loom::model(|| {
+        let now = Instant::now();
+        let mut config = Config::default();
+        config.outbox_bytes = 1;
+        let (conn, transport) = ready_connection(config, now);
+        let sender = conn.sender();
+        sender.send(msg(0)).unwrap();
+        let t = thread::spawn(move || {
+            loom::future::block_on(sender.send_async(msg(1))).unwrap();
+            loom::future::block_on(sender.send_async(msg(2))).unwrap();
+        });
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let frame = loom::future::block_on(poll_fn(|cx| transport.poll_transmit(cx, now)));
+            match frame {
+                Some(Frame::Message(m)) => got.push(num(&m)),
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+        t.join().unwrap();
+        assert_eq!(got, [0, 1, 2], "G3: no reordering");
+        drop(conn);
+    });
+}
+
 /// Model 18 (G6): the driver takes frames in batches and, after a batch that emptied
 /// the outbox, waits without polling again — relying on the waker the batch left
 /// registered — while another thread sends two messages. A lost wakeup is a deadlock
