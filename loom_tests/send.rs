@@ -84,29 +84,9 @@ fn g3_send_races_peer_close() {
 /// a deadlock loom reports), no reordering.
 #[test]
 fn g6_full_outbox_drain_and_async_send() {
-    loom::model(|| {
-        let now = Instant::now();
-        let mut config = Config::default();
-        config.outbox_capacity = 1;
-        let (conn, transport) = ready_connection(config, now);
-        let sender = conn.sender();
-        sender.send(msg(0)).unwrap();
-        let t = thread::spawn(move || {
-            loom::future::block_on(sender.send_async(msg(1))).unwrap();
-            loom::future::block_on(sender.send_async(msg(2))).unwrap();
-        });
-        let mut got = Vec::new();
-        for _ in 0..3 {
-            let frame = loom::future::block_on(poll_fn(|cx| transport.poll_transmit(cx, now)));
-            match frame {
-                Some(Frame::Message(m)) => got.push(num(&m)),
-                other => panic!("expected a message, got {other:?}"),
-            }
-        }
-        t.join().unwrap();
-        assert_eq!(got, [0, 1, 2], "G3: no reordering");
-        drop(conn);
-    });
+    let mut config = Config::default();
+    config.outbox_capacity = 1;
+    loom::model(move || drain_three_while_sending_async(config.clone()));
 }
 
 /// Model 8b (G6, issue 14's byte budget): the count bound far away, the bytes bound
@@ -118,29 +98,33 @@ fn g6_full_outbox_drain_and_async_send() {
 /// reordering.
 #[test]
 fn g6_byte_budget_drain_and_async_send() {
-    loom::model(|| {
-        let now = Instant::now();
-        let mut config = Config::default();
-        config.outbox_bytes = 1;
-        let (conn, transport) = ready_connection(config, now);
-        let sender = conn.sender();
-        sender.send(msg(0)).unwrap();
-        let t = thread::spawn(move || {
-            loom::future::block_on(sender.send_async(msg(1))).unwrap();
-            loom::future::block_on(sender.send_async(msg(2))).unwrap();
-        });
-        let mut got = Vec::new();
-        for _ in 0..3 {
-            let frame = loom::future::block_on(poll_fn(|cx| transport.poll_transmit(cx, now)));
-            match frame {
-                Some(Frame::Message(m)) => got.push(num(&m)),
-                other => panic!("expected a message, got {other:?}"),
-            }
-        }
-        t.join().unwrap();
-        assert_eq!(got, [0, 1, 2], "G3: no reordering");
-        drop(conn);
+    let mut config = Config::default();
+    config.outbox_bytes = 1;
+    loom::model(move || drain_three_while_sending_async(config.clone()));
+}
+
+/// Models 8 and 8b: one message queued under `config` (room for one), an async
+/// sender sending two more while the driver takes three with `poll_transmit`.
+fn drain_three_while_sending_async(config: Config) {
+    let now = Instant::now();
+    let (conn, transport) = ready_connection(config, now);
+    let sender = conn.sender();
+    sender.send(msg(0)).unwrap();
+    let t = thread::spawn(move || {
+        loom::future::block_on(sender.send_async(msg(1))).unwrap();
+        loom::future::block_on(sender.send_async(msg(2))).unwrap();
     });
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let frame = loom::future::block_on(poll_fn(|cx| transport.poll_transmit(cx, now)));
+        match frame {
+            Some(Frame::Message(m)) => got.push(num(&m)),
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+    t.join().unwrap();
+    assert_eq!(got, [0, 1, 2], "G3: no reordering");
+    drop(conn);
 }
 
 /// Model 18 (G6): the driver takes frames in batches and, after a batch that emptied

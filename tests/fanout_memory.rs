@@ -29,13 +29,10 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -51,61 +48,8 @@ const WATCH: Duration = Duration::from_millis(1500);
 /// a few transient copies of it, allocator slack. One copy per listener is ≈ 1 GB.
 const BOUND_KB: f64 = 64.0 * 1024.0;
 
-/// Starts the chat, accepting messages of up to [`MAX_MESSAGE`] bytes; returns the
-/// process and the address it printed.
-async fn start() -> (Child, String) {
-    let max = MAX_MESSAGE.to_string();
-    let mut child = Command::new(support::chat_binary())
-        .args(["--addr", "127.0.0.1:0", "--max-message-bytes", &max])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.strip_prefix("chat listening on http://") {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("the chat exited before printing its address");
-    })
-    .await
-    .expect("the chat printed its address in time");
-    // Keep reading its output so that it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
-}
-
-/// The process's resident set, in kB.
-fn rss_kb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A client authenticated at the upgrade as `user`, with its `ready` and `welcome`
-/// read: it is `Ready`.
-async fn login(addr: &str, user: &str) -> Ws {
-    let url = format!("ws://{addr}/ws?token={user}:secret");
-    let (mut ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
-        .await
-        .expect("connected in time")
-        .unwrap();
-    for expected in ["\"ready\"", "\"welcome\""] {
-        let frame = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("in time");
-        match frame {
-            Some(Ok(Message::Text(text))) => assert!(text.contains(expected), "{text}"),
-            other => panic!("expected {expected}, got {other:?}"),
-        }
-    }
-    ws
-}
 
 /// The chat's `/stats`.
 async fn stats(addr: &str) -> Value {
@@ -153,18 +97,19 @@ async fn hear(ws: &mut Ws, from: &str) -> Heard {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broadcast_to_listeners_that_never_read_costs_one_copy_of_its_payload() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let (child, addr) = start().await;
+    let (child, addr) =
+        support::chat_process(&["--max-message-bytes", &MAX_MESSAGE.to_string()]).await;
     let pid = child.id().unwrap();
     let mut listeners = Vec::with_capacity(LISTENERS);
     for i in 0..LISTENERS {
         // Ready, then never polled again until the end of the test.
-        listeners.push(login(&addr, &format!("listener{i}")).await);
+        listeners.push(support::chat_login(&addr, &format!("listener{i}")).await);
     }
-    let mut speaker = login(&addr, "speaker").await;
+    let mut speaker = support::chat_login(&addr, "speaker").await;
     let phases = stats(&addr).await["by_phase"].clone();
     assert_eq!(phases["ready"], LISTENERS + 1, "{phases}");
     tokio::time::sleep(Duration::from_millis(300)).await; // settle
-    let before = rss_kb(pid);
+    let before = support::rss_kb(pid);
 
     let text = "x".repeat(PAYLOAD);
     let say = json!({"type": "say", "text": text}).to_string();
@@ -183,13 +128,13 @@ async fn a_broadcast_to_listeners_that_never_read_costs_one_copy_of_its_payload(
         other => panic!("the speaker hears its own message back, got {other:?}"),
     }
     let echoed = sent.elapsed();
-    let mut after = rss_kb(pid);
+    let mut after = support::rss_kb(pid);
     let watch = Instant::now();
     while watch.elapsed() < WATCH {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        after = after.max(rss_kb(pid));
+        after = after.max(support::rss_kb(pid));
     }
-    let settled = rss_kb(pid);
+    let settled = support::rss_kb(pid);
     let delta = after - before;
     println!(
         "server RSS {before} kB before; peak {after} kB over the {WATCH:?} after the broadcast \

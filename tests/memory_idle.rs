@@ -15,88 +15,28 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio_tungstenite::tungstenite::Message;
-
-const WAIT: Duration = Duration::from_secs(10);
 const CLIENTS: usize = 400;
 /// The most server memory an idle `Ready` connection may cost, in kB.
 const BOUND_KB: f64 = 48.0;
 
-/// Starts the chat; returns the process and the address it printed.
-async fn start() -> (Child, String) {
-    let mut child = Command::new(support::chat_binary())
-        .args(["--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.strip_prefix("chat listening on http://") {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("the chat exited before printing its address");
-    })
-    .await
-    .expect("the chat printed its address in time");
-    // Keep reading its output so that it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
-}
-
-/// The process's resident set, in kB.
-fn rss_kb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A client authenticated at the upgrade, with its `ready` and `welcome` read.
-async fn login(addr: &str, i: usize) -> Ws {
-    let url = format!("ws://{addr}/ws?token=idle{i}:secret");
-    let (mut ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
-        .await
-        .expect("connected in time")
-        .unwrap();
-    for expected in ["\"ready\"", "\"welcome\""] {
-        let frame = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("in time");
-        match frame {
-            Some(Ok(Message::Text(text))) => assert!(text.contains(expected), "{text}"),
-            other => panic!("expected {expected}, got {other:?}"),
-        }
-    }
-    ws
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_ready_connection_costs_the_server_a_bounded_amount_of_memory() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let (child, addr) = start().await;
+    let (child, addr) = support::chat_process(&[]).await;
     let pid = child.id().unwrap();
     // One connection first, so that what is allocated once (tables, the runtime's
     // first task slabs) is in the baseline, not in the per-connection figure.
-    let warm = login(&addr, usize::MAX).await;
+    let warm = support::chat_login(&addr, "warm").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = rss_kb(pid);
+    let before = support::rss_kb(pid);
     let mut clients = Vec::with_capacity(CLIENTS);
     for i in 0..CLIENTS {
-        clients.push(login(&addr, i).await);
+        clients.push(support::chat_login(&addr, &format!("idle{i}")).await);
     }
     tokio::time::sleep(Duration::from_millis(500)).await; // settle
-    let holding = rss_kb(pid);
+    let holding = support::rss_kb(pid);
     let per_connection = (holding - before) / CLIENTS as f64;
     println!(
         "server RSS {before} kB → {holding} kB with {CLIENTS} idle Ready clients: {per_connection:.1} kB each"
@@ -122,12 +62,12 @@ async fn oversized_messages_before_authentication_are_refused_as_they_grow() {
     const CLIENTS: usize = 12;
     const FRAGMENT: usize = 64 * 1024;
     const TOTAL: usize = 8 << 20;
-    let (child, addr) = start().await;
+    let (child, addr) = support::chat_process(&[]).await;
     let pid = child.id().unwrap();
     let addr: std::net::SocketAddr = addr.parse().unwrap();
     let warm = Raw::connect(addr).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = rss_kb(pid);
+    let before = support::rss_kb(pid);
     // Every client sends its fragments (until refused), then waits: the server's
     // memory is sampled while they all hold their unfinished messages.
     let mut clients = Vec::new();
@@ -154,7 +94,7 @@ async fn oversized_messages_before_authentication_are_refused_as_they_grow() {
         done.push(client.await.unwrap());
     }
     tokio::time::sleep(Duration::from_millis(300)).await; // what was sent, read
-    let after = rss_kb(pid);
+    let after = support::rss_kb(pid);
     let per_client_kb = (after - before) / CLIENTS as f64;
     println!(
         "server RSS {before} kB → {after} kB with {CLIENTS} oversized messages sent: {per_client_kb:.1} kB each"

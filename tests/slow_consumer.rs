@@ -247,38 +247,10 @@ async fn a_steady_reader_of_one_large_message_is_not_cut_by_the_stall_timeout() 
     let mut config = slow_consumer_config();
     config.stall_timeout = Some(Duration::from_secs(1));
     let (addr, mut rx) = start(config).await;
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(16 * 1024).unwrap();
-    let mut stream = socket.connect(addr).await.unwrap();
-    let head = format!(
-        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    // The 101 first (RFC 6455 §4.1: nothing before the answer).
+    let (mut stream, after_head) = upgraded(addr, 16 * 1024).await;
+    let mut received = after_head.len();
     let mut buffer = vec![0_u8; 16 * 1024];
-    let mut answer = Vec::new();
-    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
-            .await
-            .expect("answered in time")
-            .unwrap();
-        assert!(n > 0, "the server hung up during the upgrade");
-        answer.extend_from_slice(&buffer[..n]);
-    }
-    assert!(
-        answer.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&answer)
-    );
-    let mut received =
-        answer.len() - (answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4);
-    // A masked text frame (mask 0: the payload as it is).
-    let frame = |text: &str| {
-        let mut bytes = vec![0x81, 0x80 | text.len() as u8, 0, 0, 0, 0];
-        bytes.extend_from_slice(text.as_bytes());
-        bytes
-    };
+    let frame = client_text;
     stream.write_all(&frame("auth")).await.unwrap();
     stream
         .write_all(&frame(&format!("burst 1 {SIZE}")))
@@ -328,34 +300,9 @@ async fn messages_left_in_the_socket_come_back_in_unsent_g3() {
     config.stall_timeout = Some(Duration::from_millis(300));
     config.connection.outbox_bytes = 64 << 20;
     let (addr, mut rx) = start(config).await;
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4 * 1024).unwrap();
-    let mut stream = socket.connect(addr).await.unwrap();
-    let head = format!(
-        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut bytes = Vec::new();
+    let (mut stream, mut bytes) = upgraded(addr, 4 * 1024).await;
     let mut chunk = vec![0_u8; 4096];
-    let end = loop {
-        if let Some(at) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
-            .await
-            .expect("answered in time")
-            .unwrap();
-        assert!(n > 0, "the server hung up during the upgrade");
-        bytes.extend_from_slice(&chunk[..n]);
-    };
-    assert!(bytes.starts_with(b"HTTP/1.1 101"));
-    bytes.drain(..end);
-    let frame = |text: &str| {
-        let mut out = vec![0x81, 0x80 | text.len() as u8, 0, 0, 0, 0];
-        out.extend_from_slice(text.as_bytes());
-        out
-    };
+    let frame = client_text;
     stream.write_all(&frame("auth")).await.unwrap();
     stream
         .write_all(&frame(&format!("burst {COUNT} {SIZE}")))
@@ -418,4 +365,49 @@ async fn messages_left_in_the_socket_come_back_in_unsent_g3() {
         (0..COUNT).collect::<Vec<_>>(),
         "received {received:?}, handed back {unsent:?}"
     );
+}
+
+/// A raw client connected to `addr` with a receive buffer of about
+/// `receive_buffer` bytes (a small window: the server's writes stall early), its
+/// upgrade answered 101; returns the stream and the bytes read after the answer.
+async fn upgraded(
+    addr: std::net::SocketAddr,
+    receive_buffer: u32,
+) -> (tokio::net::TcpStream, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(receive_buffer).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The 101 first (RFC 6455 §4.1: nothing before the answer).
+    let mut answer = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    let end = loop {
+        if let Some(at) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("answered in time")
+            .unwrap();
+        assert!(n > 0, "the server hung up during the upgrade");
+        answer.extend_from_slice(&chunk[..n]);
+    };
+    assert!(
+        answer.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    (stream, answer.split_off(end))
+}
+
+/// A masked client text frame (mask 0: the payload as it is; under 126 bytes).
+fn client_text(text: &str) -> Vec<u8> {
+    let mut bytes = vec![0x81, 0x80 | text.len() as u8, 0, 0, 0, 0];
+    bytes.extend_from_slice(text.as_bytes());
+    bytes
 }

@@ -355,3 +355,65 @@ pub fn chat_binary() -> std::path::PathBuf {
     );
     binary
 }
+
+/// Starts the example chat binary ([`chat_binary`]) on 127.0.0.1 with an
+/// OS-assigned port and `args`; returns the process (killed when dropped) and the
+/// address it printed. Its output is drained in the background, so it never blocks
+/// on a full pipe.
+pub async fn chat_process(args: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(chat_binary())
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let addr = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("chat listening on http://") {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        panic!("the chat exited before printing its address");
+    })
+    .await
+    .expect("the chat printed its address in time");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+/// A process's resident set (`VmRSS`), in kB.
+pub fn rss_kb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A client of the example chat ([`chat_process`]) authenticated at the upgrade as
+/// `user` (`?token=<user>:secret`), with its `ready` and `welcome` read: it is
+/// `Ready`.
+pub async fn chat_login(
+    addr: &str,
+    user: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!("ws://{addr}/ws?token={user}:secret");
+    let (mut ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("connected in time")
+        .unwrap();
+    for expected in ["\"ready\"", "\"welcome\""] {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("in time");
+        match frame {
+            Some(Ok(Message::Text(text))) => assert!(text.contains(expected), "{text}"),
+            other => panic!("expected {expected}, got {other:?}"),
+        }
+    }
+    ws
+}
