@@ -68,6 +68,18 @@ async fn drain_on(signal: &str) {
         login(&addr, "ada").await,
         connect(&addr).await, // upgraded, not authenticated
     ];
+    // Every client listed before the signal: a client has its `101` a moment before
+    // its connection is registered (axum hands the upgraded stream over in a task of
+    // its own); one that registers during the drain is refused with the same 1001,
+    // but not counted among the drained.
+    let listed = async {
+        while support::process_stats(&addr).await["open"] != 4 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, listed)
+        .await
+        .expect("all four listed in time");
     let pid = child.id().unwrap().to_string();
     let started = Instant::now();
     let status = std::process::Command::new("kill")

@@ -51,14 +51,6 @@ const BOUND_KB: f64 = 64.0 * 1024.0;
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// The chat's `/stats`.
-async fn stats(addr: &str) -> Value {
-    let head = format!("GET /stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    let response = support::http(addr.parse().unwrap(), &head).await;
-    assert_eq!(response.status, 200, "{}", response.body);
-    serde_json::from_str(&response.body).unwrap()
-}
-
 /// What a listener finally reads.
 #[derive(Debug, PartialEq)]
 enum Heard {
@@ -106,7 +98,7 @@ async fn a_broadcast_to_listeners_that_never_read_costs_one_copy_of_its_payload(
         listeners.push(support::chat_login(&addr, &format!("listener{i}")).await);
     }
     let mut speaker = support::chat_login(&addr, "speaker").await;
-    let phases = stats(&addr).await["by_phase"].clone();
+    let phases = support::process_stats(&addr).await["by_phase"].clone();
     assert_eq!(phases["ready"], LISTENERS + 1, "{phases}");
     tokio::time::sleep(Duration::from_millis(300)).await; // settle
     let before = support::rss_kb(pid);
@@ -154,7 +146,7 @@ async fn a_broadcast_to_listeners_that_never_read_costs_one_copy_of_its_payload(
 
     // The listeners are still listed, or were closed as slow consumers, nothing else
     // (the speaker is still open).
-    let stats = stats(&addr).await;
+    let stats = support::process_stats(&addr).await;
     let closed_by_cause = stats["totals"]["closed_by_cause"].as_object().unwrap();
     assert!(
         closed_by_cause.keys().all(|cause| cause == "slow_consumer"),

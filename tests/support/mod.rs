@@ -417,3 +417,11 @@ pub async fn chat_login(
     }
     ws
 }
+
+/// The `/stats` of a chat started with [`chat_process`].
+pub async fn process_stats(addr: &str) -> Value {
+    let head = format!("GET /stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let response = http(addr.parse().unwrap(), &head).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    serde_json::from_str(&response.body).unwrap()
+}
