@@ -72,7 +72,7 @@ impl Registry {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn broadcast(&self, message: Message) -> BroadcastReport {
-        self.fan_out(Audience::All, &message, |_, _| {})
+        self.deliver_and_publish(Audience::All, message, |_, _| {})
     }
 
     /// Sends `message` to the `Ready` connections of `user` (all their devices).
@@ -97,7 +97,7 @@ impl Registry {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_to_user(&self, user: &str, message: Message) -> BroadcastReport {
-        self.fan_out(Audience::User(user), &message, |_, _| {})
+        self.deliver_and_publish(Audience::User(user), message, |_, _| {})
     }
 
     /// Sends `message` to the `Ready` members of `group`.
@@ -120,7 +120,7 @@ impl Registry {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_to_group(&self, group: &str, message: Message) -> BroadcastReport {
-        self.fan_out(Audience::Group(group), &message, |_, _| {})
+        self.deliver_and_publish(Audience::Group(group), message, |_, _| {})
     }
 
     /// Sends `message` to `audience` like [`broadcast`](Self::broadcast),
@@ -156,7 +156,7 @@ impl Registry {
     /// ```
     pub fn deliver(&self, audience: Audience<'_>, message: Message) -> DeliveryReport {
         let mut refused = Vec::new();
-        let counts = self.fan_out(audience, &message, |shared, why| {
+        let counts = self.deliver_and_publish(audience, message, |shared, why| {
             refused.push((shared.id(), why));
         });
         DeliveryReport { counts, refused }
@@ -244,10 +244,24 @@ impl Registry {
         self.core.epoch.fetch_add(1, Ordering::SeqCst) + 1
     }
 
+    /// The local fan-out, then the publication to the other nodes if a broker is
+    /// attached (`published` says what became of it): local delivery never waits on
+    /// the broker.
+    fn deliver_and_publish(
+        &self,
+        audience: Audience<'_>,
+        message: Message,
+        refused: impl FnMut(&Arc<Shared>, Refused),
+    ) -> BroadcastReport {
+        let mut report = self.fan_out(audience, &message, refused);
+        report.published = self.publish(audience, &message);
+        report
+    }
+
     /// The one fan-out: numbers the delivery, copies `audience`'s targets under the
     /// registry's lock, then visits them with it released, telling `refused` of each
     /// refusal (a no-op closure for the plain broadcasts: nothing collected).
-    fn fan_out(
+    pub(super) fn fan_out(
         &self,
         audience: Audience<'_>,
         message: &Message,

@@ -8,6 +8,7 @@
 //! outbox is a refusal, not a wait.
 
 mod broadcast;
+mod cluster;
 mod config;
 mod drain;
 mod error;
@@ -31,6 +32,7 @@ use crate::shared::sync::{
 use crate::shared::{Link, Member, Membership, Shared, Wakeups};
 
 pub use broadcast::Audience;
+pub use cluster::{Broker, Presence, Publication, Published, Target};
 pub use config::{RegistryConfig, StartupPolicy};
 pub use error::{RegistryError, SendToError, SendToErrorKind};
 pub use registration::Registration;
@@ -101,6 +103,8 @@ pub(crate) struct Core {
     /// its warning is logged once per registry (**G8**).
     warned_unopened: AtomicBool,
     index: Mutex<Index>,
+    /// The other nodes of a cluster, once attached (`Registry::attach`).
+    broker: OnceLock<StdArc<dyn Broker>>,
     /// The clock of the calls that carry no time (`Sender::close`, `shutdown`,
     /// `drain`), when its connections' driver brought one (tokio's, which a test may
     /// pause); the system's monotonic clock otherwise. Set once.
@@ -229,6 +233,7 @@ impl Registry {
             warned_held: AtomicBool::new(false),
             warned_unopened: AtomicBool::new(false),
             index: Mutex::new(Index::default()),
+            broker: OnceLock::new(),
             clock: OnceLock::new(),
         });
         let member: Member = StdArc::new(Box::new(CoreRef(core.clone())));

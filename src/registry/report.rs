@@ -47,6 +47,12 @@ pub struct BroadcastReport {
     /// `Ready`, but the outbox was full: refused without waiting, and the
     /// connection's [`OverflowPolicy`](crate::core::OverflowPolicy) applied.
     pub full: usize,
+    /// With a [`Broker`](super::Broker) attached ([`Registry::attach`](super::Registry::attach)):
+    /// what became of the publication to the other nodes. `None` (and absent from
+    /// the serialized form) on a registry of one node, and for a delivery of what
+    /// another node published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<super::Published>,
 }
 
 impl BroadcastReport {

@@ -1,0 +1,184 @@
+//! The registry's seam with other nodes (**G7** across a cluster): a [`Broker`]
+//! attached with [`Registry::attach`] is handed every broadcast, user and group
+//! send after the local delivery, and [`Registry::deliver_published`] delivers what
+//! another node published — locally only, never published again. The registry knows
+//! nothing of how a broker carries it (Redis pub/sub with the `redis` feature's
+//! `cluster` module; NATS or Postgres `LISTEN/NOTIFY` would implement the same
+//! trait), and a broker must never make the registry wait: [`Broker::publish`]
+//! queues or refuses at once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc as Name;
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::Message;
+
+use super::{Audience, BroadcastReport, Registry};
+
+/// Whom a [`Publication`] is for, on every node: the same audiences as
+/// [`Audience`], with owned names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Target {
+    /// Every `Ready` connection.
+    All,
+    /// The `Ready` connections of this user.
+    User(Name<str>),
+    /// The `Ready` members of this group.
+    Group(Name<str>),
+}
+
+impl Target {
+    /// The local audience this target selects.
+    pub fn audience(&self) -> Audience<'_> {
+        match self {
+            Target::All => Audience::All,
+            Target::User(user) => Audience::User(user),
+            Target::Group(group) => Audience::Group(group),
+        }
+    }
+}
+
+/// A message for the other nodes, and whom it is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Publication {
+    /// Whom it is for.
+    pub target: Target,
+    /// The message (its payload shared, not copied).
+    pub message: Message,
+}
+
+impl Publication {
+    /// A publication of `message` to `target`.
+    pub fn new(target: Target, message: Message) -> Publication {
+        Publication { target, message }
+    }
+}
+
+/// What became of a publication, in the [`BroadcastReport`] of the call that made
+/// it (`published`; absent on a registry with no broker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Published {
+    /// Handed to the broker, in order behind this node's earlier publications.
+    Queued,
+    /// Refused: the broker's bounded queue is full (its broker has been unreachable
+    /// for a while). Counted by the broker; the local delivery happened.
+    Dropped,
+    /// Refused: the node has left the cluster (it is draining).
+    Left,
+}
+
+/// Who is on this node: its listed connections, its users with how many
+/// connections each, its groups with how many members each — what a cluster layer
+/// shares with the other nodes as this node's presence.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Presence {
+    /// Listed connections (registered and not yet `Closed`).
+    pub connections: usize,
+    /// Each identified user and how many listed connections they have.
+    pub users: BTreeMap<String, usize>,
+    /// Each group and how many listed members it has.
+    pub groups: BTreeMap<String, usize>,
+}
+
+/// The registry's link to the other nodes of a cluster.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use ws_lifecycle::registry::{Broker, Publication, Published, Target};
+/// use ws_lifecycle::{Message, Registry};
+///
+/// /// Two registries in one process, wired together (a real broker crosses machines).
+/// struct Wire(Mutex<Vec<Publication>>);
+/// impl Broker for Wire {
+///     fn publish(&self, publication: &Publication) -> Published {
+///         self.0.lock().unwrap().push(publication.clone());
+///         Published::Queued
+///     }
+/// }
+/// let (a, b) = (Registry::open_now(), Registry::open_now());
+/// let wire = Arc::new(Wire(Mutex::new(Vec::new())));
+/// a.attach(wire.clone());
+/// let report = a.broadcast(Message::text("hi"));
+/// assert_eq!(report.published, Some(Published::Queued));
+/// for publication in wire.0.lock().unwrap().drain(..) {
+///     let delivered = b.deliver_published(&publication); // never published again
+///     assert_eq!(delivered.published, None);
+/// }
+/// ```
+pub trait Broker: Send + Sync + 'static {
+    /// Hands `publication` to the other nodes, in order behind this node's earlier
+    /// ones. Must return at once: queue it, or refuse it (and count the refusal).
+    fn publish(&self, publication: &Publication) -> Published;
+}
+
+impl Registry {
+    /// Attaches `broker`: from now on [`broadcast`](Self::broadcast),
+    /// [`send_to_user`](Self::send_to_user), [`send_to_group`](Self::send_to_group)
+    /// and [`deliver`](Self::deliver) also publish to it, after delivering locally,
+    /// and say what became of it in their report's `published`. Once per registry:
+    /// returns `false` (and changes nothing) if a broker is attached already.
+    pub fn attach(&self, broker: std::sync::Arc<dyn Broker>) -> bool {
+        self.core.broker.set(broker).is_ok()
+    }
+
+    /// Delivers what another node published to the matching connections here that
+    /// are `Ready` at this call's linearization point (**G7** at this node), and
+    /// publishes nothing.
+    pub fn deliver_published(&self, publication: &Publication) -> BroadcastReport {
+        self.fan_out(
+            publication.target.audience(),
+            &publication.message,
+            |_, _| {},
+        )
+    }
+
+    /// Who is on this node now (see [`Presence`]); one pass over the indexes under
+    /// the registry's lock.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_lifecycle::{Config, Connection, Registry};
+    ///
+    /// let registry = Registry::open_now();
+    /// let now = Instant::now();
+    /// let conn = Connection::new(registry.next_id(), Config::default()).accept(now)?;
+    /// let _registration = registry.register(&conn, now)?;
+    /// let conn = conn.authenticate(None, now)?;
+    /// registry.identify(&conn, "ada")?;
+    /// registry.join(conn.id(), "room")?;
+    /// let presence = registry.presence();
+    /// assert_eq!((presence.connections, presence.users["ada"], presence.groups["room"]), (1, 1, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn presence(&self) -> Presence {
+        let index = self.core.lock();
+        Presence {
+            connections: index.listed.len(),
+            users: (index.users.iter())
+                .filter(|(_, ids)| !ids.is_empty())
+                .map(|(user, ids)| (user.to_string(), ids.len()))
+                .collect(),
+            groups: (index.groups.iter())
+                .filter(|(_, ids)| !ids.is_empty())
+                .map(|(group, ids)| (group.to_string(), ids.len()))
+                .collect(),
+        }
+    }
+
+    /// Publishes to the attached broker, if any.
+    pub(super) fn publish(&self, audience: Audience<'_>, message: &Message) -> Option<Published> {
+        let broker = self.core.broker.get()?;
+        let target = match audience {
+            Audience::All => Target::All,
+            Audience::User(user) => Target::User(user.into()),
+            Audience::Group(group) => Target::Group(group.into()),
+        };
+        Some(broker.publish(&Publication::new(target, message.clone())))
+    }
+}
