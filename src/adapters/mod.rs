@@ -5,6 +5,9 @@
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod cluster;
 #[cfg(any(feature = "axum", feature = "tungstenite"))]
 mod frames;
 #[cfg(feature = "tungstenite")]

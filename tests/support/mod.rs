@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses part of it
 
 pub mod raw;
+pub mod redis;
 
 #[path = "../../examples/chat.rs"]
 #[allow(dead_code, unreachable_pub)]

@@ -1,0 +1,392 @@
+//! The node's three tasks — publishing, receiving, heartbeat — each with its own
+//! connection to Redis, made again with a backoff whenever it fails; and leaving.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::{mpsc, watch};
+
+use crate::registry::{Presence, Publication};
+
+use super::envelope::{self, Envelope};
+use super::{Shared, lock, unix_ms};
+
+/// Publications sent in one pipeline at most.
+const BATCH: usize = 256;
+
+/// Reconnection delays: doubling from the minimum to the maximum, reset by a
+/// success.
+struct Backoff {
+    next: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    fn new(shared: &Shared) -> Backoff {
+        let (min, max) = (shared.config.backoff_min, shared.config.backoff_max);
+        Backoff {
+            next: min,
+            min,
+            max,
+        }
+    }
+
+    /// Waits the next delay, or until the node leaves; false if it left.
+    async fn wait(&mut self, leaving: &mut watch::Receiver<bool>) -> bool {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => !*leaving.borrow(),
+            _ = leaving.changed() => false,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+/// `future` within the command timeout; a timeout is an error like Redis's own.
+async fn bounded<T>(
+    shared: &Shared,
+    future: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(shared.config.command_timeout, future).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!(
+            "no answer within {:?}",
+            shared.config.command_timeout
+        )),
+    }
+}
+
+/// A command connection, or the error (counted).
+async fn connect(shared: &Shared, client: &redis::Client) -> Option<MultiplexedConnection> {
+    match bounded(shared, client.get_multiplexed_async_connection()).await {
+        Ok(connection) => Some(connection),
+        Err(error) => {
+            shared.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(node = %shared.config.node, %error, "cannot reach Redis");
+            None
+        }
+    }
+}
+
+/// Sends the queue to the channel, in order, in pipelines of up to `BATCH`; a batch
+/// whose pipeline failed is sent again, numbers unchanged, after the reconnection
+/// (receivers drop what they already have).
+pub(super) async fn publisher(
+    shared: Arc<Shared>,
+    client: redis::Client,
+    mut queue: mpsc::Receiver<Publication>,
+    mut leaving: watch::Receiver<bool>,
+) {
+    let node = shared.config.node.clone();
+    let channel = shared.config.channel();
+    let mut backoff = Backoff::new(&shared);
+    let mut batch: Vec<Vec<u8>> = Vec::new();
+    let mut seq = 0_u64;
+    let mut connected_before = false;
+    loop {
+        let Some(mut connection) = connect(&shared, &client).await else {
+            if !backoff.wait(&mut leaving).await && batch.is_empty() && queue.is_empty() {
+                return;
+            }
+            continue;
+        };
+        if std::mem::replace(&mut connected_before, true) {
+            shared.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        shared.publisher_up.store(true, Ordering::SeqCst);
+        tracing::info!(%node, "cluster: publishing to Redis");
+        backoff.reset();
+        loop {
+            if batch.is_empty() {
+                let first = if *leaving.borrow() {
+                    // Leaving: send what is queued, then stop.
+                    queue.close();
+                    queue.recv().await
+                } else {
+                    tokio::select! {
+                        publication = queue.recv() => publication,
+                        _ = leaving.changed() => continue,
+                    }
+                };
+                let Some(first) = first else {
+                    shared.publisher_up.store(false, Ordering::SeqCst);
+                    return;
+                };
+                let mut next = Some(first);
+                while let Some(publication) = next.take() {
+                    seq += 1;
+                    let at = unix_ms();
+                    batch.push(envelope::encode(
+                        &node,
+                        shared.incarnation,
+                        seq,
+                        at,
+                        &publication,
+                    ));
+                    if batch.len() < BATCH {
+                        next = queue.try_recv().ok();
+                    }
+                }
+            }
+            let mut pipe = redis::pipe();
+            for bytes in &batch {
+                pipe.cmd("PUBLISH")
+                    .arg(&channel)
+                    .arg(bytes.as_slice())
+                    .ignore();
+            }
+            match bounded(&shared, pipe.query_async::<()>(&mut connection)).await {
+                Ok(()) => {
+                    shared
+                        .published
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    batch.clear();
+                }
+                Err(error) => {
+                    shared.errors.fetch_add(1, Ordering::Relaxed);
+                    shared.publisher_up.store(false, Ordering::SeqCst);
+                    tracing::warn!(%node, %error, held = batch.len(), "cluster: publishing failed; reconnecting");
+                    break;
+                }
+            }
+        }
+        if !backoff.wait(&mut leaving).await
+            && *leaving.borrow()
+            && queue.is_empty()
+            && batch.is_empty()
+        {
+            return;
+        }
+    }
+}
+
+/// The numbering seen per publishing node: its incarnation and the last number.
+#[derive(Default)]
+struct Numbering {
+    last: HashMap<String, (u64, u64)>,
+}
+
+impl Numbering {
+    /// True if `envelope` is new; counts a gap before it as missed.
+    fn admit(&mut self, shared: &Shared, envelope: &Envelope) -> bool {
+        let seen = self.last.get(&envelope.node).copied();
+        match seen {
+            Some((incarnation, last)) if incarnation == envelope.incarnation => {
+                if envelope.seq <= last {
+                    return false; // sent again after a failed pipeline
+                }
+                let gap = envelope.seq - last - 1;
+                if gap > 0 {
+                    shared.missed.fetch_add(gap, Ordering::Relaxed);
+                    tracing::warn!(
+                        node = %shared.config.node, from = %envelope.node, missed = gap,
+                        "cluster: publications missed (sent while this node was not subscribed)"
+                    );
+                }
+            }
+            _ => {} // the first seen of this incarnation: nothing before it is owed
+        }
+        (self.last).insert(envelope.node.clone(), (envelope.incarnation, envelope.seq));
+        true
+    }
+}
+
+/// Subscribes to the channel and delivers the other nodes' publications here.
+pub(super) async fn subscriber(
+    shared: Arc<Shared>,
+    client: redis::Client,
+    mut leaving: watch::Receiver<bool>,
+) {
+    let node = shared.config.node.clone();
+    let channel = shared.config.channel();
+    let mut backoff = Backoff::new(&shared);
+    let mut numbering = Numbering::default();
+    let mut connected_before = false;
+    while !*leaving.borrow() {
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok(pubsub)
+        };
+        let mut pubsub = match bounded(&shared, subscribed).await {
+            Ok(pubsub) => pubsub,
+            Err(error) => {
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%node, %error, "cluster: cannot subscribe");
+                if !backoff.wait(&mut leaving).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        if std::mem::replace(&mut connected_before, true) {
+            shared.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        shared.subscriber_up.store(true, Ordering::SeqCst);
+        tracing::info!(%node, "cluster: subscribed");
+        backoff.reset();
+        let mut messages = pubsub.on_message();
+        loop {
+            let message = tokio::select! {
+                message = messages.next() => message,
+                _ = leaving.changed() => {
+                    shared.subscriber_up.store(false, Ordering::SeqCst);
+                    return; // dropping the connection ends the subscription
+                }
+            };
+            let Some(message) = message else { break };
+            receive(&shared, &mut numbering, message.get_payload_bytes());
+        }
+        shared.subscriber_up.store(false, Ordering::SeqCst);
+        tracing::warn!(%node, "cluster: subscription lost; reconnecting");
+        if !backoff.wait(&mut leaving).await {
+            return;
+        }
+    }
+}
+
+/// One envelope from the channel: this node's own are skipped (delivered here when
+/// published), repeats dropped, the rest delivered to the connections `Ready` here.
+fn receive(shared: &Shared, numbering: &mut Numbering, bytes: &[u8]) {
+    let envelope = match envelope::decode(bytes) {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            shared.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(node = %shared.config.node, %error, "cluster: unreadable envelope");
+            return;
+        }
+    };
+    if envelope.node == shared.config.node && envelope.incarnation == shared.incarnation {
+        return;
+    }
+    if !numbering.admit(shared, &envelope) {
+        return;
+    }
+    let report = shared.registry.deliver_published(&envelope.publication);
+    shared.received.fetch_add(1, Ordering::Relaxed);
+    shared
+        .delivered
+        .fetch_add(report.delivered as u64, Ordering::Relaxed);
+    let lag_ms = unix_ms().saturating_sub(envelope.at_ms);
+    shared.lag_us.store(lag_ms * 1000, Ordering::Relaxed);
+}
+
+/// Every heartbeat: writes this node's presence (expiring after the TTL) and reads
+/// every live node's.
+pub(super) async fn heartbeat(
+    shared: Arc<Shared>,
+    client: redis::Client,
+    mut leaving: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(shared.config.heartbeat);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut connection: Option<MultiplexedConnection> = None;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = leaving.changed() => return,
+        }
+        if *leaving.borrow() {
+            return;
+        }
+        if connection.is_none() {
+            connection = connect(&shared, &client).await;
+        }
+        let Some(conn) = connection.as_mut() else {
+            continue;
+        };
+        match beat(&shared, conn).await {
+            Ok(view) => *lock(&shared.view) = view,
+            Err(error) => {
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(node = %shared.config.node, %error, "cluster: heartbeat failed");
+                connection = None;
+            }
+        }
+    }
+}
+
+/// One heartbeat: write ours, read everyone's.
+async fn beat(
+    shared: &Shared,
+    connection: &mut MultiplexedConnection,
+) -> Result<BTreeMap<String, Presence>, String> {
+    let config = &shared.config;
+    let ttl_ms = config.presence_ttl.as_millis().max(1) as u64;
+    let now = unix_ms();
+    let presence = serde_json::to_vec(&shared.registry.presence()).map_err(|e| e.to_string())?;
+    let nodes_key = config.nodes_key();
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET")
+        .arg(config.presence_key(&config.node))
+        .arg(presence)
+        .arg("PX")
+        .arg(ttl_ms)
+        .ignore();
+    pipe.cmd("ZADD")
+        .arg(&nodes_key)
+        .arg(now + ttl_ms)
+        .arg(&config.node)
+        .ignore();
+    // Names of nodes dead for long: their presence expired long ago.
+    pipe.cmd("ZREMRANGEBYSCORE")
+        .arg(&nodes_key)
+        .arg("-inf")
+        .arg(now.saturating_sub(60 * ttl_ms))
+        .ignore();
+    pipe.cmd("ZRANGE").arg(&nodes_key).arg(0).arg(-1);
+    let (nodes,): (Vec<String>,) = bounded(shared, pipe.query_async(connection)).await?;
+    if nodes.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let keys: Vec<String> = nodes.iter().map(|n| config.presence_key(n)).collect();
+    let values: Vec<Option<Vec<u8>>> = bounded(
+        shared,
+        redis::cmd("MGET").arg(&keys).query_async(connection),
+    )
+    .await?;
+    let mut view = BTreeMap::new();
+    for (node, value) in nodes.into_iter().zip(values) {
+        // No value: its presence expired (a node that died) or was deleted (left).
+        if let Some(presence) = value.and_then(|v| serde_json::from_slice::<Presence>(&v).ok()) {
+            view.insert(node, presence);
+        }
+    }
+    Ok(view)
+}
+
+/// Leaving: this node's presence goes at once.
+pub(super) async fn forget(shared: &Shared) {
+    let config = &shared.config;
+    lock(&shared.view).remove(&config.node);
+    let client = match redis::Client::open(config.url.as_str()) {
+        Ok(client) => client,
+        Err(_) => return,
+    };
+    let Some(mut connection) = connect(shared, &client).await else {
+        return; // Redis unreachable: the TTL removes it
+    };
+    let mut pipe = redis::pipe();
+    pipe.cmd("DEL")
+        .arg(config.presence_key(&config.node))
+        .ignore();
+    pipe.cmd("ZREM")
+        .arg(config.nodes_key())
+        .arg(&config.node)
+        .ignore();
+    if let Err(error) = bounded(shared, pipe.query_async::<()>(&mut connection)).await {
+        shared.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(node = %config.node, %error, "cluster: could not delete presence; the TTL will");
+    }
+}
