@@ -148,6 +148,10 @@ pub struct ClusterSnapshot {
     pub missed: u64,
     /// Connections the received publications were delivered to here.
     pub delivered: u64,
+    /// Deliveries of received publications refused here: the connection was
+    /// closing, or its outbox full (its `OverflowPolicy` applied) — counted, as a
+    /// local broadcast's report counts them.
+    pub refused: u64,
     /// How long the last received publication took from its node's publish to this
     /// node's delivery, in microseconds (the nodes' clocks compared).
     pub lag_us: u64,
@@ -210,6 +214,7 @@ struct Shared {
     received: AtomicU64,
     missed: AtomicU64,
     delivered: AtomicU64,
+    refused: AtomicU64,
     lag_us: AtomicU64,
     reconnects: AtomicU64,
     errors: AtomicU64,
@@ -283,6 +288,7 @@ impl Cluster {
             received: AtomicU64::new(0),
             missed: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             lag_us: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -331,6 +337,7 @@ impl Cluster {
             received: s.received.load(Ordering::Relaxed),
             missed: s.missed.load(Ordering::Relaxed),
             delivered: s.delivered.load(Ordering::Relaxed),
+            refused: s.refused.load(Ordering::Relaxed),
             lag_us: s.lag_us.load(Ordering::Relaxed),
             reconnects: s.reconnects.load(Ordering::Relaxed),
             errors: s.errors.load(Ordering::Relaxed),
