@@ -49,8 +49,8 @@ pub struct DriverConfig {
     /// Answer each Ping with a Pong, for a socket of your own passed to
     /// [`Service::run`](super::Service::run); set it to `false` for a socket whose
     /// library answers pings itself (a tokio-tungstenite `WebSocketStream` in
-    /// [`TungsteniteSocket`](crate::tungstenite::TungsteniteSocket) or axum's
-    /// `WebSocket` in [`AxumSocket`](crate::axum::AxumSocket) do). The `axum` and
+    /// `tungstenite::TungsteniteSocket` or axum's
+    /// `WebSocket` in `axum::AxumSocket` do). The `axum` and
     /// `tungstenite` adapters run the crate's own framing, which leaves pings to the
     /// driver: there it always answers (the latest Ping, RFC 6455 §5.5.3), whatever
     /// this says. Default: `true`.
@@ -84,8 +84,8 @@ pub struct DriverConfig {
 
 /// The socket's frame and message size limits and buffer sizes, applied by both
 /// adapters' framing (and, for a socket of tungstenite's own, by
-/// [`websocket_config`](crate::tungstenite::websocket_config) and
-/// [`configure`](crate::axum::configure)). A frame or message over its limit is
+/// `tungstenite::websocket_config` and
+/// `axum::configure`). A frame or message over its limit is
 /// refused at the header of the frame that takes it over, before that frame's
 /// payload is read, and the connection closed with 1009; before authentication
 /// the tighter [`DriverConfig::max_pre_auth_message_bytes`] applies (1008). So a

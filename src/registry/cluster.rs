@@ -111,6 +111,23 @@ pub struct Presence {
 ///     assert_eq!(delivered.published, None);
 /// }
 /// ```
+///
+/// What a broker owes the registry, which it cannot check itself:
+///
+/// - **never wait**: `publish` queues or refuses at once (local delivery has
+///   happened already, and must not be held up by the network);
+/// - **order per publisher**: every other node receives one node's publications in
+///   the order `publish` was called — a thread's sends, one after the other, are
+///   delivered everywhere in that order (two threads sending at once are two
+///   publishers: their relative order is not defined, here or anywhere);
+/// - **never back to the sender**: the publishing node delivered locally already;
+///   a publication that comes back must be skipped (the Redis broker numbers its
+///   envelopes per node and incarnation, skips its own and drops repeats);
+/// - **nothing lost silently**: a refusal says so (`Published::Dropped`), and what
+///   the transport loses (a gap in a publisher's numbering) is counted.
+///
+/// `send_to` (a connection id is local to its node) and `broadcast_where` (a closure
+/// cannot cross the wire) never publish.
 pub trait Broker: Send + Sync + 'static {
     /// Hands `publication` to the other nodes, in order behind this node's earlier
     /// ones. Must return at once: queue it, or refuse it (and count the refusal).
