@@ -1,6 +1,7 @@
 //! Layer 6, the adapters: the driver behind axum (feature `axum`) and
-//! tokio-tungstenite (feature `tungstenite`). Reachable as `ws_lifecycle::axum` and
-//! `ws_lifecycle::tungstenite`.
+//! tokio-tungstenite (feature `tungstenite`), on the crate's own WebSocket framing;
+//! and the registry joined to other nodes over Redis (feature `redis`). Reachable as
+//! `ws_lifecycle::axum`, `ws_lifecycle::tungstenite` and `ws_lifecycle::cluster`.
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

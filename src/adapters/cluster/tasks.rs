@@ -257,7 +257,8 @@ pub(super) async fn subscriber(
 }
 
 /// One envelope from the channel: this node's own are skipped (delivered here when
-/// published), repeats dropped, the rest delivered to the connections `Ready` here.
+/// published), repeats dropped, the rest delivered to the connections `Ready` here
+/// (**G7** at this node: the same fan-out as a local broadcast).
 fn receive(shared: &Shared, numbering: &mut Numbering, bytes: &[u8]) {
     let envelope = match envelope::decode(bytes) {
         Ok(envelope) => envelope,
