@@ -5,6 +5,8 @@
 //! cargo run --example chat --features axum -- --addr 127.0.0.1:9000 --secret s3cret \
 //!     --auth-timeout-ms 5000 --max-conns 10000 --max-unauthenticated 1000 \
 //!     --header-timeout-ms 5000 --max-pending 1024
+//! # a node of a cluster over Redis (feature `redis`): say and whisper reach every node
+//! cargo run --example chat --features axum,redis -- --redis redis://127.0.0.1:6379 --node a
 //! ```
 //!
 //! - `GET /` — a page that connects, authenticates (by message, or at the upgrade),
@@ -33,6 +35,14 @@
 //! deadline. WebSockets that have not authenticated have their own cap,
 //! `--max-unauthenticated`, apart from `--max-conns` (authenticated ones).
 //!
+//! With `--redis URL` (feature `redis`), the registry joins a cluster over Redis
+//! ([`ws_lifecycle::cluster`]) before anything is served: `say` and `whisper` go
+//! through `Registry::broadcast` and `Registry::send_to_user`, which also publish to
+//! the other nodes; `/stats` gains a `cluster` object and the welcome's `online`
+//! counts the connections of every node. On a signal the node leaves the cluster,
+//! then drains. Without `--redis` it is a single server, exactly as without the
+//! feature.
+//!
 //! Tests include this file as a module (`tests/chat.rs`) and call [`serve`].
 
 use std::collections::HashMap;
@@ -54,6 +64,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+#[cfg(feature = "redis")]
+use ws_lifecycle::cluster::{Cluster, ClusterConfig, ClusterSnapshot};
 use ws_lifecycle::core::OverflowPolicy;
 use ws_lifecycle::driver::{AuthRequest, Closed, Refusal, UpgradeRequest, UpgradeVerdict};
 use ws_lifecycle::registry::{DrainReport, RegistrySnapshot};
@@ -92,6 +104,12 @@ pub struct Args {
     /// larger is refused as it arrives, with Close 1009, never buffered whole.
     /// Default 1 MiB (`SocketConfig`'s).
     pub max_message_bytes: usize,
+    /// `--redis`: the Redis server of a cluster to join (feature `redis`), e.g.
+    /// `redis://127.0.0.1:6379`. Default: none, a single server.
+    pub redis: Option<String>,
+    /// `--node`: this node's name in the cluster, unique in it. Default: a random
+    /// `node-<8 hex digits>` ([`random_node_name`]).
+    pub node: Option<String>,
 }
 
 impl Default for Args {
@@ -105,6 +123,8 @@ impl Default for Args {
             header_timeout_ms: 5000,
             max_pending: 1024,
             max_message_bytes: 1 << 20,
+            redis: None,
+            node: None,
         }
     }
 }
@@ -139,6 +159,10 @@ impl Args {
                 "--max-message-bytes" => {
                     parsed.max_message_bytes = value.parse().map_err(|e| bad(&e))?
                 }
+                "--redis" if !cfg!(feature = "redis") => return Err(NO_REDIS.to_owned()),
+                "--redis" => parsed.redis = Some(value),
+                "--node" if value.is_empty() => return Err(bad(&"an empty name")),
+                "--node" => parsed.node = Some(value),
                 _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
             }
         }
@@ -149,7 +173,26 @@ impl Args {
 const USAGE: &str = "usage: chat [--addr 127.0.0.1:8080] [--secret secret] \
                      [--auth-timeout-ms 5000] [--max-conns N] [--max-unauthenticated 1000] \
                      [--header-timeout-ms 5000] [--max-pending 1024] \
-                     [--max-message-bytes 1048576]";
+                     [--max-message-bytes 1048576] [--redis redis://HOST:PORT] [--node NAME]";
+
+/// `--redis` on a build without the cluster layer.
+const NO_REDIS: &str = "--redis: built without the `redis` feature: \
+                        cargo run --example chat --features axum,redis -- --redis ...";
+
+/// A node name for a cluster member started without `--node`: `node-` and 8 hex
+/// digits, from std's randomly seeded hasher, the clock and the process id (no
+/// dependency).
+pub fn random_node_name() -> String {
+    use std::hash::BuildHasher;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let random = std::collections::hash_map::RandomState::new();
+    format!(
+        "node-{:08x}",
+        random.hash_one((nanos, std::process::id())) as u32
+    )
+}
 
 /// The chat's authenticator: a token `<user>:<secret>` with the shared secret and a
 /// non-empty user name, checked in one of two places.
@@ -267,6 +310,9 @@ pub struct Chat {
     closed_with_unsent: AtomicU64,
     /// Connections handed to `on_close` (every one that was authenticated).
     sessions_closed: AtomicU64,
+    /// The cluster this node has joined (`--redis`), for the welcome's `online`.
+    #[cfg(feature = "redis")]
+    cluster: Option<Cluster>,
 }
 
 /// The handler's counters, as `/stats` shows them under `"driver"`.
@@ -289,6 +335,28 @@ impl Chat {
             limits,
             ..Chat::default()
         }
+    }
+
+    /// The handler of a node of `cluster`: the welcome's `online` counts the
+    /// connections of every node.
+    #[cfg(feature = "redis")]
+    pub fn clustered(limits: Arc<Limits>, cluster: Option<Cluster>) -> Chat {
+        Chat {
+            cluster,
+            ..Chat::new(limits)
+        }
+    }
+
+    /// The connections open, the one authenticating included: on every node of the
+    /// cluster (the others' as of their last heartbeat), or on this server alone.
+    fn online(&self, session: &Session<Via>) -> usize {
+        #[cfg(feature = "redis")]
+        if let Some(cluster) = &self.cluster {
+            return cluster.connections();
+        }
+        // O(1), where counting the `Ready` ones would walk every connection on
+        // every connect.
+        session.registry.len()
     }
 
     /// The counters now. Once `sessions_closed` reads `n`, the other two include
@@ -321,9 +389,8 @@ impl Handler<Via> for Chat {
         let _ = emitter.emit(text(json!({
             "type": "welcome",
             "text": format!("welcome, {}", session.user().unwrap_or_default()),
-            // Open connections, this one included: O(1), where counting the
-            // `Ready` ones would walk every connection on every connect.
-            "online": session.registry.len(),
+            // Open connections, this one included (cluster-wide on a cluster node).
+            "online": self.online(session),
         })));
     }
 
@@ -349,6 +416,8 @@ impl Handler<Via> for Chat {
         };
         let from = session.user().unwrap_or_default();
         match (value["type"].as_str(), value["text"].as_str()) {
+            // `broadcast` and `send_to_user` deliver here, then publish to the other
+            // nodes when the registry is attached to a cluster (`--redis`).
             (Some("say"), Some(said)) => {
                 let out = text(json!({"type": "said", "from": from, "text": said}));
                 session.registry.broadcast(out);
@@ -559,6 +628,9 @@ impl Drop for Counted {
 struct App {
     service: Arc<ChatService>,
     limits: Arc<Limits>,
+    /// The cluster this node has joined (`--redis`), for `/stats`.
+    #[cfg(feature = "redis")]
+    cluster: Option<Cluster>,
 }
 
 /// Serves the chat on `listener` until `shutdown` completes, then drains; returns
@@ -577,6 +649,24 @@ pub async fn serve(
     registry_config.max_connections =
         (args.max_conns).map(|max| max.saturating_add(args.max_unauthenticated));
     let registry = Registry::new(registry_config);
+    // Joined before anything is served: every connection's broadcasts reach the
+    // other nodes. `start` returns at once; Redis is reached in the background.
+    #[cfg(feature = "redis")]
+    let cluster = match &args.redis {
+        Some(url) => {
+            let node = args.node.clone().unwrap_or_else(random_node_name);
+            let cluster =
+                Cluster::start(registry.clone(), ClusterConfig::new(url.clone(), node))
+                    .map_err(|error| std::io::Error::other(format!("--redis {url}: {error}")))?;
+            println!("cluster node {} on {url}", cluster.node());
+            Some(cluster)
+        }
+        None => None,
+    };
+    #[cfg(not(feature = "redis"))]
+    if args.redis.is_some() {
+        return Err(std::io::Error::other(NO_REDIS));
+    }
     let mut config = DriverConfig::default();
     config.connection.readiness_timeout = Duration::from_millis(args.auth_timeout_ms);
     // A client that reads so slowly that its outbox fills is closed with 1013 "slow
@@ -591,6 +681,9 @@ pub async fn serve(
         registry.clone(),
         config,
         Tokens::new(args.secret.clone(), limits.clone()),
+        #[cfg(feature = "redis")]
+        Chat::clustered(limits.clone(), cluster.clone()),
+        #[cfg(not(feature = "redis"))]
         Chat::new(limits.clone()),
     ));
     let app = Router::new()
@@ -600,6 +693,8 @@ pub async fn serve(
         .with_state(App {
             service,
             limits: limits.clone(),
+            #[cfg(feature = "redis")]
+            cluster: cluster.clone(),
         });
     // The handlers are in place: admit connections (G8).
     registry.open();
@@ -616,6 +711,12 @@ pub async fn serve(
     // No new connection from now on; connections idle or still sending a request
     // head are closed at once, requests in flight are answered.
     let _ = stop_tx.send(Stop::Finishing);
+    // A cluster node leaves first: no longer a delivery target, its presence gone
+    // from the other nodes at once (bounded by the same deadline).
+    #[cfg(feature = "redis")]
+    if let Some(cluster) = &cluster {
+        let _ = tokio::time::timeout_at(deadline, cluster.leave()).await;
+    }
     let report = registry.drain(tokio::time::sleep_until(deadline)).await;
     // Whatever HTTP is left at the deadline is dropped (`serve_http` returns once
     // every connection task has ended).
@@ -758,7 +859,8 @@ fn refuse_busy(stream: TcpStream) {
 }
 
 /// What `/stats` serves: the registry's snapshot, its keys as they are and in their
-/// order, then `"driver"`, `"http"` and `"admission"`.
+/// order, then `"driver"`, `"http"` and `"admission"`, and `"cluster"` on a cluster
+/// node only.
 #[derive(Debug, Serialize)]
 struct Stats {
     #[serde(flatten)]
@@ -766,6 +868,42 @@ struct Stats {
     driver: DriverStats,
     http: HttpStats,
     admission: AdmissionStats,
+    #[cfg(feature = "redis")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<ClusterStats>,
+}
+
+/// `/stats`'s `"cluster"`: the node's [`ClusterSnapshot`], its keys as they are and
+/// in their order, then `"presence"`.
+#[cfg(feature = "redis")]
+#[derive(Debug, Serialize)]
+struct ClusterStats {
+    #[serde(flatten)]
+    snapshot: ClusterSnapshot,
+    presence: ClusterPresenceStats,
+}
+
+/// Who is online on every node: this one as of now, the others as of their last
+/// heartbeat.
+#[cfg(feature = "redis")]
+#[derive(Debug, Serialize)]
+struct ClusterPresenceStats {
+    /// Listed connections on all nodes.
+    connections: usize,
+    /// Each user online anywhere, with their connections on all nodes.
+    users: std::collections::BTreeMap<String, usize>,
+}
+
+#[cfg(feature = "redis")]
+fn cluster_stats(cluster: &Cluster) -> ClusterStats {
+    let presence = cluster.presence();
+    ClusterStats {
+        snapshot: cluster.snapshot(),
+        presence: ClusterPresenceStats {
+            connections: presence.connections(),
+            users: presence.users(),
+        },
+    }
 }
 
 async fn stats(State(app): State<App>) -> Json<Stats> {
@@ -774,6 +912,8 @@ async fn stats(State(app): State<App>) -> Json<Stats> {
         driver: app.service.handler().driver_stats(),
         http: app.limits.http_stats(),
         admission: app.limits.admission_stats(),
+        #[cfg(feature = "redis")]
+        cluster: app.cluster.as_ref().map(cluster_stats),
     })
 }
 

@@ -8,7 +8,7 @@
 //! u64                        its incarnation (random per start: a restarted node
 //!                            numbers from 1 again)
 //! u64                        the publication's number, from 1, per incarnation
-//! u64                        when it was published, ms since the Unix epoch
+//! u64                        when it was published, µs since the Unix epoch
 //! u8 target                  0 all, 1 user, 2 group
 //! [u16 n, n bytes]           the user's or group's name (UTF-8), for 1 and 2
 //! u8 kind                    1 text (UTF-8), 2 binary
@@ -22,13 +22,14 @@ use crate::registry::{Publication, Target};
 
 const MAGIC: &[u8; 4] = b"WSL\x01";
 
-/// A decoded envelope: who published it, its number, and the publication.
+/// A decoded envelope: who published it (borrowed from the bytes: no allocation
+/// for a name per message), its number, and the publication.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Envelope {
-    pub(crate) node: String,
+pub(crate) struct Envelope<'a> {
+    pub(crate) node: &'a str,
     pub(crate) incarnation: u64,
     pub(crate) seq: u64,
-    pub(crate) at_ms: u64,
+    pub(crate) at_us: u64,
     pub(crate) publication: Publication,
 }
 
@@ -44,13 +45,29 @@ pub(crate) enum EnvelopeError {
 }
 
 /// Encodes `publication` as published by `node` (see the module docs).
+#[cfg(test)]
 pub(crate) fn encode(
     node: &str,
     incarnation: u64,
     seq: u64,
-    at_ms: u64,
+    at_us: u64,
     publication: &Publication,
 ) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(&mut out, node, incarnation, seq, at_us, publication);
+    out
+}
+
+/// [`encode`], into `out` (cleared first): the publisher reuses one buffer.
+pub(crate) fn encode_into(
+    out: &mut Vec<u8>,
+    node: &str,
+    incarnation: u64,
+    seq: u64,
+    at_us: u64,
+    publication: &Publication,
+) {
+    out.clear();
     let name = &node.as_bytes()[..node.len().min(255)];
     let (target, target_name): (u8, &[u8]) = match &publication.target {
         Target::User(user) => (1, user.as_bytes()),
@@ -62,13 +79,13 @@ pub(crate) fn encode(
         Message::Text(text) => (1, text.as_bytes()),
         Message::Binary(bytes) => (2, bytes),
     };
-    let mut out = Vec::with_capacity(34 + name.len() + target_name.len() + payload.len());
+    out.reserve(34 + name.len() + target_name.len() + payload.len());
     out.extend_from_slice(MAGIC);
     out.push(name.len() as u8);
     out.extend_from_slice(name);
     out.extend_from_slice(&incarnation.to_be_bytes());
     out.extend_from_slice(&seq.to_be_bytes());
-    out.extend_from_slice(&at_ms.to_be_bytes());
+    out.extend_from_slice(&at_us.to_be_bytes());
     out.push(target);
     if target != 0 {
         out.extend_from_slice(&(target_name.len() as u16).to_be_bytes());
@@ -76,36 +93,28 @@ pub(crate) fn encode(
     }
     out.push(kind);
     out.extend_from_slice(payload);
-    out
 }
 
 /// Decodes an envelope; never panics on any input.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
-    let mut rest = bytes
+pub(crate) fn decode(bytes: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
+    let rest = bytes
         .strip_prefix(MAGIC.as_slice())
         .ok_or(EnvelopeError::Version)?;
-    let mut take = |n: usize| -> Result<&[u8], EnvelopeError> {
-        if rest.len() < n {
-            return Err(EnvelopeError::Malformed("cut short"));
-        }
-        let (head, tail) = rest.split_at(n);
-        rest = tail;
-        Ok(head)
-    };
+    let mut cursor = Cursor(rest);
     fn text(bytes: &[u8]) -> Result<&str, EnvelopeError> {
         std::str::from_utf8(bytes).map_err(|_| EnvelopeError::Malformed("a name is not UTF-8"))
     }
     let u64_at = |bytes: &[u8]| u64::from_be_bytes(bytes.try_into().expect("8 bytes"));
-    let name_len = usize::from(take(1)?[0]);
-    let node = text(take(name_len)?)?.to_owned();
-    let incarnation = u64_at(take(8)?);
-    let seq = u64_at(take(8)?);
-    let at_ms = u64_at(take(8)?);
-    let target = match take(1)?[0] {
+    let name_len = usize::from(cursor.take(1)?[0]);
+    let node = text(cursor.take(name_len)?)?;
+    let incarnation = u64_at(cursor.take(8)?);
+    let seq = u64_at(cursor.take(8)?);
+    let at_us = u64_at(cursor.take(8)?);
+    let target = match cursor.take(1)?[0] {
         0 => Target::All,
         kind @ (1 | 2) => {
-            let len = take(2)?;
-            let name = text(take(usize::from(u16::from_be_bytes([len[0], len[1]])))?)?;
+            let len = cursor.take(2)?;
+            let name = text(cursor.take(usize::from(u16::from_be_bytes([len[0], len[1]])))?)?;
             if kind == 1 {
                 Target::User(name.into())
             } else {
@@ -114,7 +123,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
         }
         _ => return Err(EnvelopeError::Malformed("unknown target")),
     };
-    let message = match take(1)?[0] {
+    let kind = cursor.take(1)?[0];
+    let rest = cursor.0;
+    let message = match kind {
         1 => Message::text(
             std::str::from_utf8(rest).map_err(|_| EnvelopeError::Malformed("text not UTF-8"))?,
         ),
@@ -125,9 +136,23 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
         node,
         incarnation,
         seq,
-        at_ms,
+        at_us,
         publication: Publication::new(target, message),
     })
+}
+
+/// The bytes of an envelope not read yet.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], EnvelopeError> {
+        if self.0.len() < n {
+            return Err(EnvelopeError::Malformed("cut short"));
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
 }
 
 #[cfg(test)]
@@ -179,7 +204,7 @@ mod tests {
             node in "[a-z0-9-]{0,40}",
             incarnation in any::<u64>(),
             seq in any::<u64>(),
-            at_ms in any::<u64>(),
+            at_us in any::<u64>(),
             target in target(),
             text in proptest::option::of(".{0,64}"),
             bytes in proptest::collection::vec(any::<u8>(), 0..64),
@@ -189,8 +214,9 @@ mod tests {
                 None => Message::binary(bytes),
             };
             let publication = Publication::new(target, message);
-            let decoded = decode(&encode(&node, incarnation, seq, at_ms, &publication)).unwrap();
-            prop_assert_eq!(decoded, Envelope { node, incarnation, seq, at_ms, publication });
+            let bytes = encode(&node, incarnation, seq, at_us, &publication);
+            let decoded = decode(&bytes).unwrap();
+            prop_assert_eq!(decoded, Envelope { node: &node, incarnation, seq, at_us, publication });
         }
 
         #[test]

@@ -37,12 +37,12 @@ mod envelope;
 mod tasks;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::registry::{Broker, Presence, Publication, Published, Registry};
 
@@ -218,8 +218,31 @@ struct Shared {
     lag_us: AtomicU64,
     reconnects: AtomicU64,
     errors: AtomicU64,
-    /// The other nodes' presence, as of the last heartbeat.
-    view: Mutex<BTreeMap<String, Presence>>,
+    /// The live nodes' presence, as of the last heartbeat that reached Redis.
+    view: Mutex<View>,
+    /// Tasks ended (of three), and the notice of each end: `leave` waits for them.
+    finished: AtomicUsize,
+    finish: Notify,
+}
+
+/// What the last successful heartbeat read.
+#[derive(Debug, Default)]
+struct View {
+    /// Each live node's presence, this one's included, by name.
+    nodes: BTreeMap<String, Presence>,
+    /// The other nodes' listed connections, summed.
+    others_connections: usize,
+    /// When it was read; `None` before the first.
+    at: Option<std::time::Instant>,
+}
+
+impl View {
+    /// The view if it is fresh: read within the presence TTL (a node whose presence
+    /// was not seen for that long is not known to be live; while Redis is
+    /// unreachable the view ages out instead of listing the dead for ever).
+    fn fresh(&self, ttl: Duration) -> Option<&View> {
+        self.at.filter(|at| at.elapsed() <= ttl).map(|_| self)
+    }
 }
 
 /// The registry's broker: the queue, never a wait.
@@ -292,7 +315,9 @@ impl Cluster {
             lag_us: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             errors: AtomicU64::new(0),
-            view: Mutex::new(BTreeMap::new()),
+            view: Mutex::new(View::default()),
+            finished: AtomicUsize::new(0),
+            finish: Notify::new(),
         });
         if !registry.attach(Arc::new(QueueBroker(shared.clone()))) {
             return Err(ClusterError::Attached);
@@ -321,7 +346,9 @@ impl Cluster {
     pub fn snapshot(&self) -> ClusterSnapshot {
         let s = &self.shared;
         let left = s.left.load(Ordering::SeqCst);
-        let mut nodes: Vec<String> = lock(&s.view).keys().cloned().collect();
+        let mut nodes: Vec<String> = (lock(&s.view).fresh(s.config.presence_ttl))
+            .map(|view| view.nodes.keys().cloned().collect())
+            .unwrap_or_default();
         if !left && !nodes.contains(&s.config.node) {
             nodes.push(s.config.node.clone());
             nodes.sort();
@@ -345,11 +372,15 @@ impl Cluster {
         }
     }
 
-    /// Who is online across the cluster: the other nodes as of the last heartbeat,
-    /// this one as of now (until it has left).
+    /// Who is online across the cluster: the other nodes as of the last heartbeat
+    /// (none once that is older than the presence TTL: Redis unreachable), this one
+    /// as of now (until it has left). Copies every node's users and groups: for a
+    /// count, [`connections`](Self::connections) is cheap.
     pub fn presence(&self) -> ClusterPresence {
         let s = &self.shared;
-        let mut nodes = lock(&s.view).clone();
+        let mut nodes = (lock(&s.view).fresh(s.config.presence_ttl))
+            .map(|view| view.nodes.clone())
+            .unwrap_or_default();
         if s.left.load(Ordering::SeqCst) {
             nodes.remove(&s.config.node);
         } else {
@@ -358,15 +389,42 @@ impl Cluster {
         ClusterPresence { nodes }
     }
 
-    /// Leaves the cluster, before a drain: publications are refused from now on
-    /// ([`Published::Left`]), those queued are sent (within the command timeout),
-    /// the subscription ends — this node is no longer a delivery target — and its
-    /// presence is deleted at once (within the command timeout, if Redis answers).
+    /// Listed connections on all nodes: this node's now, the others' as of the last
+    /// heartbeat (while it is fresh, see [`presence`](Self::presence)). No copy, one
+    /// lock: cheap enough for every welcome.
+    pub fn connections(&self) -> usize {
+        let s = &self.shared;
+        let others =
+            (lock(&s.view).fresh(s.config.presence_ttl)).map_or(0, |v| v.others_connections);
+        let own = if s.left.load(Ordering::SeqCst) {
+            0
+        } else {
+            s.registry.len()
+        };
+        own + others
+    }
+
+    /// Leaves the cluster, before a drain, and returns once done: publications are
+    /// refused from now on ([`Published::Left`]); those queued are sent; the
+    /// subscription ends — this node is no longer a delivery target — and its
+    /// presence is deleted (by the heartbeat task, which alone writes it, so no
+    /// heartbeat in flight can write it back). Waits at most twice the command
+    /// timeout; with Redis unreachable, what is queued is dropped and the presence
+    /// expires by its TTL.
     pub async fn leave(&self) {
         let s = &self.shared;
         s.left.store(true, Ordering::SeqCst);
         let _ = s.leave.send(true);
-        tasks::forget(s).await;
+        let all_ended = async {
+            loop {
+                let notified = s.finish.notified();
+                if s.finished.load(Ordering::SeqCst) >= 3 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(s.config.command_timeout * 2, all_ended).await;
     }
 }
 
@@ -385,9 +443,9 @@ fn incarnation() -> u64 {
     nanos ^ (u64::from(std::process::id()) << 32) | 1
 }
 
-/// Milliseconds since the Unix epoch.
-fn unix_ms() -> u64 {
+/// Microseconds since the Unix epoch.
+fn unix_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+        .map_or(0, |d| d.as_micros() as u64)
 }

@@ -1,11 +1,14 @@
 //! The node's three tasks — publishing, receiving, heartbeat — each with its own
-//! connection to Redis, made again with a backoff whenever it fails; and leaving.
+//! connection to Redis, made again with a backoff whenever it fails. Leaving is
+//! theirs too: the publisher sends what is queued and stops, the subscriber stops,
+//! and the heartbeat, the only writer of this node's presence, deletes it — so no
+//! heartbeat in flight can write it back.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
@@ -14,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use crate::registry::{Presence, Publication};
 
 use super::envelope::{self, Envelope};
-use super::{Shared, lock, unix_ms};
+use super::{Shared, View, lock, unix_us};
 
 /// Publications sent in one pipeline at most.
 const BATCH: usize = 256;
@@ -79,25 +82,41 @@ async fn connect(shared: &Shared, client: &redis::Client) -> Option<MultiplexedC
     }
 }
 
-/// Sends the queue to the channel, in order, in pipelines of up to `BATCH`; a batch
-/// whose pipeline failed is sent again, numbers unchanged, after the reconnection
-/// (receivers drop what they already have).
+/// A task's end, for `Cluster::leave` to wait on.
+struct Finished<'a>(&'a Shared);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.finished.fetch_add(1, Ordering::SeqCst);
+        self.0.finish.notify_waiters();
+    }
+}
+
+/// Sends the queue to the channel, in order, in pipelines of up to `BATCH`; a
+/// pipeline that failed is sent again, whole and with its numbers, after the
+/// reconnection (receivers drop what they already have). Leaving, it sends what is
+/// queued and stops.
 pub(super) async fn publisher(
     shared: Arc<Shared>,
     client: redis::Client,
     mut queue: mpsc::Receiver<Publication>,
     mut leaving: watch::Receiver<bool>,
 ) {
+    let _finished = Finished(&shared);
     let node = shared.config.node.clone();
     let channel = shared.config.channel();
     let mut backoff = Backoff::new(&shared);
-    let mut batch: Vec<Vec<u8>> = Vec::new();
+    // The pipeline being sent (kept whole until it succeeds) and how many
+    // publications it holds; one buffer to encode each into.
+    let mut batch = redis::pipe();
+    let mut batched = 0_usize;
+    let mut scratch = Vec::new();
     let mut seq = 0_u64;
     let mut connected_before = false;
     loop {
         let Some(mut connection) = connect(&shared, &client).await else {
-            if !backoff.wait(&mut leaving).await && batch.is_empty() && queue.is_empty() {
-                return;
+            if !backoff.wait(&mut leaving).await && *leaving.borrow() {
+                return; // leaving, and Redis unreachable: what is queued is dropped
             }
             continue;
         };
@@ -108,10 +127,9 @@ pub(super) async fn publisher(
         tracing::info!(%node, "cluster: publishing to Redis");
         backoff.reset();
         loop {
-            if batch.is_empty() {
+            if batched == 0 {
                 let first = if *leaving.borrow() {
-                    // Leaving: send what is queued, then stop.
-                    queue.close();
+                    queue.close(); // leaving: send what is queued, then stop
                     queue.recv().await
                 } else {
                     tokio::select! {
@@ -123,55 +141,46 @@ pub(super) async fn publisher(
                     shared.publisher_up.store(false, Ordering::SeqCst);
                     return;
                 };
+                batch.clear();
                 let mut next = Some(first);
                 while let Some(publication) = next.take() {
                     seq += 1;
-                    let at = unix_ms();
-                    batch.push(envelope::encode(
-                        &node,
-                        shared.incarnation,
-                        seq,
-                        at,
-                        &publication,
-                    ));
-                    if batch.len() < BATCH {
+                    let (incarnation, at) = (shared.incarnation, unix_us());
+                    envelope::encode_into(&mut scratch, &node, incarnation, seq, at, &publication);
+                    batch
+                        .cmd("PUBLISH")
+                        .arg(&channel)
+                        .arg(scratch.as_slice())
+                        .ignore();
+                    batched += 1;
+                    if batched < BATCH {
                         next = queue.try_recv().ok();
                     }
                 }
             }
-            let mut pipe = redis::pipe();
-            for bytes in &batch {
-                pipe.cmd("PUBLISH")
-                    .arg(&channel)
-                    .arg(bytes.as_slice())
-                    .ignore();
-            }
-            match bounded(&shared, pipe.query_async::<()>(&mut connection)).await {
+            match bounded(&shared, batch.query_async::<()>(&mut connection)).await {
                 Ok(()) => {
                     shared
                         .published
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    batch.clear();
+                        .fetch_add(batched as u64, Ordering::Relaxed);
+                    batched = 0;
                 }
                 Err(error) => {
                     shared.errors.fetch_add(1, Ordering::Relaxed);
                     shared.publisher_up.store(false, Ordering::SeqCst);
-                    tracing::warn!(%node, %error, held = batch.len(), "cluster: publishing failed; reconnecting");
+                    tracing::warn!(%node, %error, held = batched, "cluster: publishing failed; reconnecting");
                     break;
                 }
             }
         }
-        if !backoff.wait(&mut leaving).await
-            && *leaving.borrow()
-            && queue.is_empty()
-            && batch.is_empty()
-        {
+        if !backoff.wait(&mut leaving).await && *leaving.borrow() {
             return;
         }
     }
 }
 
 /// The numbering seen per publishing node: its incarnation and the last number.
+/// (Looked up by `&str`: a node's name is allocated once, not per message.)
 #[derive(Default)]
 struct Numbering {
     last: HashMap<String, (u64, u64)>,
@@ -179,25 +188,28 @@ struct Numbering {
 
 impl Numbering {
     /// True if `envelope` is new; counts a gap before it as missed.
-    fn admit(&mut self, shared: &Shared, envelope: &Envelope) -> bool {
-        let seen = self.last.get(&envelope.node).copied();
-        match seen {
-            Some((incarnation, last)) if incarnation == envelope.incarnation => {
-                if envelope.seq <= last {
-                    return false; // sent again after a failed pipeline
-                }
-                let gap = envelope.seq - last - 1;
-                if gap > 0 {
-                    shared.missed.fetch_add(gap, Ordering::Relaxed);
-                    tracing::warn!(
-                        node = %shared.config.node, from = %envelope.node, missed = gap,
-                        "cluster: publications missed (sent while this node was not subscribed)"
-                    );
-                }
+    fn admit(&mut self, shared: &Shared, envelope: &Envelope<'_>) -> bool {
+        let numbers = (envelope.incarnation, envelope.seq);
+        let Some(last) = self.last.get_mut(envelope.node) else {
+            // The first seen of this node: nothing before it is owed (it may have
+            // published before this node subscribed).
+            self.last.insert(envelope.node.to_owned(), numbers);
+            return true;
+        };
+        if last.0 == envelope.incarnation {
+            if envelope.seq <= last.1 {
+                return false; // sent again after a failed pipeline
             }
-            _ => {} // the first seen of this incarnation: nothing before it is owed
+            let gap = envelope.seq - last.1 - 1;
+            if gap > 0 {
+                shared.missed.fetch_add(gap, Ordering::Relaxed);
+                tracing::warn!(
+                    node = %shared.config.node, from = %envelope.node, missed = gap,
+                    "cluster: publications missed (sent while this node was not subscribed)"
+                );
+            }
         }
-        (self.last).insert(envelope.node.clone(), (envelope.incarnation, envelope.seq));
+        *last = numbers;
         true
     }
 }
@@ -208,6 +220,7 @@ pub(super) async fn subscriber(
     client: redis::Client,
     mut leaving: watch::Receiver<bool>,
 ) {
+    let _finished = Finished(&shared);
     let node = shared.config.node.clone();
     let channel = shared.config.channel();
     let mut backoff = Backoff::new(&shared);
@@ -279,36 +292,52 @@ fn receive(shared: &Shared, numbering: &mut Numbering, bytes: &[u8]) {
     shared
         .delivered
         .fetch_add(report.delivered as u64, Ordering::Relaxed);
-    let lag_ms = unix_ms().saturating_sub(envelope.at_ms);
-    shared.lag_us.store(lag_ms * 1000, Ordering::Relaxed);
+    let refused = report.closing + report.full;
+    if refused > 0 {
+        shared.refused.fetch_add(refused as u64, Ordering::Relaxed);
+    }
+    let lag = unix_us().saturating_sub(envelope.at_us);
+    shared.lag_us.store(lag, Ordering::Relaxed);
 }
 
 /// Every heartbeat: writes this node's presence (expiring after the TTL) and reads
-/// every live node's.
+/// every live node's. Leaving, it deletes this node's presence and stops.
 pub(super) async fn heartbeat(
     shared: Arc<Shared>,
     client: redis::Client,
     mut leaving: watch::Receiver<bool>,
 ) {
+    let _finished = Finished(&shared);
     let mut ticker = tokio::time::interval(shared.config.heartbeat);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut connection: Option<MultiplexedConnection> = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = leaving.changed() => return,
-        }
-        if *leaving.borrow() {
-            return;
+            _ = leaving.changed() => {}
         }
         if connection.is_none() {
             connection = connect(&shared, &client).await;
+        }
+        if *leaving.borrow() {
+            forget(&shared, connection.as_mut()).await;
+            return;
         }
         let Some(conn) = connection.as_mut() else {
             continue;
         };
         match beat(&shared, conn).await {
-            Ok(view) => *lock(&shared.view) = view,
+            Ok(nodes) => {
+                let connections = (nodes.iter())
+                    .filter(|(node, _)| **node != shared.config.node)
+                    .map(|(_, presence)| presence.connections)
+                    .sum();
+                *lock(&shared.view) = View {
+                    nodes,
+                    others_connections: connections,
+                    at: Some(Instant::now()),
+                };
+            }
             Err(error) => {
                 shared.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(node = %shared.config.node, %error, "cluster: heartbeat failed");
@@ -325,7 +354,7 @@ async fn beat(
 ) -> Result<BTreeMap<String, Presence>, String> {
     let config = &shared.config;
     let ttl_ms = config.presence_ttl.as_millis().max(1) as u64;
-    let now = unix_ms();
+    let now = unix_us() / 1000;
     let presence = serde_json::to_vec(&shared.registry.presence()).map_err(|e| e.to_string())?;
     let nodes_key = config.nodes_key();
     let mut pipe = redis::pipe();
@@ -367,15 +396,12 @@ async fn beat(
     Ok(view)
 }
 
-/// Leaving: this node's presence goes at once.
-pub(super) async fn forget(shared: &Shared) {
+/// Leaving: this node's presence goes at once (by the heartbeat task, the only one
+/// that writes it: no heartbeat in flight can write it back).
+async fn forget(shared: &Shared, connection: Option<&mut MultiplexedConnection>) {
     let config = &shared.config;
-    lock(&shared.view).remove(&config.node);
-    let client = match redis::Client::open(config.url.as_str()) {
-        Ok(client) => client,
-        Err(_) => return,
-    };
-    let Some(mut connection) = connect(shared, &client).await else {
+    *lock(&shared.view) = View::default();
+    let Some(connection) = connection else {
         return; // Redis unreachable: the TTL removes it
     };
     let mut pipe = redis::pipe();
@@ -386,7 +412,7 @@ pub(super) async fn forget(shared: &Shared) {
         .arg(config.nodes_key())
         .arg(&config.node)
         .ignore();
-    if let Err(error) = bounded(shared, pipe.query_async::<()>(&mut connection)).await {
+    if let Err(error) = bounded(shared, pipe.query_async::<()>(connection)).await {
         shared.errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(node = %config.node, %error, "cluster: could not delete presence; the TTL will");
     }
