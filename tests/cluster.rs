@@ -455,3 +455,73 @@ async fn a_subscriber_that_stops_reading_slows_no_one() {
     println!("2 000 x 256 B across nodes beside a stuck subscriber: {took:?}");
     drop(stuck);
 }
+
+/// One connection anywhere, by its node and id: delivered by that node alone, to
+/// that connection alone, if it is `Ready` (G7); on this node, the registry's own
+/// answer (a refusal hands the message back, G3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_by_node_and_id() {
+    use ws_lifecycle::cluster::Routed;
+    let redis = RedisServer::start();
+    let (mut a, mut b, mut c) = (
+        Node::start(&redis, "a", "t7"),
+        Node::start(&redis, "b", "t7"),
+        Node::start(&redis, "c", "t7"),
+    );
+    a.connect("ada", None, true);
+    b.connect("bob", None, true);
+    b.connect("bob", None, true); // bob's other device: not addressed
+    b.connect("eve", None, false); // not Ready
+    c.connect("carol", None, true);
+    connected(&mut [&mut a, &mut b, &mut c]).await;
+    let ids = b.registry.connections_of("bob");
+    let (bob_first, bob_second) = (ids[0], ids[1]);
+    let eve = b.registry.connections_of("eve")[0];
+    let sent = a.cluster.send_to("b", bob_first, Message::text("only you"));
+    assert!(
+        matches!(sent, Routed::Remote(Published::Queued)),
+        "{sent:?}"
+    );
+    a.cluster.send_to("b", eve, Message::text("not ready"));
+    // The same id on another node is another connection: c's, if any, gets nothing.
+    a.cluster.send_to(
+        "b",
+        ws_lifecycle::ConnectionId::new(9_999),
+        Message::text("gone"),
+    );
+    let local = a
+        .cluster
+        .send_to("a", a.registry.ids()[0], Message::text("here"));
+    assert!(matches!(local, Routed::Local(Ok(()))), "{local:?}");
+    a.registry.broadcast(Message::text("marker"));
+    until(
+        &mut [&mut a, &mut b, &mut c],
+        "the marker everywhere",
+        |nodes| {
+            nodes.iter().all(|n| {
+                n.conns
+                    .iter()
+                    .filter(|c| c._ready.is_some())
+                    .all(|c| c.got.last().map(String::as_str) == Some("marker"))
+            })
+        },
+    )
+    .await;
+    let index = |node: &Node, id| {
+        let ids: Vec<_> = node.conns.iter().map(|c| c.transport.id()).collect();
+        ids.iter().position(|x| *x == id).unwrap()
+    };
+    assert_eq!(b.conns[index(&b, bob_first)].got, ["only you", "marker"]);
+    assert_eq!(b.conns[index(&b, bob_second)].got, ["marker"]);
+    assert!(
+        b.conns[index(&b, eve)].got.is_empty(),
+        "not Ready: nothing (G7)"
+    );
+    assert_eq!(c.conns[0].got, ["marker"]);
+    assert_eq!(a.conns[0].got, ["here", "marker"]);
+    let snapshot = b.cluster.snapshot();
+    assert_eq!(
+        snapshot.delivered, 3,
+        "only you, and two markers: {snapshot:?}"
+    );
+}

@@ -12,9 +12,9 @@ use std::sync::Arc as Name;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::Message;
+use crate::core::{ConnectionId, Message};
 
-use super::{Audience, BroadcastReport, Registry};
+use super::{Audience, BroadcastReport, Registry, SendToErrorKind};
 
 /// Whom a [`Publication`] is for, on every node: the same audiences as
 /// [`Audience`], with owned names.
@@ -27,15 +27,25 @@ pub enum Target {
     User(Name<str>),
     /// The `Ready` members of this group.
     Group(Name<str>),
+    /// One connection, by its id on the node named (ids are local to their node:
+    /// the node's name makes them cluster-wide). Only that node delivers it.
+    Connection {
+        /// The node the connection is on (the cluster layer's node name).
+        node: Name<str>,
+        /// Its id there.
+        id: ConnectionId,
+    },
 }
 
 impl Target {
-    /// The local audience this target selects.
-    pub fn audience(&self) -> Audience<'_> {
+    /// The local audience this target selects (`None` for one connection: see
+    /// [`Registry::deliver_published`]).
+    pub fn audience(&self) -> Option<Audience<'_>> {
         match self {
-            Target::All => Audience::All,
-            Target::User(user) => Audience::User(user),
-            Target::Group(group) => Audience::Group(group),
+            Target::All => Some(Audience::All),
+            Target::User(user) => Some(Audience::User(user)),
+            Target::Group(group) => Some(Audience::Group(group)),
+            Target::Connection { .. } => None,
         }
     }
 }
@@ -146,13 +156,26 @@ impl Registry {
 
     /// Delivers what another node published to the matching connections here that
     /// are `Ready` at this call's linearization point (**G7** at this node), and
-    /// publishes nothing.
+    /// publishes nothing. For [`Target::Connection`], the connection `id` here (as
+    /// [`send_to`](Self::send_to), counted in the report: not listed counts
+    /// nothing); the cluster layer hands it only to the node named.
     pub fn deliver_published(&self, publication: &Publication) -> BroadcastReport {
-        self.fan_out(
-            publication.target.audience(),
-            &publication.message,
-            |_, _| {},
-        )
+        let message = &publication.message;
+        match (&publication.target, publication.target.audience()) {
+            (_, Some(audience)) => self.fan_out(audience, message, |_, _| {}),
+            (Target::Connection { id, .. }, None) => {
+                let mut report = BroadcastReport::default();
+                match self.send_to(*id, message.clone()).map_err(|e| e.kind) {
+                    Ok(()) => report.delivered = 1,
+                    Err(SendToErrorKind::NotReady) => report.not_ready = 1,
+                    Err(SendToErrorKind::Closing) => report.closing = 1,
+                    Err(SendToErrorKind::Full) => report.full = 1,
+                    Err(_) => {} // not listed (gone): selected nothing
+                }
+                report
+            }
+            (_, None) => BroadcastReport::default(),
+        }
     }
 
     /// Who is on this node now (see [`Presence`]); one pass over the indexes under

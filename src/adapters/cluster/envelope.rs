@@ -9,15 +9,17 @@
 //!                            numbers from 1 again)
 //! u64                        the publication's number, from 1, per incarnation
 //! u64                        when it was published, µs since the Unix epoch
-//! u8 target                  0 all, 1 user, 2 group
-//! [u16 n, n bytes]           the user's or group's name (UTF-8), for 1 and 2
+//! u8 target                  0 all, 1 user, 2 group, 3 one connection
+//! [u16 n, n bytes]           the user's, group's or connection's node's name
+//!                            (UTF-8), for 1, 2 and 3
+//! [u64]                      the connection's id on that node, for 3
 //! u8 kind                    1 text (UTF-8), 2 binary
 //! the payload                to the end
 //! ```
 //!
 //! Integers are big-endian.
 
-use crate::core::Message;
+use crate::core::{ConnectionId, Message};
 use crate::registry::{Publication, Target};
 
 const MAGIC: &[u8; 4] = b"WSL\x01";
@@ -69,10 +71,11 @@ pub(crate) fn encode_into(
 ) {
     out.clear();
     let name = &node.as_bytes()[..node.len().min(255)];
-    let (target, target_name): (u8, &[u8]) = match &publication.target {
-        Target::User(user) => (1, user.as_bytes()),
-        Target::Group(group) => (2, group.as_bytes()),
-        _ => (0, &[]),
+    let (target, target_name, id): (u8, &[u8], Option<u64>) = match &publication.target {
+        Target::User(user) => (1, user.as_bytes(), None),
+        Target::Group(group) => (2, group.as_bytes(), None),
+        Target::Connection { node, id } => (3, node.as_bytes(), Some(id.get())),
+        _ => (0, &[], None),
     };
     let target_name = &target_name[..target_name.len().min(u16::MAX as usize)];
     let (kind, payload): (u8, &[u8]) = match &publication.message {
@@ -90,6 +93,9 @@ pub(crate) fn encode_into(
     if target != 0 {
         out.extend_from_slice(&(target_name.len() as u16).to_be_bytes());
         out.extend_from_slice(target_name);
+    }
+    if let Some(id) = id {
+        out.extend_from_slice(&id.to_be_bytes());
     }
     out.push(kind);
     out.extend_from_slice(payload);
@@ -112,13 +118,16 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
     let at_us = u64_at(cursor.take(8)?);
     let target = match cursor.take(1)?[0] {
         0 => Target::All,
-        kind @ (1 | 2) => {
+        kind @ (1..=3) => {
             let len = cursor.take(2)?;
             let name = text(cursor.take(usize::from(u16::from_be_bytes([len[0], len[1]])))?)?;
-            if kind == 1 {
-                Target::User(name.into())
-            } else {
-                Target::Group(name.into())
+            match kind {
+                1 => Target::User(name.into()),
+                2 => Target::Group(name.into()),
+                _ => Target::Connection {
+                    node: name.into(),
+                    id: ConnectionId::new(u64_at(cursor.take(8)?)),
+                },
             }
         }
         _ => return Err(EnvelopeError::Malformed("unknown target")),
@@ -188,6 +197,17 @@ mod tests {
             &Publication::new(Target::All, Message::binary(vec![0xff])),
         );
         assert_eq!(&all[30..], &[0, 2, 0xff], "target all: no name; binary");
+        let one = Target::Connection {
+            node: "b".into(),
+            id: ConnectionId::new(9),
+        };
+        let one = encode("a", 7, 44, 0, &Publication::new(one, Message::text("")));
+        let expected: Vec<u8> = [&[3, 0, 1, b'b'][..], &9_u64.to_be_bytes(), &[1]].concat();
+        assert_eq!(
+            &one[30..],
+            expected.as_slice(),
+            "one connection: node, id; empty text"
+        );
     }
 
     fn target() -> impl Strategy<Value = Target> {
@@ -195,6 +215,10 @@ mod tests {
             Just(Target::All),
             "[a-zé:]{0,20}".prop_map(|u| Target::User(u.as_str().into())),
             "[a-z0-9:]{0,20}".prop_map(|g| Target::Group(g.as_str().into())),
+            ("[a-z0-9-]{0,20}", any::<u64>()).prop_map(|(node, id)| Target::Connection {
+                node: node.as_str().into(),
+                id: ConnectionId::new(id),
+            }),
         ]
     }
 

@@ -44,7 +44,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::registry::{Broker, Presence, Publication, Published, Registry};
+use crate::core::{ConnectionId, Message};
+use crate::registry::{Broker, Presence, Publication, Published, Registry, SendToError, Target};
 
 /// How a node joins the cluster. Start from [`ClusterConfig::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,7 +158,8 @@ pub struct ClusterSnapshot {
     pub lag_us: u64,
     /// Connections to Redis made again after a failure.
     pub reconnects: u64,
-    /// Redis commands that failed or timed out.
+    /// Failures talking to Redis: commands that failed or timed out, connections
+    /// refused, subscriptions lost.
     pub errors: u64,
     /// This node has left ([`Cluster::leave`]).
     pub left: bool,
@@ -196,6 +198,18 @@ impl ClusterPresence {
             .map(|(node, _)| node.as_str())
             .collect()
     }
+}
+
+/// Where [`Cluster::send_to`] sent a message.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Routed {
+    /// The connection is on this node: the registry's answer
+    /// ([`Registry::send_to`]: the message handed back on a refusal, **G3**).
+    Local(Result<(), SendToError>),
+    /// The connection is on another node: what became of the publication (only
+    /// that node delivers it, to the connection if it is `Ready` there, **G7**).
+    Remote(Published),
 }
 
 /// What the node's tasks and its broker share.
@@ -387,6 +401,34 @@ impl Cluster {
             nodes.insert(s.config.node.clone(), s.registry.presence());
         }
         ClusterPresence { nodes }
+    }
+
+    /// Sends `message` to the connection `id` on `node` (ids are local to their
+    /// node; the pair names a connection in the cluster): here through the
+    /// registry, elsewhere through Redis, delivered by that node alone.
+    ///
+    /// ```no_run
+    /// # async fn example(cluster: ws_lifecycle::cluster::Cluster) {
+    /// use ws_lifecycle::cluster::Routed;
+    /// use ws_lifecycle::{ConnectionId, Message};
+    ///
+    /// match cluster.send_to("node-b", ConnectionId::new(42), Message::text("just you")) {
+    ///     Routed::Local(result) => println!("here: {result:?}"),
+    ///     Routed::Remote(published) => println!("to node-b: {published:?}"),
+    ///     _ => {}
+    /// }
+    /// # }
+    /// ```
+    pub fn send_to(&self, node: &str, id: ConnectionId, message: Message) -> Routed {
+        if node == self.node() {
+            return Routed::Local(self.shared.registry.send_to(id, message));
+        }
+        let target = Target::Connection {
+            node: node.into(),
+            id,
+        };
+        let broker = QueueBroker(self.shared.clone());
+        Routed::Remote(broker.publish(&Publication::new(target, message)))
     }
 
     /// Listed connections on all nodes: this node's now, the others' as of the last

@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::{mpsc, watch};
 
-use crate::registry::{Presence, Publication};
+use crate::registry::{Presence, Publication, Target};
 
 use super::envelope::{self, Envelope};
 use super::{Shared, View, lock, unix_us};
@@ -262,6 +262,7 @@ pub(super) async fn subscriber(
             receive(&shared, &mut numbering, message.get_payload_bytes());
         }
         shared.subscriber_up.store(false, Ordering::SeqCst);
+        shared.errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(%node, "cluster: subscription lost; reconnecting");
         if !backoff.wait(&mut leaving).await {
             return;
@@ -286,6 +287,11 @@ fn receive(shared: &Shared, numbering: &mut Numbering, bytes: &[u8]) {
     }
     if !numbering.admit(shared, &envelope) {
         return;
+    }
+    if let Target::Connection { node, .. } = &envelope.publication.target {
+        if **node != *shared.config.node {
+            return; // one connection on another node: not ours to deliver
+        }
     }
     let report = shared.registry.deliver_published(&envelope.publication);
     shared.received.fetch_add(1, Ordering::Relaxed);
