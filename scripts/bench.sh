@@ -5,7 +5,8 @@
 #   scripts/bench.sh
 #   scripts/bench.sh --table-only   # rebuild the table from the last run's raw outputs
 #
-# Takes a few minutes on the 2-core reference machine. Environment:
+# Takes a few minutes on the 2-core reference machine (step 6, the cluster, is
+# scripts/cluster_bench.sh: it installs redis-server when missing). Environment:
 #   CARGO_TARGET_DIR   where to build (default: target)
 #   BENCH_E2E_RUNS     loopback runs per server, interleaved (default 3; medians kept)
 #   BENCH_CLIENTS      load generator clients (default 100)
@@ -88,6 +89,12 @@ for run in $(seq "$runs"); do
 done
 cleanup
 pids=()
+
+# 6: the cluster layer against raw Redis pub/sub, in its own script (it installs
+# redis-server when missing, starts its own, and rewrites its own section of
+# docs/performance.md).
+step "6 cluster: cross-node fan-out against raw Redis pub/sub"
+scripts/cluster_bench.sh
 fi
 
 step "results table → docs/performance.md"
@@ -198,3 +205,7 @@ doc.write_text(text)
 print(table)
 EOF
 echo "==> docs/performance.md updated"
+if $table_only && ls "$out"/cluster/run*.json >/dev/null 2>&1; then
+    scripts/cluster_bench.sh --table-only >/dev/null
+    echo "==> docs/performance.md: cluster figures rebuilt from $out/cluster"
+fi
