@@ -289,6 +289,123 @@ async fn presence_converges_and_a_leaving_node_goes_at_once() {
     println!("presence converged in {converged:?}; b gone from the others after {gone:?}");
 }
 
+/// A node that drains leaves the cluster as the drain begins, without a call to
+/// `leave`: its broadcasts are no longer published, the others stop seeing it at
+/// their next heartbeat (deleted, not expired), and a target name too long for an
+/// envelope is refused and counted rather than sent cut short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_node_leaves_the_cluster_at_once() {
+    let redis = RedisServer::start();
+    let (mut a, mut b) = (
+        Node::start(&redis, "a", "t7"),
+        Node::start(&redis, "b", "t7"),
+    );
+    a.connect("ada", None, true);
+    b.connect("bob", None, true);
+    connected(&mut [&mut a, &mut b]).await;
+    until(&mut [&mut a, &mut b], "presence converged", |nodes| {
+        nodes.iter().all(|n| n.cluster.presence().nodes.len() == 2)
+    })
+    .await;
+
+    let long = "u".repeat(70_000);
+    let report = a.registry.send_to_user(&long, Message::text("x"));
+    assert_eq!(report.published, Some(Published::Dropped));
+    assert_eq!(a.cluster.snapshot().dropped, 1);
+
+    let began = Instant::now();
+    let report = b
+        .registry
+        .drain(tokio::time::sleep(Duration::from_millis(50)))
+        .await;
+    assert_eq!(report.closing, 1);
+    assert!(b.cluster.snapshot().left, "draining left the cluster");
+    assert_eq!(
+        b.registry
+            .broadcast(Message::text("after the drain"))
+            .published,
+        Some(Published::Left)
+    );
+    until(&mut [&mut a], "b gone from a's presence", |nodes| {
+        !nodes[0].cluster.presence().nodes.contains_key("b")
+    })
+    .await;
+    let gone = began.elapsed();
+    // Deleted at once (the TTL is 500 ms; the drain itself waited 50 ms).
+    assert!(gone < Duration::from_millis(450), "gone after {gone:?}");
+    println!("a draining node gone from the others' presence after {gone:?}");
+}
+
+/// A node that falls behind the bus (here: `max_lag` of 100 µs, so a burst is
+/// enough) drops its subscription — and the backlog the Redis client would hold
+/// for it without bound — and subscribes afresh: counted as an error, and what it
+/// skipped counted as missed, so received + missed = published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_falls_behind_subscribes_afresh_and_counts_what_it_skipped() {
+    let redis = RedisServer::start();
+    let mut a = Node::start(&redis, "a", "t8");
+    let mut config = config(&redis, "b", "t8");
+    config.max_lag = Duration::from_micros(100);
+    let registry = Registry::open_now();
+    let mut b = Node {
+        cluster: Cluster::start(registry.clone(), config).unwrap(),
+        registry,
+        conns: Vec::new(),
+    };
+    b.connect("bob", None, true);
+    connected(&mut [&mut a, &mut b]).await;
+    const BURST: usize = 20_000;
+    let mut published = 0;
+    for i in 0..BURST {
+        loop {
+            match a
+                .registry
+                .broadcast(Message::text(format!("{i}")))
+                .published
+            {
+                Some(Published::Queued) => break,
+                Some(Published::Dropped) => tokio::time::sleep(Duration::from_millis(1)).await,
+                other => panic!("{other:?}"),
+            }
+        }
+        published += 1;
+        if i % 1_000 == 0 {
+            b.collect(); // keep b's outbox under its budget
+        }
+    }
+    // Gaps are seen by what follows them: markers until one arrives after b is
+    // subscribed again.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        a.registry.broadcast(Message::text("marker"));
+        published += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        b.collect();
+        let snapshot = b.cluster.snapshot();
+        let got = b.conns[0].got.len() as u64;
+        if snapshot.connected && got + snapshot.missed == published {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "received {got} + missed {} != published {published}: {snapshot:?}",
+            snapshot.missed
+        );
+    }
+    let snapshot = b.cluster.snapshot();
+    assert!(
+        snapshot.errors >= 1,
+        "fell behind at least once: {snapshot:?}"
+    );
+    assert!(snapshot.reconnects >= 1, "{snapshot:?}");
+    println!(
+        "b fell behind {} times; received {}, missed {} of {published}",
+        snapshot.errors,
+        b.conns[0].got.len(),
+        snapshot.missed
+    );
+}
+
 /// Redis killed mid-run: every node keeps delivering to its own connections, sees
 /// the failure (`connected: false`, errors counted), and — once Redis is back —
 /// cross-node delivery resumes. What was published during the outage is held in

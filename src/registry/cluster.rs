@@ -142,6 +142,12 @@ pub trait Broker: Send + Sync + 'static {
     /// Hands `publication` to the other nodes, in order behind this node's earlier
     /// ones. Must return at once: queue it, or refuse it (and count the refusal).
     fn publish(&self, publication: &Publication) -> Published;
+
+    /// The registry has begun to drain ([`Registry::drain`]): this node should stop
+    /// being a delivery target and withdraw its presence now, without waiting (the
+    /// drain goes on at once; its connections close 1001 as on a single node).
+    /// Called once, from the first drain. The default does nothing.
+    fn draining(&self) {}
 }
 
 impl Registry {

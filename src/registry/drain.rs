@@ -82,6 +82,11 @@ impl Registry {
         if let Some(drain) = self.core.lock().drain.as_mut() {
             drain.closing = closing;
         }
+        // Across a cluster: this node stops being a delivery target and its presence
+        // goes at once (the broker must not wait, as for a publication).
+        if let Some(broker) = self.core.broker.get() {
+            broker.draining();
+        }
         tracing::info!(listed = targets.len(), closing, "registry draining");
         closing
     }

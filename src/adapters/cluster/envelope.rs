@@ -60,7 +60,25 @@ pub(crate) fn encode(
     out
 }
 
-/// [`encode`], into `out` (cleared first): the publisher reuses one buffer.
+/// The longest node name an envelope carries (a one-byte length).
+pub(crate) const MAX_NODE: usize = u8::MAX as usize;
+
+/// The longest target name an envelope carries (a two-byte length).
+pub(crate) const MAX_TARGET: usize = u16::MAX as usize;
+
+/// Whether `publication`'s target fits an envelope (the broker refuses one that
+/// does not, rather than send it to a name cut short).
+pub(crate) fn fits(publication: &Publication) -> bool {
+    match &publication.target {
+        Target::User(name) | Target::Group(name) => name.len() <= MAX_TARGET,
+        Target::Connection { node, .. } => node.len() <= MAX_NODE,
+        _ => true,
+    }
+}
+
+/// [`encode`], into `out` (cleared first): the publisher reuses one buffer. The
+/// node name and the target must fit (`Cluster::start` checks the name, the broker
+/// [`fits`]); were they longer they would be cut.
 pub(crate) fn encode_into(
     out: &mut Vec<u8>,
     node: &str,
@@ -70,14 +88,14 @@ pub(crate) fn encode_into(
     publication: &Publication,
 ) {
     out.clear();
-    let name = &node.as_bytes()[..node.len().min(255)];
+    let name = &node.as_bytes()[..node.len().min(MAX_NODE)];
     let (target, target_name, id): (u8, &[u8], Option<u64>) = match &publication.target {
         Target::User(user) => (1, user.as_bytes(), None),
         Target::Group(group) => (2, group.as_bytes(), None),
         Target::Connection { node, id } => (3, node.as_bytes(), Some(id.get())),
         _ => (0, &[], None),
     };
-    let target_name = &target_name[..target_name.len().min(u16::MAX as usize)];
+    let target_name = &target_name[..target_name.len().min(MAX_TARGET)];
     let (kind, payload): (u8, &[u8]) = match &publication.message {
         Message::Text(text) => (1, text.as_bytes()),
         Message::Binary(bytes) => (2, bytes),

@@ -24,7 +24,12 @@
 //!   by the other nodes within two heartbeats, a node that dies without a word
 //!   disappears within the TTL.
 //! - **Leave.** [`Cluster::leave`] (before a drain) stops publishing and
-//!   receiving and deletes this node's presence at once.
+//!   receiving and deletes this node's presence at once; a [`Registry::drain`]
+//!   does the same as it begins ([`Broker::draining`]), without waiting.
+//! - **Bounds.** A node that falls [`ClusterConfig::max_lag`] behind the bus drops
+//!   its subscription and its backlog and subscribes afresh (what it skipped is
+//!   counted in `missed`); the subscription is pinged every heartbeat, so a
+//!   connection gone silent is made again.
 //!
 //! Why the `redis` crate (0.32, tokio): it is the ecosystem's most used Redis client,
 //! its multiplexed connection pipelines commands in order on one socket (what
@@ -34,6 +39,7 @@
 //! Rust 1.88; the crate's MSRV is 1.85.)
 
 mod envelope;
+mod numbering;
 mod tasks;
 
 use std::collections::BTreeMap;
@@ -76,6 +82,13 @@ pub struct ClusterConfig {
     pub backoff_min: Duration,
     /// The longest wait between reconnection attempts. Default: 2 s.
     pub backoff_max: Duration,
+    /// How far this node may fall behind the bus: when a publication is received
+    /// this much later than the quickest from its node (so a constant difference
+    /// between the nodes' clocks does not count), this node drops its subscription
+    /// — and the backlog the Redis client holds for it, which is not otherwise
+    /// bounded — and subscribes afresh; what it skipped is counted in
+    /// [`ClusterSnapshot::missed`]. Default: 5 s.
+    pub max_lag: Duration,
 }
 
 impl ClusterConfig {
@@ -96,7 +109,32 @@ impl ClusterConfig {
             command_timeout: Duration::from_secs(1),
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
+            max_lag: Duration::from_secs(5),
         }
+    }
+
+    /// What `start` refuses: a node name Redis envelopes cannot carry, timings that
+    /// cannot work.
+    fn check(&self) -> Result<(), ClusterError> {
+        let problem = if self.node.is_empty() || self.node.len() > envelope::MAX_NODE {
+            format!(
+                "the node's name must be 1 to {} bytes, not {}",
+                envelope::MAX_NODE,
+                self.node.len()
+            )
+        } else if self.heartbeat.is_zero() || self.command_timeout.is_zero() {
+            "heartbeat and command_timeout must be longer than zero".to_owned()
+        } else if self.presence_ttl <= self.heartbeat {
+            format!(
+                "presence_ttl ({:?}) must be longer than the heartbeat ({:?}), or live nodes' presence expires between beats",
+                self.presence_ttl, self.heartbeat
+            )
+        } else if self.max_lag.is_zero() {
+            "max_lag must be longer than zero".to_owned()
+        } else {
+            return Ok(());
+        };
+        Err(ClusterError::Config(problem))
     }
 
     fn channel(&self) -> String {
@@ -122,6 +160,9 @@ pub enum ClusterError {
     /// The registry has a broker already.
     #[error("the registry is attached to a broker already")]
     Attached,
+    /// The configuration cannot work (the message says which field and why).
+    #[error("invalid cluster configuration: {0}")]
+    Config(String),
 }
 
 /// The cluster as this node sees it: its own counters and state, for `/stats` and
@@ -138,7 +179,9 @@ pub struct ClusterSnapshot {
     pub nodes: Vec<String>,
     /// Publications sent to Redis.
     pub published: u64,
-    /// Publications refused because the queue was full (Redis unreachable or slow).
+    /// Publications refused: the queue was full (Redis unreachable or slow), or the
+    /// target's name was too long for an envelope; and, on leaving with Redis
+    /// unreachable, the queued ones that could not be sent.
     pub dropped: u64,
     /// Publications waiting in the queue now.
     pub queued: usize,
@@ -159,7 +202,8 @@ pub struct ClusterSnapshot {
     /// Connections to Redis made again after a failure.
     pub reconnects: u64,
     /// Failures talking to Redis: commands that failed or timed out, connections
-    /// refused, subscriptions lost.
+    /// refused, subscriptions lost or dropped for falling behind
+    /// ([`ClusterConfig::max_lag`]), envelopes that could not be read.
     pub errors: u64,
     /// This node has left ([`Cluster::leave`]).
     pub left: bool,
@@ -268,6 +312,15 @@ impl Broker for QueueBroker {
         if shared.left.load(Ordering::SeqCst) {
             return Published::Left;
         }
+        if !envelope::fits(publication) {
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                node = %shared.config.node,
+                max = envelope::MAX_TARGET,
+                "cluster: publication dropped: its target's name is too long for an envelope"
+            );
+            return Published::Dropped;
+        }
         match shared.queue.try_send(publication.clone()) {
             Ok(()) => Published::Queued,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -284,6 +337,20 @@ impl Broker for QueueBroker {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Published::Left,
         }
+    }
+
+    /// The registry drains: leave at once (the tasks stop publishing and
+    /// receiving, the heartbeat deletes this node's presence), without waiting.
+    fn draining(&self) {
+        self.0.begin_leaving();
+    }
+}
+
+impl Shared {
+    /// From now on publications are refused and the tasks wind down.
+    fn begin_leaving(&self) {
+        self.left.store(true, Ordering::SeqCst);
+        let _ = self.leave.send(true);
     }
 }
 
@@ -306,7 +373,17 @@ impl Cluster {
     /// (on the current tokio runtime) that connect to Redis — in the background:
     /// this returns at once, whether or not Redis is reachable, and the node serves
     /// its own connections meanwhile.
+    ///
+    /// Refused: an invalid URL, a registry already attached, or a configuration
+    /// that cannot work ([`ClusterError::Config`]: a node name empty or over 255
+    /// bytes, a zero heartbeat or timeout, a presence TTL not longer than the
+    /// heartbeat).
+    ///
+    /// The tasks hold the registry: they stop when the node leaves
+    /// ([`leave`](Self::leave), or [`Registry::drain`]), not when the last
+    /// `Cluster` handle is dropped.
     pub fn start(registry: Registry, config: ClusterConfig) -> Result<Cluster, ClusterError> {
+        config.check()?;
         let client = redis::Client::open(config.url.as_str())
             .map_err(|error| ClusterError::Url(error.to_string()))?;
         let (queue, receiver) = mpsc::channel(config.queue.max(1));
@@ -446,7 +523,8 @@ impl Cluster {
         own + others
     }
 
-    /// Leaves the cluster, before a drain, and returns once done: publications are
+    /// Leaves the cluster, before a drain (which also leaves, without waiting), and
+    /// returns once done: publications are
     /// refused from now on ([`Published::Left`]); those queued are sent; the
     /// subscription ends — this node is no longer a delivery target — and its
     /// presence is deleted (by the heartbeat task, which alone writes it, so no
@@ -455,8 +533,7 @@ impl Cluster {
     /// expires by its TTL.
     pub async fn leave(&self) {
         let s = &self.shared;
-        s.left.store(true, Ordering::SeqCst);
-        let _ = s.leave.send(true);
+        s.begin_leaving();
         let all_ended = async {
             loop {
                 let notified = s.finish.notified();
@@ -490,4 +567,52 @@ fn unix_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(change: impl FnOnce(&mut ClusterConfig)) -> String {
+        let mut config = ClusterConfig::new("redis://127.0.0.1:1", "node");
+        change(&mut config);
+        match config.check() {
+            Err(ClusterError::Config(problem)) => problem,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn configurations_that_cannot_work_are_refused_with_the_reason() {
+        assert!(
+            ClusterConfig::new("redis://127.0.0.1:1", "node")
+                .check()
+                .is_ok()
+        );
+        assert!(refused(|c| c.node.clear()).contains("node's name"));
+        assert!(refused(|c| c.node = "n".repeat(256)).contains("not 256"));
+        assert!(refused(|c| c.heartbeat = Duration::ZERO).contains("heartbeat"));
+        assert!(refused(|c| c.command_timeout = Duration::ZERO).contains("command_timeout"));
+        assert!(refused(|c| c.presence_ttl = c.heartbeat).contains("presence_ttl"));
+        assert!(refused(|c| c.max_lag = Duration::ZERO).contains("max_lag"));
+        let mut longest = ClusterConfig::new("redis://127.0.0.1:1", "n".repeat(255));
+        longest.max_lag = Duration::from_millis(1);
+        assert!(longest.check().is_ok());
+    }
+
+    #[test]
+    fn a_target_too_long_for_an_envelope_is_refused_not_cut() {
+        let text = || Message::text("m");
+        let named = |n: usize| Target::User("u".repeat(n).as_str().into());
+        assert!(envelope::fits(&Publication::new(named(65_535), text())));
+        assert!(!envelope::fits(&Publication::new(named(65_536), text())));
+        let group = Target::Group("g".repeat(65_536).as_str().into());
+        assert!(!envelope::fits(&Publication::new(group, text())));
+        let far = |n: usize| Target::Connection {
+            node: "n".repeat(n).as_str().into(),
+            id: ConnectionId::new(1),
+        };
+        assert!(envelope::fits(&Publication::new(far(255), text())));
+        assert!(!envelope::fits(&Publication::new(far(256), text())));
+    }
 }

@@ -4,7 +4,7 @@
 //! and the heartbeat, the only writer of this node's presence, deletes it — so no
 //! heartbeat in flight can write it back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::registry::{Presence, Publication, Target};
 
-use super::envelope::{self, Envelope};
+use super::envelope;
+use super::numbering::{Admitted, Numbering};
 use super::{Shared, View, lock, unix_us};
 
 /// Publications sent in one pipeline at most.
@@ -94,8 +95,10 @@ impl Drop for Finished<'_> {
 
 /// Sends the queue to the channel, in order, in pipelines of up to `BATCH`; a
 /// pipeline that failed is sent again, whole and with its numbers, after the
-/// reconnection (receivers drop what they already have). Leaving, it sends what is
-/// queued and stops.
+/// reconnection (receivers drop what they already have), stamped with the time it
+/// is sent again (a receiver's lag is time on the bus, not the outage). Leaving, it
+/// sends what is queued and stops; with Redis unreachable, what it could not send
+/// is counted in `dropped` and logged.
 pub(super) async fn publisher(
     shared: Arc<Shared>,
     client: redis::Client,
@@ -106,17 +109,30 @@ pub(super) async fn publisher(
     let node = shared.config.node.clone();
     let channel = shared.config.channel();
     let mut backoff = Backoff::new(&shared);
-    // The pipeline being sent (kept whole until it succeeds) and how many
-    // publications it holds; one buffer to encode each into.
-    let mut batch = redis::pipe();
-    let mut batched = 0_usize;
+    // The publications being sent, with their numbers (kept until they are sent),
+    // the pipeline they are encoded into and one buffer to encode each into.
+    let mut batch: Vec<(u64, Publication)> = Vec::with_capacity(BATCH);
+    let mut pipe = redis::pipe();
     let mut scratch = Vec::new();
     let mut seq = 0_u64;
     let mut connected_before = false;
+    let abandon = |batch: &mut Vec<(u64, Publication)>, queue: &mut mpsc::Receiver<Publication>| {
+        queue.close();
+        let mut lost = batch.len() as u64;
+        batch.clear();
+        while queue.try_recv().is_ok() {
+            lost += 1;
+        }
+        if lost > 0 {
+            shared.dropped.fetch_add(lost, Ordering::Relaxed);
+            tracing::warn!(%node, lost, "cluster: left with Redis unreachable; queued publications dropped");
+        }
+        shared.publisher_up.store(false, Ordering::SeqCst);
+    };
     loop {
         let Some(mut connection) = connect(&shared, &client).await else {
             if !backoff.wait(&mut leaving).await && *leaving.borrow() {
-                return; // leaving, and Redis unreachable: what is queued is dropped
+                return abandon(&mut batch, &mut queue);
             }
             continue;
         };
@@ -127,7 +143,7 @@ pub(super) async fn publisher(
         tracing::info!(%node, "cluster: publishing to Redis");
         backoff.reset();
         loop {
-            if batched == 0 {
+            if batch.is_empty() {
                 let first = if *leaving.borrow() {
                     queue.close(); // leaving: send what is queued, then stop
                     queue.recv().await
@@ -141,80 +157,61 @@ pub(super) async fn publisher(
                     shared.publisher_up.store(false, Ordering::SeqCst);
                     return;
                 };
-                batch.clear();
                 let mut next = Some(first);
                 while let Some(publication) = next.take() {
                     seq += 1;
-                    let (incarnation, at) = (shared.incarnation, unix_us());
-                    envelope::encode_into(&mut scratch, &node, incarnation, seq, at, &publication);
-                    batch
-                        .cmd("PUBLISH")
-                        .arg(&channel)
-                        .arg(scratch.as_slice())
-                        .ignore();
-                    batched += 1;
-                    if batched < BATCH {
+                    batch.push((seq, publication));
+                    if batch.len() < BATCH {
                         next = queue.try_recv().ok();
                     }
                 }
             }
-            match bounded(&shared, batch.query_async::<()>(&mut connection)).await {
+            pipe.clear();
+            let at = unix_us();
+            for (seq, publication) in &batch {
+                let incarnation = shared.incarnation;
+                envelope::encode_into(&mut scratch, &node, incarnation, *seq, at, publication);
+                pipe.cmd("PUBLISH")
+                    .arg(&channel)
+                    .arg(scratch.as_slice())
+                    .ignore();
+            }
+            match bounded(&shared, pipe.query_async::<()>(&mut connection)).await {
                 Ok(()) => {
                     shared
                         .published
-                        .fetch_add(batched as u64, Ordering::Relaxed);
-                    batched = 0;
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    batch.clear();
                 }
                 Err(error) => {
                     shared.errors.fetch_add(1, Ordering::Relaxed);
                     shared.publisher_up.store(false, Ordering::SeqCst);
-                    tracing::warn!(%node, %error, held = batched, "cluster: publishing failed; reconnecting");
+                    tracing::warn!(%node, %error, held = batch.len(), "cluster: publishing failed; reconnecting");
                     break;
                 }
             }
         }
         if !backoff.wait(&mut leaving).await && *leaving.borrow() {
-            return;
+            return abandon(&mut batch, &mut queue);
         }
     }
 }
 
-/// The numbering seen per publishing node: its incarnation and the last number.
-/// (Looked up by `&str`: a node's name is allocated once, not per message.)
-#[derive(Default)]
-struct Numbering {
-    last: HashMap<String, (u64, u64)>,
-}
-
-impl Numbering {
-    /// True if `envelope` is new; counts a gap before it as missed.
-    fn admit(&mut self, shared: &Shared, envelope: &Envelope<'_>) -> bool {
-        let numbers = (envelope.incarnation, envelope.seq);
-        let Some(last) = self.last.get_mut(envelope.node) else {
-            // The first seen of this node: nothing before it is owed (it may have
-            // published before this node subscribed).
-            self.last.insert(envelope.node.to_owned(), numbers);
-            return true;
-        };
-        if last.0 == envelope.incarnation {
-            if envelope.seq <= last.1 {
-                return false; // sent again after a failed pipeline
-            }
-            let gap = envelope.seq - last.1 - 1;
-            if gap > 0 {
-                shared.missed.fetch_add(gap, Ordering::Relaxed);
-                tracing::warn!(
-                    node = %shared.config.node, from = %envelope.node, missed = gap,
-                    "cluster: publications missed (sent while this node was not subscribed)"
-                );
-            }
-        }
-        *last = numbers;
-        true
-    }
+/// Why a subscription ended.
+enum Ended {
+    /// The node is leaving.
+    Leaving,
+    /// The connection closed, or did not answer a ping.
+    Lost(String),
+    /// This node fell `max_lag` behind: the backlog is dropped with it.
+    Behind(Duration),
 }
 
 /// Subscribes to the channel and delivers the other nodes' publications here.
+/// Every heartbeat it pings Redis on the subscription (a connection that went
+/// silent — a partition, a failover — would otherwise leave the node deaf); a
+/// node that falls [`max_lag`](super::ClusterConfig::max_lag) behind subscribes
+/// afresh (the client's backlog is not bounded otherwise).
 pub(super) async fn subscriber(
     shared: Arc<Shared>,
     client: redis::Client,
@@ -230,9 +227,9 @@ pub(super) async fn subscriber(
         let subscribed = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
-            Ok(pubsub)
+            Ok(pubsub.split())
         };
-        let mut pubsub = match bounded(&shared, subscribed).await {
+        let (mut sink, mut messages) = match bounded(&shared, subscribed).await {
             Ok(pubsub) => pubsub,
             Err(error) => {
                 shared.errors.fetch_add(1, Ordering::Relaxed);
@@ -249,21 +246,43 @@ pub(super) async fn subscriber(
         shared.subscriber_up.store(true, Ordering::SeqCst);
         tracing::info!(%node, "cluster: subscribed");
         backoff.reset();
-        let mut messages = pubsub.on_message();
-        loop {
+        let period = shared.config.heartbeat;
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let ended = loop {
             let message = tokio::select! {
                 message = messages.next() => message,
-                _ = leaving.changed() => {
-                    shared.subscriber_up.store(false, Ordering::SeqCst);
-                    return; // dropping the connection ends the subscription
-                }
+                _ = ping.tick() => match bounded(&shared, sink.ping::<redis::Value>()).await {
+                    Ok(_) => continue,
+                    Err(error) => break Ended::Lost(format!("ping: {error}")),
+                },
+                _ = leaving.changed() => break Ended::Leaving,
             };
-            let Some(message) = message else { break };
-            receive(&shared, &mut numbering, message.get_payload_bytes());
-        }
+            let Some(message) = message else {
+                break Ended::Lost("connection closed".to_owned());
+            };
+            let behind = receive(&shared, &mut numbering, message.get_payload_bytes());
+            if behind > shared.config.max_lag {
+                break Ended::Behind(behind);
+            }
+        };
         shared.subscriber_up.store(false, Ordering::SeqCst);
-        shared.errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(%node, "cluster: subscription lost; reconnecting");
+        match ended {
+            // Dropping the connection ends the subscription.
+            Ended::Leaving => return,
+            Ended::Lost(error) => {
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%node, %error, "cluster: subscription lost; reconnecting");
+            }
+            Ended::Behind(behind) => {
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    %node, ?behind,
+                    "cluster: fell behind the bus; its backlog dropped, subscribing afresh (what is skipped is counted as missed)"
+                );
+            }
+        }
+        drop((sink, messages));
         if !backoff.wait(&mut leaving).await {
             return;
         }
@@ -272,25 +291,35 @@ pub(super) async fn subscriber(
 
 /// One envelope from the channel: this node's own are skipped (delivered here when
 /// published), repeats dropped, the rest delivered to the connections `Ready` here
-/// (**G7** at this node: the same fan-out as a local broadcast).
-fn receive(shared: &Shared, numbering: &mut Numbering, bytes: &[u8]) {
+/// (**G7** at this node: the same fan-out as a local broadcast). How far behind the
+/// quickest from its node it came.
+fn receive(shared: &Shared, numbering: &mut Numbering, bytes: &[u8]) -> Duration {
     let envelope = match envelope::decode(bytes) {
         Ok(envelope) => envelope,
         Err(error) => {
             shared.errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(node = %shared.config.node, %error, "cluster: unreadable envelope");
-            return;
+            return Duration::ZERO;
         }
     };
     if envelope.node == shared.config.node && envelope.incarnation == shared.incarnation {
-        return;
+        return Duration::ZERO;
     }
-    if !numbering.admit(shared, &envelope) {
-        return;
+    let now = unix_us();
+    let (admitted, behind) = numbering.admit(&envelope, now);
+    let Admitted::New { missed } = admitted else {
+        return Duration::from_micros(behind);
+    };
+    if missed > 0 {
+        shared.missed.fetch_add(missed, Ordering::Relaxed);
+        tracing::warn!(
+            node = %shared.config.node, from = %envelope.node, missed,
+            "cluster: publications missed (sent while this node was not subscribed)"
+        );
     }
     if let Target::Connection { node, .. } = &envelope.publication.target {
         if **node != *shared.config.node {
-            return; // one connection on another node: not ours to deliver
+            return Duration::from_micros(behind); // one connection elsewhere: not ours
         }
     }
     let report = shared.registry.deliver_published(&envelope.publication);
@@ -304,6 +333,7 @@ fn receive(shared: &Shared, numbering: &mut Numbering, bytes: &[u8]) {
     }
     let lag = unix_us().saturating_sub(envelope.at_us);
     shared.lag_us.store(lag, Ordering::Relaxed);
+    Duration::from_micros(behind)
 }
 
 /// Every heartbeat: writes this node's presence (expiring after the TTL) and reads
@@ -332,7 +362,16 @@ pub(super) async fn heartbeat(
         let Some(conn) = connection.as_mut() else {
             continue;
         };
-        match beat(&shared, conn).await {
+        // A beat in flight is abandoned when the node leaves: `leave` waits for the
+        // deletion, which goes on the same connection behind what was sent.
+        let beaten = tokio::select! {
+            beaten = beat(&shared, conn) => beaten,
+            _ = leaving.changed() => {
+                forget(&shared, connection.as_mut()).await;
+                return;
+            }
+        };
+        match beaten {
             Ok(nodes) => {
                 let connections = (nodes.iter())
                     .filter(|(node, _)| **node != shared.config.node)
