@@ -83,36 +83,32 @@ impl Args {
             only: None,
             json: None,
         };
-        let mut args = std::env::args().skip(1);
-        while let Some(flag) = args.next() {
-            if flag == "--help" || flag == "-h" {
-                return Err(USAGE.to_owned());
-            }
-            let value = args
-                .next()
-                .ok_or(format!("{flag} needs a value\n{USAGE}"))?;
-            let num = |v: &str| -> Result<usize, String> {
-                v.parse()
-                    .map_err(|e| format!("bad {flag} {v:?}: {e}\n{USAGE}"))
-            };
-            match flag.as_str() {
-                "--redis" => a.redis = value,
-                "--messages" => a.messages = num(&value)?.max(1),
-                "--payload" => a.payload = num(&value)?.max(16),
+        flags::each_flag(USAGE, |flag| {
+            match flag.name {
+                "--redis" => a.redis = flag.value,
+                "--messages" => a.messages = flag.num()?.max(1),
+                "--payload" => a.payload = flag.num()?.max(16),
                 "--receivers" => {
-                    a.receivers = (value.split(','))
-                        .map(|k| num(k).map(|k| k.max(1)))
+                    a.receivers = (flag.value.split(','))
+                        .map(|k| {
+                            (k.parse::<usize>())
+                                .map(|k| k.max(1))
+                                .map_err(|e| format!("bad --receivers {k:?}: {e}\n{USAGE}"))
+                        })
                         .collect::<Result<_, _>>()?
                 }
-                "--latency-messages" => a.latency_messages = num(&value)?.max(1),
-                "--rate" => a.rate = num(&value)?.max(1) as u64,
-                "--warmup" => a.warmup = num(&value)?,
-                "--raw-first" => a.raw_first = num(&value)? != 0,
-                "--only" if value == "raw" || value == "cluster" => a.only = Some(value),
-                "--json" => a.json = Some(value),
-                _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+                "--latency-messages" => a.latency_messages = flag.num()?.max(1),
+                "--rate" => a.rate = flag.num()?.max(1) as u64,
+                "--warmup" => a.warmup = flag.num()?,
+                "--raw-first" => a.raw_first = flag.num()? != 0,
+                "--only" if flag.value == "raw" || flag.value == "cluster" => {
+                    a.only = Some(flag.value)
+                }
+                "--json" => a.json = Some(flag.value),
+                _ => return Err(flag.unknown()),
             }
-        }
+            Ok(())
+        })?;
         if a.redis.is_empty() {
             return Err(format!("--redis is required\n{USAGE}"));
         }
@@ -553,3 +549,6 @@ async fn main() {
         std::fs::write(path, serde_json::to_string_pretty(&summary).unwrap()).expect("json");
     }
 }
+
+#[path = "common/flags.rs"]
+mod flags;

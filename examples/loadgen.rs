@@ -82,34 +82,24 @@ impl Args {
             label: String::new(),
             hold: 0,
         };
-        let mut args = std::env::args().skip(1);
-        while let Some(flag) = args.next() {
-            if flag == "--help" || flag == "-h" {
-                return Err(USAGE.to_owned());
+        flags::each_flag(USAGE, |flag| {
+            match flag.name {
+                "--url" => a.url = flag.value,
+                "--clients" => a.clients = flag.num()?.max(1),
+                "--messages" => a.messages = flag.num()?,
+                "--payload" => a.payload = flag.num()?,
+                "--duration" => a.duration = Duration::from_secs(flag.num()? as u64),
+                "--secret" => a.secret = flag.value,
+                "--window" => a.window = flag.num()?.max(1),
+                "--connect-concurrency" => a.connect_concurrency = flag.num()?.max(1),
+                "--timeout" => a.timeout = Duration::from_secs(flag.num()?.max(1) as u64),
+                "--json" => a.json = Some(flag.value),
+                "--label" => a.label = flag.value,
+                "--hold" => a.hold = flag.num()? as u64,
+                _ => return Err(flag.unknown()),
             }
-            let value = args
-                .next()
-                .ok_or(format!("{flag} needs a value\n{USAGE}"))?;
-            let num = |v: &str| -> Result<usize, String> {
-                v.parse()
-                    .map_err(|e| format!("bad {flag} {v:?}: {e}\n{USAGE}"))
-            };
-            match flag.as_str() {
-                "--url" => a.url = value,
-                "--clients" => a.clients = num(&value)?.max(1),
-                "--messages" => a.messages = num(&value)?,
-                "--payload" => a.payload = num(&value)?,
-                "--duration" => a.duration = Duration::from_secs(num(&value)? as u64),
-                "--secret" => a.secret = value,
-                "--window" => a.window = num(&value)?.max(1),
-                "--connect-concurrency" => a.connect_concurrency = num(&value)?.max(1),
-                "--timeout" => a.timeout = Duration::from_secs(num(&value)?.max(1) as u64),
-                "--json" => a.json = Some(value),
-                "--label" => a.label = value,
-                "--hold" => a.hold = num(&value)? as u64,
-                _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
-            }
-        }
+            Ok(())
+        })?;
         Ok(a)
     }
 }
@@ -495,3 +485,6 @@ async fn main() {
         }
     }
 }
+
+#[path = "common/flags.rs"]
+mod flags;
