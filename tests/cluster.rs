@@ -10,7 +10,10 @@
 //!   failure is counted and shown (`connected: false`), cross-node delivery
 //!   resumes; a node that dies without a word (its runtime dropped) disappears from
 //!   presence within the TTL; a node that leaves disappears at once and is no
-//!   longer a target; a subscriber that stops reading does not slow anyone.
+//!   longer a target, and so does a node that drains; a subscriber that stops
+//!   reading does not slow anyone; a node that falls behind subscribes afresh and
+//!   counts what it skipped; a subscription whose connection goes silent is found
+//!   by its ping and made again.
 #![cfg(all(feature = "redis", target_os = "linux"))]
 
 #[path = "support/redis.rs"]
@@ -404,6 +407,124 @@ async fn a_node_that_falls_behind_subscribes_afresh_and_counts_what_it_skipped()
         b.conns[0].got.len(),
         snapshot.missed
     );
+}
+
+/// A TCP proxy to Redis whose open connections can be silenced: nothing forwarded
+/// either way and nothing closed, as a partition or a failover leaves a connection;
+/// connections made afterwards are forwarded.
+struct SilencingProxy {
+    port: u16,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SilencingProxy {
+    async fn start(redis: &RedisServer) -> SilencingProxy {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let generation = Arc::new(AtomicU64::new(0));
+        let upstream = format!("127.0.0.1:{}", redis.port());
+        let current = generation.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let born = current.load(Ordering::SeqCst);
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                for (mut from, mut to) in [(client_read, server_write), (server_read, client_write)]
+                {
+                    let current = current.clone();
+                    tokio::spawn(async move {
+                        let mut buf = vec![0; 16 * 1024];
+                        loop {
+                            let n = match from.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if current.load(Ordering::SeqCst) != born {
+                                // Silenced: hold both ends open, pass nothing on.
+                                let _held = (&from, &to);
+                                std::future::pending::<()>().await;
+                            }
+                            if to.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        SilencingProxy { port, generation }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Every connection open now goes silent.
+    fn silence(&self) {
+        (self.generation).fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A subscription whose connection goes silent (no data, no close: nothing a
+/// reader of it would ever notice) is found by the ping every heartbeat and made
+/// again: the node hears the others again within a heartbeat and the command
+/// timeout, and counts the loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_gone_silent_is_found_and_made_again() {
+    let redis = RedisServer::start();
+    let proxy = SilencingProxy::start(&redis).await;
+    let mut a = Node::start(&redis, "a", "t9");
+    let mut config = config(&redis, "b", "t9");
+    config.url = proxy.url();
+    let registry = Registry::open_now();
+    let mut b = Node {
+        cluster: Cluster::start(registry.clone(), config).unwrap(),
+        registry,
+        conns: Vec::new(),
+    };
+    a.connect("ada", None, true);
+    b.connect("bob", None, true);
+    connected(&mut [&mut a, &mut b]).await;
+    a.registry.broadcast(Message::text("before"));
+    until(&mut [&mut a, &mut b], "before", |n| {
+        n[1].conns[0].got == ["before"]
+    })
+    .await;
+
+    proxy.silence();
+    let silenced = Instant::now();
+    let errors_before = b.cluster.snapshot().errors;
+    let deadline = silenced + Duration::from_secs(5);
+    let mut i = 0;
+    loop {
+        a.registry.broadcast(Message::text(format!("after-{i}")));
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        b.collect();
+        if b.conns[0].got.len() > 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "b deaf 5 s after its connections went silent: {:?}",
+            b.cluster.snapshot()
+        );
+    }
+    let heard = silenced.elapsed();
+    // A heartbeat (100 ms) and the command timeout (500 ms) to notice, a backoff
+    // (50 ms) and a subscription to recover.
+    assert!(
+        heard < Duration::from_secs(2),
+        "heard again after {heard:?}"
+    );
+    assert!(b.cluster.snapshot().errors > errors_before);
+    println!("b heard the others again {heard:?} after its connections went silent");
 }
 
 /// Redis killed mid-run: every node keeps delivering to its own connections, sees
