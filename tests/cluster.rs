@@ -214,6 +214,10 @@ async fn users_and_groups_are_reached_across_nodes() {
         ids[0]
     };
     assert!(b.registry.leave(id, "room"));
+    // carol joins after the room has been written to: membership is read at each
+    // delivery, here, not when anything was published.
+    let carol = b.registry.connections_of("carol")[0];
+    b.registry.join(carol, "room").unwrap();
     a.registry
         .send_to_group("room", Message::text("after leaving"));
     a.registry.broadcast(Message::text("marker"));
@@ -222,7 +226,11 @@ async fn users_and_groups_are_reached_across_nodes() {
     })
     .await;
     assert_eq!(b.conns[bob_phone].got, ["psst", "to the room", "marker"]);
-    assert_eq!(b.conns[1].got, ["marker"], "carol: only the broadcast");
+    assert_eq!(
+        b.conns[1].got,
+        ["after leaving", "marker"],
+        "carol: the room since she joined, and the broadcast"
+    );
     assert_eq!(a.conns[0].got, ["marker"], "ada: only the broadcast");
 }
 
