@@ -51,6 +51,8 @@ cargo bench --quiet --bench footprint | tee "$out/footprint.txt"
 step "4 fan-out"
 cargo bench --quiet --bench fanout -- --warm-up-time 1 --measurement-time 5 --noplot |
     tee "$out/fanout.txt"
+step "4b the cluster heartbeat's presence copy against the registry's lock"
+cargo bench --quiet --bench presence_lock | tee "$out/presence_lock.txt"
 
 step "5 end to end on loopback"
 bin=$target/release/examples
@@ -172,6 +174,12 @@ for mode in ("parked", "polled"):
 naive = median_ns("fanout", "naive_queues", "polled") / 10_000
 t = median_ns("fanout", "tokio_broadcast", "polled") / 10_000
 row("4 fan-out, naive per-queue push (reference)", "—", f"{naive:.1f} ns/delivery", f"{t / naive:.2f}× tokio's speed", "(calibration)", "—")
+presence = {}
+for line in (out / "presence_lock.txt").read_text().splitlines():
+    if line.startswith("RESULT "):
+        _, name, value, _unit = line.split(maxsplit=3)
+        presence[name] = float(value)
+row("4b presence() at 100 000 users: longest lock wait", f"{presence['presence_lock_wait_ms']:.2f} ms", f"the call itself {presence['presence_call_ms']:.1f} ms", "—", "(no target)", "—")
 c_tp = e2e("chat", "load", ["deliveries_per_second"])
 b_tp = e2e("baseline", "load", ["deliveries_per_second"])
 row(f"5 loopback throughput ({clients} clients × {messages} says)", f"{c_tp:,.0f} msg/s", f"axum baseline {b_tp:,.0f} msg/s", f"{c_tp / b_tp:.2f}×", "≥ 0.95×", verdict(c_tp / b_tp >= 0.95))

@@ -184,8 +184,10 @@ impl Registry {
         }
     }
 
-    /// Who is on this node now (see [`Presence`]); one pass over the indexes under
-    /// the registry's lock.
+    /// Who is on this node now (see [`Presence`]). Under the registry's lock it
+    /// only counts and takes a reference to each name (the cluster's heartbeat calls
+    /// this every beat: at 100 000 users, building the maps under the lock held
+    /// every broadcast up for ~20 ms); the maps are built after.
     ///
     /// ```
     /// use std::time::Instant;
@@ -203,17 +205,27 @@ impl Registry {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn presence(&self) -> Presence {
-        let index = self.core.lock();
+        let (connections, users, groups) = {
+            let index = self.core.lock();
+            let users: Vec<(Name<str>, usize)> = (index.users.iter())
+                .filter(|(_, ids)| !ids.is_empty())
+                .map(|(user, ids)| (user.clone(), ids.len()))
+                .collect();
+            let groups: Vec<(Name<str>, usize)> = (index.groups.iter())
+                .filter(|(_, ids)| !ids.is_empty())
+                .map(|(group, ids)| (group.clone(), ids.len()))
+                .collect();
+            (index.listed.len(), users, groups)
+        };
+        let owned = |names: Vec<(Name<str>, usize)>| {
+            (names.into_iter())
+                .map(|(name, n)| (name.to_string(), n))
+                .collect()
+        };
         Presence {
-            connections: index.listed.len(),
-            users: (index.users.iter())
-                .filter(|(_, ids)| !ids.is_empty())
-                .map(|(user, ids)| (user.to_string(), ids.len()))
-                .collect(),
-            groups: (index.groups.iter())
-                .filter(|(_, ids)| !ids.is_empty())
-                .map(|(group, ids)| (group.to_string(), ids.len()))
-                .collect(),
+            connections,
+            users: owned(users),
+            groups: owned(groups),
         }
     }
 
