@@ -20,11 +20,13 @@ fn main() {
     let now = Instant::now();
     let mut held = Vec::with_capacity(USERS);
     for i in 0..USERS {
-        let conn = (Connection::new(registry.next_id(), Config::default()).accept(now))
-            .expect("accept");
+        let conn =
+            (Connection::new(registry.next_id(), Config::default()).accept(now)).expect("accept");
         let registration = registry.register(&conn, now).expect("register");
         let conn = conn.authenticate(None, now).expect("authenticate");
-        registry.identify(&conn, &format!("user-{i}")).expect("identify");
+        registry
+            .identify(&conn, &format!("user-{i}"))
+            .expect("identify");
         (registry.join(conn.id(), &format!("room-{}", i % GROUPS))).expect("join");
         held.push((conn.ready(now).expect("ready"), registration));
     }
@@ -56,5 +58,8 @@ fn main() {
         ms(waits[CALLS / 2])
     );
     println!("RESULT presence_call_ms {:.2} ms", ms(calls[CALLS / 2]));
-    println!("RESULT presence_lock_wait_ms {:.2} ms", ms(waits[CALLS / 2]));
+    println!(
+        "RESULT presence_lock_wait_ms {:.2} ms",
+        ms(waits[CALLS / 2])
+    );
 }
