@@ -57,8 +57,12 @@ fn config(redis: &RedisServer, node: &str, prefix: &str) -> ClusterConfig {
 
 impl Node {
     fn start(redis: &RedisServer, name: &str, prefix: &str) -> Node {
+        Node::with_config(config(redis, name, prefix))
+    }
+
+    fn with_config(config: ClusterConfig) -> Node {
         let registry = Registry::open_now();
-        let cluster = Cluster::start(registry.clone(), config(redis, name, prefix)).unwrap();
+        let cluster = Cluster::start(registry.clone(), config).unwrap();
         Node {
             registry,
             cluster,
@@ -122,6 +126,14 @@ async fn connected(nodes: &mut [&mut Node]) {
         nodes.iter().all(|n| n.cluster.snapshot().connected)
     })
     .await;
+}
+
+/// Nodes `a` with ada and `b` with bob (both `Ready`), connected to Redis.
+async fn pair(mut a: Node, mut b: Node) -> (Node, Node) {
+    a.connect("ada", None, true);
+    b.connect("bob", None, true);
+    connected(&mut [&mut a, &mut b]).await;
+    (a, b)
 }
 
 fn numbered(prefix: &str, n: usize) -> Vec<String> {
@@ -307,13 +319,11 @@ async fn presence_converges_and_a_leaving_node_goes_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draining_node_leaves_the_cluster_at_once() {
     let redis = RedisServer::start();
-    let (mut a, mut b) = (
+    let (mut a, mut b) = pair(
         Node::start(&redis, "a", "t7"),
         Node::start(&redis, "b", "t7"),
-    );
-    a.connect("ada", None, true);
-    b.connect("bob", None, true);
-    connected(&mut [&mut a, &mut b]).await;
+    )
+    .await;
     until(&mut [&mut a, &mut b], "presence converged", |nodes| {
         nodes.iter().all(|n| n.cluster.presence().nodes.len() == 2)
     })
@@ -357,12 +367,7 @@ async fn a_node_that_falls_behind_subscribes_afresh_and_counts_what_it_skipped()
     let mut a = Node::start(&redis, "a", "t8");
     let mut config = config(&redis, "b", "t8");
     config.max_lag = Duration::from_micros(100);
-    let registry = Registry::open_now();
-    let mut b = Node {
-        cluster: Cluster::start(registry.clone(), config).unwrap(),
-        registry,
-        conns: Vec::new(),
-    };
+    let mut b = Node::with_config(config);
     b.connect("bob", None, true);
     connected(&mut [&mut a, &mut b]).await;
     const BURST: usize = 20_000;
@@ -487,18 +492,9 @@ impl SilencingProxy {
 async fn a_subscription_gone_silent_is_found_and_made_again() {
     let redis = RedisServer::start();
     let proxy = SilencingProxy::start(&redis).await;
-    let mut a = Node::start(&redis, "a", "t9");
     let mut config = config(&redis, "b", "t9");
     config.url = proxy.url();
-    let registry = Registry::open_now();
-    let mut b = Node {
-        cluster: Cluster::start(registry.clone(), config).unwrap(),
-        registry,
-        conns: Vec::new(),
-    };
-    a.connect("ada", None, true);
-    b.connect("bob", None, true);
-    connected(&mut [&mut a, &mut b]).await;
+    let (mut a, mut b) = pair(Node::start(&redis, "a", "t9"), Node::with_config(config)).await;
     a.registry.broadcast(Message::text("before"));
     until(&mut [&mut a, &mut b], "before", |n| {
         n[1].conns[0].got == ["before"]
@@ -542,13 +538,11 @@ async fn a_subscription_gone_silent_is_found_and_made_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_then_back_local_delivery_never_stops() {
     let mut redis = RedisServer::start();
-    let (mut a, mut b) = (
+    let (mut a, mut b) = pair(
         Node::start(&redis, "a", "t4"),
         Node::start(&redis, "b", "t4"),
-    );
-    a.connect("ada", None, true);
-    b.connect("bob", None, true);
-    connected(&mut [&mut a, &mut b]).await;
+    )
+    .await;
     a.registry.broadcast(Message::text("before"));
     until(&mut [&mut a, &mut b], "before", |n| {
         n[1].conns[0].got == ["before"]
@@ -655,13 +649,11 @@ async fn a_dead_node_leaves_presence_within_the_ttl() {
 async fn a_subscriber_that_stops_reading_slows_no_one() {
     use tokio::io::AsyncWriteExt;
     let redis = RedisServer::start();
-    let (mut a, mut b) = (
+    let (a, mut b) = pair(
         Node::start(&redis, "a", "t6"),
         Node::start(&redis, "b", "t6"),
-    );
-    a.connect("ada", None, true);
-    b.connect("bob", None, true);
-    connected(&mut [&mut a, &mut b]).await;
+    )
+    .await;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stuck = socket
