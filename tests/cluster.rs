@@ -13,7 +13,8 @@
 //!   longer a target, and so does a node that drains; a subscriber that stops
 //!   reading does not slow anyone; a node that falls behind subscribes afresh and
 //!   counts what it skipped; a subscription whose connection goes silent is found
-//!   by its ping and made again.
+//!   by its ping and made again; a node that leaves with Redis gone counts what it
+//!   could not send.
 #![cfg(all(feature = "redis", target_os = "linux"))]
 
 #[path = "support/redis.rs"]
@@ -595,6 +596,38 @@ async fn redis_down_then_back_local_delivery_never_stops() {
         "after the outage: b received {} of the 100 held, missed {}",
         got - 2,
         snapshot.missed
+    );
+}
+
+/// A node that leaves while Redis is gone cannot send what it queued: those
+/// publications are counted in `dropped` (and logged), not lost silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_with_redis_gone_counts_what_it_could_not_send() {
+    let mut redis = RedisServer::start();
+    let (mut a, _b) = pair(
+        Node::start(&redis, "a", "t10"),
+        Node::start(&redis, "b", "t10"),
+    )
+    .await;
+    redis.kill();
+    until(&mut [&mut a], "a sees Redis gone", |nodes| {
+        !nodes[0].cluster.snapshot().connected
+    })
+    .await;
+    for i in 0..10 {
+        let report = a.registry.broadcast(Message::text(format!("held-{i}")));
+        assert_eq!(report.published, Some(Published::Queued));
+    }
+    a.cluster.leave().await;
+    until(&mut [&mut a], "the unsent counted", |nodes| {
+        nodes[0].cluster.snapshot().dropped == 10
+    })
+    .await;
+    let snapshot = a.cluster.snapshot();
+    assert_eq!(
+        (snapshot.published, snapshot.queued),
+        (0, 0),
+        "{snapshot:?}"
     );
 }
 
