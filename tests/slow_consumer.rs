@@ -6,6 +6,9 @@
 //! [`Config::outbox_bytes`]: ws_lifecycle::Config::outbox_bytes
 #![cfg(feature = "tungstenite")]
 
+#[path = "support/tungstenite_server.rs"]
+mod tungstenite_server;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -76,16 +79,7 @@ async fn start(config: DriverConfig) -> (std::net::SocketAddr, mpsc::UnboundedRe
     registry.open();
     let (tx, rx) = mpsc::unbounded_channel();
     let service = Arc::new(Service::new(registry, config, anyone, Burst(tx)));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, peer)) = listener.accept().await {
-            let service = service.clone();
-            tokio::spawn(async move {
-                ws_lifecycle::tungstenite::accept(stream, Some(peer), &service).await
-            });
-        }
-    });
+    let addr = tungstenite_server::serve(service).await;
     (addr, rx)
 }
 

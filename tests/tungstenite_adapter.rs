@@ -4,6 +4,9 @@
 //! message.
 #![cfg(feature = "tungstenite")]
 
+#[path = "support/tungstenite_server.rs"]
+mod tungstenite_server;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,16 +65,7 @@ async fn start() -> (std::net::SocketAddr, Registry) {
         |r: AuthRequest| from_request(r),
         Echo,
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, peer)) = listener.accept().await {
-            let service = service.clone();
-            tokio::spawn(async move {
-                ws_lifecycle::tungstenite::accept(stream, Some(peer), &service).await
-            });
-        }
-    });
+    let addr = tungstenite_server::serve(service).await;
     (addr, registry)
 }
 

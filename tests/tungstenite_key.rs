@@ -4,6 +4,9 @@
 //! every wait bounded).
 #![cfg(feature = "tungstenite")]
 
+#[path = "support/tungstenite_server.rs"]
+mod tungstenite_server;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,17 +34,7 @@ async fn start() -> SocketAddr {
         DriverConfig::default(),
         Quiet,
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, peer)) = listener.accept().await {
-            let service = service.clone();
-            tokio::spawn(async move {
-                let _ = ws_lifecycle::tungstenite::accept(stream, Some(peer), &service).await;
-            });
-        }
-    });
-    addr
+    tungstenite_server::serve(service).await
 }
 
 /// The status line and body the server answers an upgrade request with `key`.
