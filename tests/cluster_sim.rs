@@ -132,10 +132,10 @@ struct SimBroker {
 }
 
 impl Broker for SimBroker {
-    fn publish(&self, publication: &Publication) -> Published {
+    fn publish(&self, publication: Publication) -> Published {
         let mut net = self.net.lock().unwrap();
         let index = net.published[self.node].len();
-        net.published[self.node].push(publication.clone());
+        net.published[self.node].push(publication);
         let nodes = net.pending.len();
         for dest in (0..nodes).filter(|&d| d != self.node) {
             net.pending[self.node][dest].push_back(index);

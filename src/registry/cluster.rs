@@ -106,8 +106,8 @@ pub struct Presence {
 /// /// Two registries in one process, wired together (a real broker crosses machines).
 /// struct Wire(Mutex<Vec<Publication>>);
 /// impl Broker for Wire {
-///     fn publish(&self, publication: &Publication) -> Published {
-///         self.0.lock().unwrap().push(publication.clone());
+///     fn publish(&self, publication: Publication) -> Published {
+///         self.0.lock().unwrap().push(publication);
 ///         Published::Queued
 ///     }
 /// }
@@ -141,7 +141,8 @@ pub struct Presence {
 pub trait Broker: Send + Sync + 'static {
     /// Hands `publication` to the other nodes, in order behind this node's earlier
     /// ones. Must return at once: queue it, or refuse it (and count the refusal).
-    fn publish(&self, publication: &Publication) -> Published;
+    /// It is the broker's to keep: the registry built it for this call.
+    fn publish(&self, publication: Publication) -> Published;
 
     /// The registry has begun to drain ([`Registry::drain`]): this node should stop
     /// being a delivery target and withdraw its presence now, without waiting (the
@@ -237,6 +238,6 @@ impl Registry {
             Audience::User(user) => Target::User(user.into()),
             Audience::Group(group) => Target::Group(group.into()),
         };
-        Some(broker.publish(&Publication::new(target, message.clone())))
+        Some(broker.publish(Publication::new(target, message.clone())))
     }
 }

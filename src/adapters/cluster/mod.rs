@@ -307,12 +307,12 @@ impl View {
 struct QueueBroker(Arc<Shared>);
 
 impl Broker for QueueBroker {
-    fn publish(&self, publication: &Publication) -> Published {
+    fn publish(&self, publication: Publication) -> Published {
         let shared = &self.0;
         if shared.left.load(Ordering::SeqCst) {
             return Published::Left;
         }
-        if !envelope::fits(publication) {
+        if !envelope::fits(&publication) {
             shared.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 node = %shared.config.node,
@@ -321,7 +321,7 @@ impl Broker for QueueBroker {
             );
             return Published::Dropped;
         }
-        match shared.queue.try_send(publication.clone()) {
+        match shared.queue.try_send(publication) {
             Ok(()) => Published::Queued,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 let dropped = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -505,7 +505,7 @@ impl Cluster {
             id,
         };
         let broker = QueueBroker(self.shared.clone());
-        Routed::Remote(broker.publish(&Publication::new(target, message)))
+        Routed::Remote(broker.publish(Publication::new(target, message)))
     }
 
     /// Listed connections on all nodes: this node's now, the others' as of the last
