@@ -411,3 +411,34 @@ fn a_queued_message_shares_its_payload() {
     drop(encoders);
     assert_eq!(Arc::strong_count(&payload), 1);
 }
+
+/// A connection never written to holds no queue; one written a frame at a time
+/// reuses the same small queue (no allocation per write); a burst's storage is
+/// freed once it is written.
+#[test]
+fn the_queue_is_kept_small_not_made_anew_per_write() {
+    let mut encoder = Encoder::default();
+    assert_eq!(encoder.capacity(), 0);
+    let mut kept = None;
+    for _ in 0..10 {
+        encoder
+            .push(WireFrame::Message(Message::text("hi")))
+            .unwrap();
+        drain(&mut encoder, 4096);
+        let capacity = encoder.capacity();
+        assert!(capacity > 0, "kept for the next write");
+        assert_eq!(*kept.get_or_insert(capacity), capacity);
+    }
+    for _ in 0..1_000 {
+        encoder
+            .push(WireFrame::Message(Message::text("hi")))
+            .unwrap();
+    }
+    assert!(encoder.capacity() >= 1_000);
+    drain(&mut encoder, 4096);
+    assert!(
+        encoder.capacity() <= 8,
+        "the burst's storage freed: {}",
+        encoder.capacity()
+    );
+}

@@ -16,6 +16,12 @@ use crate::driver::WireFrame;
 /// Slices handed to one vectored write (two per frame: its header, its payload).
 pub(crate) const MAX_SLICES: usize = 128;
 
+/// Frames the queue keeps room for once empty: a connection that writes a frame at
+/// a time reuses it rather than allocating on every write; what a burst grew
+/// beyond it is freed when the queue empties. A connection never written to holds
+/// no queue storage.
+const KEPT: usize = 4;
+
 /// A frame's payload, shared where the application's message is.
 #[derive(Debug)]
 enum Payload {
@@ -118,9 +124,8 @@ impl Encoder {
             }
         };
         self.queued += out.len();
-        if self.queue.is_empty() {
-            // An idle connection keeps no queue storage (see `shrink`).
-            self.queue.reserve_exact(4);
+        if self.queue.capacity() == 0 {
+            self.queue.reserve_exact(KEPT);
         }
         self.queue.push_back(out);
         Ok(())
@@ -183,10 +188,16 @@ impl Encoder {
             .collect()
     }
 
-    /// Frees the queue's storage once it is empty: an idle connection holds none.
+    /// Frames the queue has room for (its storage), for the tests.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.queue.capacity()
+    }
+
+    /// Once the queue is empty, frees what a burst grew it to beyond [`KEPT`].
     fn shrink(&mut self) {
-        if self.queue.is_empty() && self.queue.capacity() > 0 {
-            self.queue = VecDeque::new();
+        if self.queue.is_empty() && self.queue.capacity() > KEPT {
+            self.queue = VecDeque::new(); // freed, not copied to a smaller one
         }
     }
 }
